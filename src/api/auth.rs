@@ -1,0 +1,64 @@
+//! Sign-up, log-in, log-out and "who am I" for the pages.
+
+use super::error::AppError;
+use super::UserDto;
+use leptos::prelude::*;
+
+/// The signed-in user, or `None` for visitors.
+#[server]
+pub async fn get_me() -> Result<Option<UserDto>, AppError> {
+    use crate::server::auth;
+    let state = super::ssr::state()?;
+    let parts = super::ssr::parts()?;
+    // A stale or revoked credential reads as "signed out" here, not as an error page.
+    Ok(auth::authenticate(&state, &parts.headers)
+        .await
+        .ok()
+        .flatten()
+        .map(|p| p.user))
+}
+
+/// Whether the sign-up form should be offered.
+#[server]
+pub async fn signup_open() -> Result<bool, AppError> {
+    use crate::server::config::SignupMode;
+    Ok(super::ssr::state()?.config.signup == SignupMode::Open)
+}
+
+#[server]
+pub async fn login(email: String, password: String) -> Result<UserDto, AppError> {
+    use crate::server::{accounts, auth};
+    let state = super::ssr::state()?;
+    let parts = super::ssr::parts()?;
+    let ip = auth::client_ip(&parts, state.config.trust_proxy);
+    let session = accounts::login(&state, &email, &password, &ip).await?;
+    super::ssr::set_session_cookie(&state, &parts, Some(&session.secret));
+    leptos_axum::redirect("/profile");
+    Ok(session.user)
+}
+
+#[server]
+pub async fn signup(email: String, password: String) -> Result<UserDto, AppError> {
+    use crate::server::accounts;
+    let state = super::ssr::state()?;
+    let parts = super::ssr::parts()?;
+    let session = accounts::signup(&state, &email, &password).await?;
+    super::ssr::set_session_cookie(&state, &parts, Some(&session.secret));
+    leptos_axum::redirect("/profile");
+    Ok(session.user)
+}
+
+#[server]
+pub async fn logout() -> Result<(), AppError> {
+    use crate::server::{accounts, auth};
+    let state = super::ssr::state()?;
+    let parts = super::ssr::parts()?;
+    let principal = auth::authenticate(&state, &parts.headers)
+        .await
+        .ok()
+        .flatten();
+    accounts::logout(&state, principal.as_ref()).await?;
+    super::ssr::set_session_cookie(&state, &parts, None);
+    leptos_axum::redirect("/login");
+    Ok(())
+}

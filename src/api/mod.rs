@@ -1,0 +1,111 @@
+//! What the browser and the server share: the wire types (DTOs) and the `#[server]` functions
+//! the pages call. Each server function authorizes first, then calls the server's services.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod tokens;
+
+use crate::domain::account::Role;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A user as clients see it (never the password hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDto {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserDto {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// A personal API token as listed: its name and first characters, never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenDto {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedTokenDto {
+    pub token: ApiTokenDto,
+    pub secret: String,
+}
+
+/// Head counts for the admin overview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCountsDto {
+    pub users: i64,
+    pub admins: i64,
+    pub disabled: i64,
+}
+
+/// Formats a UTC time for people: `2026-11-28 14:05 UTC`.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Server-side helpers for the server functions: the state, the request, and the two checks
+/// every server function starts with.
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    use super::error::AppError;
+    use crate::server::auth::{self, Principal};
+    use crate::server::state::AppState;
+    use http::request::Parts;
+    use leptos::prelude::use_context;
+
+    pub fn state() -> Result<AppState, AppError> {
+        use_context::<AppState>().ok_or_else(|| {
+            tracing::error!("AppState missing from the Leptos context");
+            AppError::internal()
+        })
+    }
+
+    pub fn parts() -> Result<Parts, AppError> {
+        use_context::<Parts>().ok_or_else(|| {
+            tracing::error!("request parts missing from the Leptos context");
+            AppError::internal()
+        })
+    }
+
+    /// The signed-in user, or 401.
+    pub async fn require_user() -> Result<(AppState, Principal), AppError> {
+        let state = state()?;
+        let principal = auth::require_user(&state, &parts()?.headers).await?;
+        Ok((state, principal))
+    }
+
+    /// The signed-in admin: 401 when signed out, 403 for everybody else.
+    pub async fn require_admin() -> Result<(AppState, Principal), AppError> {
+        let state = state()?;
+        let principal = auth::require_admin(&state, &parts()?.headers).await?;
+        Ok((state, principal))
+    }
+
+    /// Sets (or with `None`, clears) the session cookie on the response.
+    pub fn set_session_cookie(state: &AppState, parts: &Parts, secret: Option<&str>) {
+        let secure = auth::cookies_secure(state, &parts.headers);
+        let cookie = match secret {
+            Some(secret) => {
+                auth::session_cookie(secret, state.config.session_ttl_hours * 3600, secure)
+            }
+            None => auth::clear_session_cookie(secure),
+        };
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.append_header(http::header::SET_COOKIE, cookie);
+        }
+    }
+}

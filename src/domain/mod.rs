@@ -1,0 +1,4 @@
+//! Pure rules of the product: no database, no HTTP, no Leptos. Everything here compiles for the
+//! browser too and is tested table by table.
+
+pub mod account;

@@ -1,0 +1,274 @@
+//! Account services shared by the server functions and the REST API: sign-up, log-in, log-out,
+//! admin user management, personal API tokens and the first admin.
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::api::{ApiTokenDto, CreatedTokenDto, UserCountsDto, UserDto};
+use crate::domain::account::{normalize_email, normalize_token_name, validate_password, Role};
+use crate::server::auth::{self, new_secret, Principal, TOKEN_PREFIX};
+use crate::server::config::SignupMode;
+use crate::server::db::{self, api_tokens, login_failures, sessions, users, Db};
+use crate::server::error::{is_unique_violation, Error, Result};
+use crate::server::state::AppState;
+use chrono::Duration;
+use uuid::Uuid;
+
+/// A new session: the user and the secret for the cookie.
+pub struct NewSession {
+    pub user: UserDto,
+    pub secret: String,
+}
+
+fn validation(message: String) -> Error {
+    AppError::validation(message).into()
+}
+
+/// Creates a user; a taken address is a 409 naming it.
+#[tracing::instrument(skip(db, password), err)]
+pub async fn create_user(db: &Db, email: &str, password: &str, role: Role) -> Result<UserDto> {
+    let email = normalize_email(email).map_err(validation)?;
+    validate_password(password).map_err(validation)?;
+    let hash = auth::hash_password(password.to_string()).await?;
+    let row = users::insert(
+        db,
+        users::NewUser {
+            id: Uuid::new_v4(),
+            email: &email,
+            password_hash: &hash,
+            role: role.as_str(),
+            now: db::now(),
+        },
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            AppError::conflict(format!("an account with email {email} already exists")).into()
+        } else {
+            Error::from(e)
+        }
+    })?;
+    Ok(row.into())
+}
+
+async fn start_session(state: &AppState, user: UserDto) -> Result<NewSession> {
+    let (secret, id_hash) = new_secret("");
+    let now = db::now();
+    let expires = now + Duration::hours(state.config.session_ttl_hours);
+    sessions::insert(&state.db, &id_hash, user.id, now, expires).await?;
+    Ok(NewSession { user, secret })
+}
+
+/// Open sign-up: creates a user and signs them in.
+#[tracing::instrument(skip(state, password), err)]
+pub async fn signup(state: &AppState, email: &str, password: &str) -> Result<NewSession> {
+    if state.config.signup == SignupMode::Closed {
+        return Err(AppError::forbidden(
+            "sign-up is closed on this server; ask an admin for an account",
+        )
+        .into());
+    }
+    let user = create_user(&state.db, email, password, Role::User).await?;
+    tracing::info!(user_id = %user.id, "signed up");
+    start_session(state, user).await
+}
+
+/// Checks the password and opens a session. Too many failures for the account or the address
+/// within the window is a 429 before the password is even looked at.
+#[tracing::instrument(skip(state, password), err)]
+pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> Result<NewSession> {
+    let cfg = &state.config;
+    let email = email.trim().to_lowercase();
+    if email.is_empty() || password.is_empty() {
+        return Err(validation("email and password are required".into()));
+    }
+    let now = db::now();
+    let window_start = now - Duration::minutes(cfg.login_window_minutes);
+    let (by_account, by_ip) =
+        login_failures::count_since(&state.db, &email, ip, window_start).await?;
+    if by_account >= cfg.login_max_failures || by_ip >= cfg.login_max_failures_per_ip {
+        tracing::warn!(%email, %ip, by_account, by_ip, "log-in rate limited");
+        return Err(AppError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many failed log-in attempts; try again in {} minutes",
+                cfg.login_window_minutes
+            ),
+        )
+        .into());
+    }
+    let row = users::find_by_email(&state.db, &email).await?;
+    let ok = auth::verify_password(
+        password.to_string(),
+        row.as_ref().map(|r| r.password_hash.clone()),
+    )
+    .await?;
+    let row = match row {
+        Some(row) if ok => row,
+        _ => {
+            login_failures::record(&state.db, &email, ip, now).await?;
+            return Err(AppError::new(ErrorCode::Unauthorized, "wrong email or password").into());
+        }
+    };
+    if row.disabled {
+        return Err(AppError::forbidden("this account has been disabled").into());
+    }
+    login_failures::clear(&state.db, &email, window_start).await?;
+    sessions::delete_expired(&state.db, now).await?;
+    tracing::info!(user_id = %row.id, "logged in");
+    start_session(state, row.into()).await
+}
+
+/// Ends the caller's session (a no-op for API-token callers: tokens are revoked instead).
+#[tracing::instrument(skip_all, err)]
+pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<()> {
+    if let Some(Principal {
+        via: auth::AuthVia::Session(id_hash),
+        ..
+    }) = principal
+    {
+        sessions::delete(&state.db, id_hash).await?;
+    }
+    Ok(())
+}
+
+/// Admin listing, a page at a time (limit 1..=1000).
+#[tracing::instrument(skip(db), err)]
+pub async fn list_users(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserDto>> {
+    if !(1..=1000).contains(&limit) {
+        return Err(validation("limit must be between 1 and 1000".into()));
+    }
+    if offset < 0 {
+        return Err(validation("offset must be 0 or more".into()));
+    }
+    let rows = users::list(db, limit, offset).await?;
+    Ok(rows.into_iter().map(UserDto::from).collect())
+}
+
+pub async fn user_counts(db: &Db) -> Result<UserCountsDto> {
+    let (users, admins, disabled) = users::counts(db).await?;
+    Ok(UserCountsDto {
+        users,
+        admins,
+        disabled,
+    })
+}
+
+/// An admin changes a user's role or disabled flag. Admins cannot demote or disable
+/// themselves (409): that is how a server ends up with no admin.
+#[tracing::instrument(skip(db, actor), fields(actor = %actor.user.id), err)]
+pub async fn update_user(
+    db: &Db,
+    actor: &Principal,
+    id: Uuid,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<UserDto> {
+    if role.is_none() && disabled.is_none() {
+        return Err(validation(
+            "nothing to change: give role (user, admin) and/or disabled (true, false)".into(),
+        ));
+    }
+    if id == actor.user.id && (role == Some(Role::User) || disabled == Some(true)) {
+        return Err(AppError::conflict(
+            "you cannot remove your own admin role or disable yourself; ask another admin",
+        )
+        .into());
+    }
+    let row = users::update(db, id, role.map(Role::as_str), disabled, db::now())
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    tracing::info!(user_id = %id, ?role, ?disabled, "user updated");
+    Ok(row.into())
+}
+
+fn token_dto(row: api_tokens::ApiTokenRow) -> ApiTokenDto {
+    ApiTokenDto {
+        id: row.id,
+        name: row.name,
+        prefix: row.token_prefix,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+    }
+}
+
+#[tracing::instrument(skip(db), err)]
+pub async fn list_tokens(db: &Db, user_id: Uuid) -> Result<Vec<ApiTokenDto>> {
+    let rows = api_tokens::list_active(db, user_id).await?;
+    Ok(rows.into_iter().map(token_dto).collect())
+}
+
+/// Creates a personal API token; its secret is in the answer and nowhere else.
+#[tracing::instrument(skip(db), err)]
+pub async fn create_token(db: &Db, user_id: Uuid, name: &str) -> Result<CreatedTokenDto> {
+    let name = normalize_token_name(name).map_err(validation)?;
+    let (secret, hash) = new_secret(TOKEN_PREFIX);
+    let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
+    let row = api_tokens::insert(
+        db,
+        api_tokens::NewApiToken {
+            id: Uuid::new_v4(),
+            user_id,
+            name: &name,
+            token_hash: &hash,
+            token_prefix: &prefix,
+            now: db::now(),
+        },
+    )
+    .await?;
+    Ok(CreatedTokenDto {
+        token: token_dto(row),
+        secret,
+    })
+}
+
+/// Revokes one of the user's tokens: somebody else's is 404, an already revoked one 409.
+#[tracing::instrument(skip(db), err)]
+pub async fn revoke_token(db: &Db, user_id: Uuid, id: Uuid) -> Result<()> {
+    let token = api_tokens::find_owned(db, id, user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("API token"))?;
+    if token.revoked_at.is_some() || !api_tokens::revoke(db, id, user_id, db::now()).await? {
+        return Err(AppError::conflict("this API token is already revoked").into());
+    }
+    Ok(())
+}
+
+/// Makes `email` an admin: creates the account, or promotes an existing one and (when a
+/// password is given) resets its password. Used by `create-admin` and the first start.
+#[tracing::instrument(skip(db, password), err)]
+pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDto> {
+    let normalized = normalize_email(email).map_err(validation)?;
+    validate_password(password).map_err(validation)?;
+    match users::find_by_email(db, &normalized).await? {
+        None => create_user(db, &normalized, password, Role::Admin).await,
+        Some(existing) => {
+            let hash = auth::hash_password(password.to_string()).await?;
+            users::set_password(db, existing.id, &hash, db::now()).await?;
+            let row = users::update(db, existing.id, Some("admin"), Some(false), db::now())
+                .await?
+                .ok_or_else(|| Error::internal("user vanished while promoting"))?;
+            Ok(row.into())
+        }
+    }
+}
+
+/// On a server with no admin, creates one from `TOKENMETER_ADMIN_EMAIL` /
+/// `TOKENMETER_ADMIN_PASSWORD` (defaults: admin@tokenmeter.local and a generated password,
+/// printed once). Returns the account and the password when it was generated.
+#[tracing::instrument(skip_all, err)]
+pub async fn ensure_admin(state: &AppState) -> Result<Option<(UserDto, Option<String>)>> {
+    let (_, admins, _) = users::counts(&state.db).await?;
+    if admins > 0 {
+        return Ok(None);
+    }
+    let email = state
+        .config
+        .admin_email
+        .clone()
+        .unwrap_or_else(|| "admin@tokenmeter.local".into());
+    let (password, generated) = match &state.config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (auth::generate_password(), true),
+    };
+    let user = create_admin(&state.db, &email, &password).await?;
+    Ok(Some((user, generated.then_some(password))))
+}

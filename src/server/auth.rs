@@ -1,0 +1,321 @@
+//! Who is calling: sessions (cookie), personal API tokens (`Authorization: Bearer`), password
+//! hashing, and the `require_user` / `require_admin` checks every handler starts with.
+
+use crate::api::error::AppError;
+use crate::api::UserDto;
+use crate::domain::account::Role;
+use crate::server::db::{self, api_tokens, sessions, users::UserRow};
+use crate::server::error::{Error, Result};
+use crate::server::state::AppState;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use base64::Engine;
+use http::header::{AUTHORIZATION, COOKIE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+pub const SESSION_COOKIE: &str = "tm_session";
+/// Prefix of personal API tokens, so that a leaked one is recognisable (and greppable).
+pub const TOKEN_PREFIX: &str = "tm_";
+
+/// How the caller proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthVia {
+    /// A browser session; holds the stored hash of the cookie.
+    Session(String),
+    /// A personal API token, by id.
+    ApiToken(Uuid),
+}
+
+/// An authenticated, enabled user.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: UserDto,
+    pub via: AuthVia,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+impl From<UserRow> for UserDto {
+    fn from(row: UserRow) -> Self {
+        UserDto {
+            id: row.id,
+            // A role outside the check constraint cannot be stored; fall back to the least.
+            role: row.role.parse().unwrap_or(Role::User),
+            email: row.email,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes), off the async
+/// threads since it takes tens of milliseconds on purpose.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(format!("argon2 hash: {e}")))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("hash task: {e}")))?
+}
+
+/// Checks a password against a stored hash. Without a hash (unknown e-mail) it still does the
+/// work against a fixed hash, so the answer takes as long for unknown accounts as for known ones.
+pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let text = match stored {
+            Some(hash) => hash,
+            None => DUMMY
+                .get_or_init(|| {
+                    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+                    Argon2::default()
+                        .hash_password(b"no such account", &salt)
+                        .map(|h| h.to_string())
+                        .unwrap_or_default()
+                })
+                .clone(),
+        };
+        let parsed = PasswordHash::new(&text)
+            .map_err(|e| Error::internal(format!("stored hash unreadable: {e}")))?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok(ok && known)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("verify task: {e}")))?
+}
+
+/// A fresh random secret (256 bits, URL-safe base64) and the SHA-256 hex we store for it.
+pub fn new_secret(prefix: &str) -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = sha256_hex(&secret);
+    (secret, hash)
+}
+
+/// A password for generated admin accounts: 20 URL-safe characters.
+pub fn generate_password() -> String {
+    let mut bytes = [0u8; 15];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn sha256_hex(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Secure behind https.
+pub fn session_cookie(secret: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    ))
+    .expect("cookie value is URL-safe base64")
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_session_cookie(secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"
+    ))
+    .expect("static cookie")
+}
+
+/// Whether cookies must be `Secure`: the public address is https, or a trusted proxy says the
+/// request came over https.
+pub fn cookies_secure(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config.secure_cookies()
+        || (state.config.trust_proxy
+            && headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+}
+
+/// The value of the session cookie, if the request carries one.
+pub fn session_secret(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_string())
+}
+
+/// The bearer token, if an `Authorization: Bearer ...` header is present.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// Resolves the caller. A bearer token, when present, is the only credential looked at: a
+/// wrong one is a 401 even if a session cookie would have worked.
+#[tracing::instrument(skip_all, err)]
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>> {
+    if headers.contains_key(AUTHORIZATION) {
+        let Some(token) = bearer_token(headers) else {
+            return Err(AppError::new(
+                crate::api::error::ErrorCode::Unauthorized,
+                "the Authorization header must be `Bearer <token>`",
+            )
+            .into());
+        };
+        let found = api_tokens::find_user_by_hash(&state.db, &sha256_hex(&token)).await?;
+        let Some((token_id, user)) = found else {
+            return Err(AppError::new(
+                crate::api::error::ErrorCode::Unauthorized,
+                "the API token is invalid or has been revoked",
+            )
+            .into());
+        };
+        api_tokens::touch(&state.db, token_id, db::now()).await?;
+        return Ok(Some(Principal {
+            user: user.into(),
+            via: AuthVia::ApiToken(token_id),
+        }));
+    }
+    let Some(secret) = session_secret(headers) else {
+        return Ok(None);
+    };
+    let id_hash = sha256_hex(&secret);
+    let user = sessions::find_user(&state.db, &id_hash, db::now()).await?;
+    Ok(user.map(|user| Principal {
+        user: user.into(),
+        via: AuthVia::Session(id_hash),
+    }))
+}
+
+/// The signed-in user, or 401.
+pub async fn require_user(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+    authenticate(state, headers)
+        .await?
+        .ok_or_else(|| AppError::unauthorized().into())
+}
+
+/// The signed-in admin: 401 when signed out, 403 for everybody else.
+pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+    let principal = require_user(state, headers).await?;
+    if !principal.is_admin() {
+        return Err(AppError::forbidden("this needs an admin account").into());
+    }
+    Ok(principal)
+}
+
+/// The client's address for rate limiting: the socket peer, or the first `X-Forwarded-For`
+/// hop when the proxy is trusted.
+pub fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
+    if trust_proxy {
+        if let Some(forwarded) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+        {
+            return forwarded.trim().to_string();
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Extractor for REST handlers: the signed-in user (401 otherwise).
+pub struct AuthUser(pub Principal);
+
+/// Extractor for REST handlers: the signed-in admin (401 / 403 otherwise).
+pub struct AdminUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = crate::server::rest::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(AuthUser(require_user(state, &parts.headers).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = crate::server::rest::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(AdminUser(require_admin(state, &parts.headers).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("a=1; tm_session=abc; b=2"));
+        assert_eq!(session_secret(&headers).as_deref(), Some("abc"));
+        headers.insert(COOKIE, HeaderValue::from_static("tm_session=; other=x"));
+        assert_eq!(session_secret(&headers), None);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer tm_x"));
+        assert_eq!(bearer_token(&headers).as_deref(), Some("tm_x"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic Zm9v"));
+        assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn secrets_are_random_and_hashed() {
+        let (a, ha) = new_secret(TOKEN_PREFIX);
+        let (b, _) = new_secret(TOKEN_PREFIX);
+        assert_ne!(a, b);
+        assert!(a.starts_with("tm_"));
+        assert_eq!(ha, sha256_hex(&a));
+        assert_eq!(ha.len(), 64);
+    }
+
+    #[test]
+    fn cookies_carry_the_required_attributes() {
+        let c = session_cookie("s", 60, true);
+        let c = c.to_str().unwrap();
+        for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=60"] {
+            assert!(c.contains(attr), "{c} lacks {attr}");
+        }
+        assert!(!session_cookie("s", 60, false)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+    }
+}

@@ -1,0 +1,151 @@
+//! CSRF defence: a state-changing request whose `Origin` (or, failing that, `Referer`) names
+//! another site is refused, and one that carries the session cookie must name ours. Programs
+//! that send neither header and no cookie (curl with a bearer token) are not at risk and pass.
+//! The cookie is also `SameSite=Lax`, so this is the second of two locks.
+
+use crate::api::error::AppError;
+use crate::server::auth::session_secret;
+use crate::server::rest::ApiError;
+use crate::server::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::header::{HOST, ORIGIN, REFERER};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_safe(request.method()) {
+        return next.run(request).await;
+    }
+    match verdict(request.headers(), state.config.public_url.as_deref()) {
+        Ok(()) => next.run(request).await,
+        Err(reason) => {
+            tracing::warn!(%reason, method = %request.method(), uri = %request.uri(), "CSRF check refused a request");
+            ApiError(AppError::forbidden(format!(
+                "cross-site request refused: {reason}"
+            )))
+            .into_response()
+        }
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Decides on a state-changing request.
+fn verdict(headers: &HeaderMap, public_url: Option<&str>) -> Result<(), String> {
+    let source = headers
+        .get(ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get(REFERER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(origin_of)
+        });
+    let has_cookie = session_secret(headers).is_some();
+    match source {
+        None if has_cookie => Err("no Origin or Referer header on a request with a session".into()),
+        None => Ok(()),
+        Some(origin) => {
+            let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+            let same_host = host.is_some_and(|h| authority_of(&origin).eq_ignore_ascii_case(h));
+            let public = public_url.is_some_and(|p| origin.eq_ignore_ascii_case(p));
+            // A foreign origin is refused with or without a session: a log-in or sign-up
+            // form on another site must not sign the browser in either.
+            if same_host || public {
+                Ok(())
+            } else {
+                Err(format!("origin {origin} is not this site"))
+            }
+        }
+    }
+}
+
+/// `https://host:port/path?q` -> `https://host:port`
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// `https://host:port` -> `host:port`
+fn authority_of(origin: &str) -> &str {
+    origin.split_once("://").map_or(origin, |(_, a)| a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn verdicts() {
+        let cookie = ("cookie", "tm_session=abc");
+        let host = ("host", "127.0.0.1:3000");
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Option<&'static str>,
+            bool,
+        );
+        let cases: &[Case] = &[
+            (
+                &[host, cookie, ("origin", "http://127.0.0.1:3000")],
+                None,
+                true,
+            ),
+            (
+                &[host, cookie, ("origin", "http://evil.example")],
+                None,
+                false,
+            ),
+            (
+                &[host, cookie, ("referer", "http://127.0.0.1:3000/profile")],
+                None,
+                true,
+            ),
+            (
+                &[host, cookie, ("referer", "http://evil.example/x")],
+                None,
+                false,
+            ),
+            (&[host, cookie], None, false),
+            (&[host], None, true),
+            (&[host, ("origin", "http://evil.example")], None, false),
+            (
+                &[
+                    ("host", "10.0.0.5:3000"),
+                    cookie,
+                    ("origin", "https://chat.example.com"),
+                ],
+                Some("https://chat.example.com"),
+                true,
+            ),
+            (&[host, cookie, ("origin", "null")], None, false),
+        ];
+        for (pairs, public, allowed) in cases {
+            let h = headers(pairs);
+            assert_eq!(verdict(&h, *public).is_ok(), *allowed, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn safe_methods_pass() {
+        assert!(is_safe(&Method::GET));
+        assert!(!is_safe(&Method::POST));
+        assert!(!is_safe(&Method::DELETE));
+    }
+}

@@ -1,0 +1,68 @@
+//! The `sessions` table: server-side log-in sessions. The cookie holds a random secret; only its
+//! SHA-256 is stored, so a copy of the database does not let anyone sign in.
+
+use super::users::UserRow;
+use super::{with_db, Db};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub async fn insert(
+    db: &Db,
+    id_hash: &str,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query(
+            "insert into sessions (id_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+}
+
+/// The enabled user a live session belongs to.
+pub async fn find_user(
+    db: &Db,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at, u.updated_at
+             from sessions s join users u on u.id = s.user_id
+             where s.id_hash = $1 and s.expires_at > $2 and not u.disabled",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+pub async fn delete(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query("delete from sessions where id_hash = $1")
+            .bind(id_hash)
+            .execute(pool)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Removes sessions that have expired (called now and then at log-in).
+pub async fn delete_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    with_db!(db, |pool| {
+        let done = sqlx::query("delete from sessions where expires_at <= $1")
+            .bind(now)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    })
+}

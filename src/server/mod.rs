@@ -1,0 +1,155 @@
+//! Everything that only runs on the server: the only place sqlx, axum and tokio appear.
+
+pub mod accounts;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod csrf;
+pub mod db;
+pub mod error;
+pub mod rest;
+pub mod state;
+pub mod telemetry;
+
+use crate::app::{shell, App};
+use crate::server::config::Config;
+use crate::server::db::Db;
+use crate::server::error::{Error, Result};
+use crate::server::state::AppState;
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use leptos::config::{Env, LeptosOptions};
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Leptos' options from cargo-leptos' variables when it runs us, else the defaults of
+/// `[package.metadata.leptos]` in Cargo.toml (the release binary reads no file).
+pub fn leptos_options(config: &Config) -> LeptosOptions {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    LeptosOptions::builder()
+        .output_name(var("LEPTOS_OUTPUT_NAME", "tokenmeter"))
+        .site_root(var("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(var("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(config.addr)
+        .reload_port(var("LEPTOS_RELOAD_PORT", "3001").parse().unwrap_or(3001))
+        .env(if var("LEPTOS_ENV", "DEV").eq_ignore_ascii_case("PROD") {
+            Env::PROD
+        } else {
+            Env::DEV
+        })
+        .build()
+}
+
+/// Connects, migrates and (on a server without one) creates the first admin.
+pub async fn init_state(config: Config) -> Result<AppState> {
+    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+    db.migrate().await?;
+    let state = AppState {
+        leptos_options: leptos_options(&config),
+        db,
+        config: Arc::new(config),
+    };
+    if let Some((admin, generated)) = accounts::ensure_admin(&state).await? {
+        match generated {
+            Some(password) => {
+                // Printed once, on stdout, so that whoever started the server can sign in.
+                println!(
+                    "\n  Created the first admin: {}\n  Password (shown once): {password}\n",
+                    admin.email
+                );
+            }
+            None => tracing::info!(email = %admin.email, "created the first admin"),
+        }
+    }
+    Ok(state)
+}
+
+/// The whole app: REST API, server functions, pages, static files, and the layers every
+/// request goes through (request id, tracing span, CSRF check).
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let request_id = HeaderName::from_static("x-request-id");
+    let context_state = state.clone();
+    let shell_options = state.leptos_options.clone();
+    Router::new()
+        .merge(rest::routes())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context_state.clone()),
+            move || shell(shell_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::guard,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            uri = %req.uri().path(),
+                            request_id = %id
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
+        .with_state(state)
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    let addr = config.addr;
+    let state = init_state(config).await?;
+    let db = state.db.clone();
+    let app = router(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(backend = db.backend(), "listening on http://{addr}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| Error::internal(format!("server: {e}")))?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            sig.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

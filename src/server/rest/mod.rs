@@ -1,0 +1,142 @@
+//! The JSON API under `/api/...`. Every answer is the envelope
+//! `{"success": bool, "data": ... | null, "error": {"code", "message"} | null}` with the status
+//! that goes with it. Handlers authorize first, through the `AuthUser` / `AdminUser` extractors.
+
+mod admin;
+mod auth;
+mod profile;
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::server::error::Error;
+use crate::server::state::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Serialize)]
+struct Envelope<T> {
+    success: bool,
+    data: Option<T>,
+    error: Option<AppError>,
+}
+
+/// A successful answer: status and data.
+pub struct ApiOk<T>(pub StatusCode, pub T);
+
+impl<T: Serialize> IntoResponse for ApiOk<T> {
+    fn into_response(self) -> Response {
+        let body = Envelope {
+            success: true,
+            data: Some(self.1),
+            error: None,
+        };
+        (self.0, Json(body)).into_response()
+    }
+}
+
+/// A failed answer: the status comes from the error's code.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = Envelope::<()> {
+            success: false,
+            data: None,
+            error: Some(self.0),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        ApiError(err)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        ApiError(err.into())
+    }
+}
+
+pub type ApiResult<T> = Result<ApiOk<T>, ApiError>;
+
+pub fn ok<T>(data: T) -> ApiResult<T> {
+    Ok(ApiOk(StatusCode::OK, data))
+}
+
+pub fn created<T>(data: T) -> ApiResult<T> {
+    Ok(ApiOk(StatusCode::CREATED, data))
+}
+
+/// `Json<T>` whose rejections (bad JSON, wrong field types, missing content type) are 400s in
+/// the envelope, with serde's description of what is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError(AppError::validation(match rejection {
+                JsonRejection::MissingJsonContentType(_) => {
+                    "the body must be JSON with Content-Type: application/json".to_string()
+                }
+                other => other.body_text(),
+            }))),
+        }
+    }
+}
+
+/// Parses an id from the path; anything but a UUID is a 400 naming the parameter.
+pub fn parse_id(raw: &str, name: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError(AppError::validation(format!(
+            "{name} must be a UUID, got {raw:?}"
+        )))
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError(AppError::new(ErrorCode::NotFound, "no such API endpoint"))
+}
+
+/// The REST routes (merged into the app's router).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(auth::healthz))
+        .route("/readyz", get(auth::readyz))
+        .route("/api/auth/signup", post(auth::signup))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
+        .route(
+            "/api/profile/tokens",
+            get(profile::list_tokens).post(profile::create_token),
+        )
+        .route("/api/profile/tokens/{id}", delete(profile::revoke_token))
+        .route(
+            "/api/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route("/api/admin/users/{id}", patch(admin::update_user))
+        .route(
+            "/api/{*rest}",
+            get(not_found)
+                .post(not_found)
+                .patch(not_found)
+                .delete(not_found)
+                .put(not_found),
+        )
+}

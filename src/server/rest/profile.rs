@@ -1,0 +1,44 @@
+//! `/api/profile/*`: the caller's own things.
+
+use super::{created, ok, parse_id, ApiJson, ApiResult};
+use crate::api::{ApiTokenDto, CreatedTokenDto};
+use crate::server::accounts;
+use crate::server::auth::AuthUser;
+use crate::server::state::AppState;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+}
+
+/// `GET /api/profile/tokens`: the caller's live API tokens (never their secrets).
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> ApiResult<Vec<ApiTokenDto>> {
+    ok(accounts::list_tokens(&state.db, me.user.id).await?)
+}
+
+/// `POST /api/profile/tokens {name}`: 201 with the token and its secret, shown this once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<NewToken>,
+) -> ApiResult<CreatedTokenDto> {
+    created(accounts::create_token(&state.db, me.user.id, &body.name).await?)
+}
+
+/// `DELETE /api/profile/tokens/{id}`: revokes one of the caller's tokens.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let id = parse_id(&id, "id")?;
+    accounts::revoke_token(&state.db, me.user.id, id).await?;
+    ok(json!({"revoked": id}))
+}

@@ -1,0 +1,14 @@
+//! What every handler can reach: the database, the configuration and Leptos' options.
+
+use crate::server::config::Config;
+use crate::server::db::Db;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub config: Arc<Config>,
+}

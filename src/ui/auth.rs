@@ -1,0 +1,96 @@
+//! Log-in and sign-up pages. Both are plain forms posting to server functions, so they work
+//! before the page has hydrated too.
+
+use crate::api::auth::signup_open;
+use crate::app::use_session;
+use crate::domain::account::MIN_PASSWORD_LEN;
+use crate::ui::common::{action_error, ErrorNotice, BTN_PRIMARY, INPUT, LABEL};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+#[component]
+fn AuthCard(title: &'static str, subtitle: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <section class="mx-auto w-full max-w-md">
+            <div class="rounded-2xl bg-white px-6 py-8 shadow-sm ring-1 ring-slate-200 sm:px-10">
+                <h1 class="text-2xl font-bold tracking-tight">{title}</h1>
+                <p class="mt-1 text-sm text-slate-600">{subtitle}</p>
+                <div class="mt-6">{children()}</div>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let login = use_session().login;
+    let error = action_error(login);
+    view! {
+        <Title text="Log in"/>
+        <AuthCard title="Log in" subtitle="Welcome back. Your usage is waiting.">
+            <ActionForm action=login>
+                <div class="space-y-4">
+                    <div>
+                        <label for="email" class=LABEL>"Email"</label>
+                        <input id="email" name="email" type="email" autocomplete="email" required class=format!("mt-1 {INPUT}")/>
+                    </div>
+                    <div>
+                        <label for="password" class=LABEL>"Password"</label>
+                        <input id="password" name="password" type="password" autocomplete="current-password" required class=format!("mt-1 {INPUT}")/>
+                    </div>
+                    {move || error().map(|message| view! { <ErrorNotice message/> })}
+                    <button type="submit" class=format!("w-full {BTN_PRIMARY}") disabled=move || login.pending().get()>
+                        {move || if login.pending().get() { "Logging in…" } else { "Log in" }}
+                    </button>
+                </div>
+            </ActionForm>
+            <p class="mt-6 text-center text-sm text-slate-600">
+                "No account yet? "
+                <A href="/signup" attr:class="font-semibold text-indigo-600 hover:text-indigo-500">"Sign up"</A>
+            </p>
+        </AuthCard>
+    }
+}
+
+#[component]
+pub fn SignupPage() -> impl IntoView {
+    let signup = use_session().signup;
+    let error = action_error(signup);
+    let open = Resource::new(|| (), |_| signup_open());
+    view! {
+        <Title text="Sign up"/>
+        <AuthCard title="Create your account" subtitle="Chat with any model and see exactly what it costs.">
+            <Transition fallback=|| ()>
+                {move || open.get().map(|open| match open {
+                    Ok(false) => view! {
+                        <ErrorNotice message="Sign-up is closed on this server. Ask an admin to create an account for you."/>
+                    }.into_any(),
+                    _ => view! {
+                        <ActionForm action=signup>
+                            <div class="space-y-4">
+                                <div>
+                                    <label for="email" class=LABEL>"Email"</label>
+                                    <input id="email" name="email" type="email" autocomplete="email" required class=format!("mt-1 {INPUT}")/>
+                                </div>
+                                <div>
+                                    <label for="password" class=LABEL>"Password"</label>
+                                    <input id="password" name="password" type="password" autocomplete="new-password" required minlength=MIN_PASSWORD_LEN.to_string() class=format!("mt-1 {INPUT}")/>
+                                    <p class="mt-1 text-xs text-slate-500">{format!("At least {MIN_PASSWORD_LEN} characters.")}</p>
+                                </div>
+                                {move || error().map(|message| view! { <ErrorNotice message/> })}
+                                <button type="submit" class=format!("w-full {BTN_PRIMARY}") disabled=move || signup.pending().get()>
+                                    {move || if signup.pending().get() { "Creating account…" } else { "Create account" }}
+                                </button>
+                            </div>
+                        </ActionForm>
+                    }.into_any(),
+                })}
+            </Transition>
+            <p class="mt-6 text-center text-sm text-slate-600">
+                "Already have an account? "
+                <A href="/login" attr:class="font-semibold text-indigo-600 hover:text-indigo-500">"Log in"</A>
+            </p>
+        </AuthCard>
+    }
+}

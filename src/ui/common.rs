@@ -1,0 +1,118 @@
+//! Small pieces every page uses: guards for signed-in and admin pages, error and empty states,
+//! and the utility-class sets for buttons and inputs.
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::api::UserDto;
+use crate::app::use_session;
+use leptos::prelude::*;
+use leptos_router::components::{Redirect, A};
+
+pub const BTN_PRIMARY: &str = "inline-flex items-center justify-center gap-2 rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white shadow-sm hover:bg-indigo-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600 disabled:cursor-not-allowed disabled:opacity-60";
+pub const BTN_SECONDARY: &str = "inline-flex items-center justify-center gap-2 rounded-lg bg-white px-4 py-2 text-sm font-semibold text-slate-700 shadow-sm ring-1 ring-inset ring-slate-300 hover:bg-slate-50 disabled:cursor-not-allowed disabled:opacity-60";
+pub const BTN_DANGER: &str = "inline-flex items-center justify-center rounded-lg bg-white px-3 py-1.5 text-sm font-semibold text-red-700 ring-1 ring-inset ring-red-200 hover:bg-red-50 disabled:opacity-60";
+pub const INPUT: &str = "block w-full rounded-lg border-0 bg-white px-3 py-2 text-slate-900 shadow-sm ring-1 ring-inset ring-slate-300 placeholder:text-slate-400 focus:ring-2 focus:ring-inset focus:ring-indigo-600 sm:text-sm";
+pub const LABEL: &str = "block text-sm font-medium text-slate-700";
+pub const CARD: &str = "rounded-2xl bg-white p-6 shadow-sm ring-1 ring-slate-200";
+
+/// A red notice for an error the user can read.
+#[component]
+pub fn ErrorNotice(#[prop(into)] message: String) -> impl IntoView {
+    view! {
+        <div role="alert" class="rounded-lg border border-red-200 bg-red-50 px-4 py-3 text-sm text-red-800">
+            {message}
+        </div>
+    }
+}
+
+/// The error of the latest run of an action, if it failed.
+pub fn action_error<I>(action: ServerAction<I>) -> impl Fn() -> Option<String> + Copy
+where
+    I: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    I::Output: Clone + Send + Sync + 'static,
+{
+    move || {
+        action
+            .value()
+            .get()
+            .and_then(|result| result.err())
+            .map(|e| e.message)
+    }
+}
+
+/// Shown when a page cannot be loaded.
+#[component]
+pub fn ErrorPage(error: AppError) -> impl IntoView {
+    let (title, hint) = match error.code {
+        ErrorCode::Forbidden => (
+            "You don't have access to this page",
+            "Ask an admin if you think you should.",
+        ),
+        ErrorCode::NotFound => ("Not found", "It may have been removed."),
+        ErrorCode::Unauthorized => ("Please sign in", "Your session may have ended."),
+        _ => ("Something went wrong", "Try again in a moment."),
+    };
+    view! {
+        <section class="mx-auto max-w-lg py-16 text-center">
+            <p class="text-sm font-semibold text-indigo-600">{error.code.status()}</p>
+            <h1 class="mt-2 text-2xl font-bold tracking-tight sm:text-3xl">{title}</h1>
+            <p class="mt-3 text-slate-600">{error.message}</p>
+            <p class="mt-1 text-sm text-slate-500">{hint}</p>
+            <div class="mt-8"><A href="/" attr:class=BTN_SECONDARY>"Back to the start"</A></div>
+        </section>
+    }
+}
+
+#[component]
+pub fn Loading() -> impl IntoView {
+    view! {
+        <div class="flex items-center gap-3 py-10 text-sm text-slate-500" aria-live="polite">
+            <span class="h-4 w-4 animate-spin rounded-full border-2 border-slate-300 border-t-indigo-600"></span>
+            "Loading…"
+        </div>
+    }
+}
+
+/// Renders `view` with the signed-in user; sends visitors to the log-in page.
+#[component]
+pub fn RequireUser<F, V>(render: F) -> impl IntoView
+where
+    F: Fn(UserDto) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let session = use_session();
+    view! {
+        <Transition fallback=|| view! { <Loading/> }>
+            {
+                let render = render.clone();
+                move || {
+                    session.me.get().map(|me| match me {
+                        Ok(Some(user)) => render(user).into_any(),
+                        Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
+                        Err(error) => view! { <ErrorPage error/> }.into_any(),
+                    })
+                }
+            }
+        </Transition>
+    }
+}
+
+/// Renders `view` for admins; visitors go to log in, other users see a 403 page.
+#[component]
+pub fn RequireAdmin<F, V>(render: F) -> impl IntoView
+where
+    F: Fn(UserDto) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <RequireUser render=move |user: UserDto| {
+            if user.is_admin() {
+                render(user).into_any()
+            } else {
+                view! {
+                    <ErrorPage error=AppError::forbidden("The admin area is for admins only.")/>
+                }
+                .into_any()
+            }
+        }/>
+    }
+}

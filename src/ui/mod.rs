@@ -1,0 +1,8 @@
+//! Pages and components, by feature.
+
+pub mod admin;
+pub mod auth;
+pub mod common;
+pub mod layout;
+pub mod pages;
+pub mod profile;

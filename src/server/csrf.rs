@@ -94,8 +94,8 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let cookie = ("cookie", "tm_session=abc");
-        let host = ("host", "127.0.0.1:3000");
+        const COOKIE: (&str, &str) = ("cookie", "tm_session=abc");
+        const HOST: (&str, &str) = ("host", "127.0.0.1:3000");
         type Case = (
             &'static [(&'static str, &'static str)],
             Option<&'static str>,
@@ -103,38 +103,38 @@ mod tests {
         );
         let cases: &[Case] = &[
             (
-                &[host, cookie, ("origin", "http://127.0.0.1:3000")],
+                &[HOST, COOKIE, ("origin", "http://127.0.0.1:3000")],
                 None,
                 true,
             ),
             (
-                &[host, cookie, ("origin", "http://evil.example")],
+                &[HOST, COOKIE, ("origin", "http://evil.example")],
                 None,
                 false,
             ),
             (
-                &[host, cookie, ("referer", "http://127.0.0.1:3000/profile")],
+                &[HOST, COOKIE, ("referer", "http://127.0.0.1:3000/profile")],
                 None,
                 true,
             ),
             (
-                &[host, cookie, ("referer", "http://evil.example/x")],
+                &[HOST, COOKIE, ("referer", "http://evil.example/x")],
                 None,
                 false,
             ),
-            (&[host, cookie], None, false),
-            (&[host], None, true),
-            (&[host, ("origin", "http://evil.example")], None, false),
+            (&[HOST, COOKIE], None, false),
+            (&[HOST], None, true),
+            (&[HOST, ("origin", "http://evil.example")], None, false),
             (
                 &[
                     ("host", "10.0.0.5:3000"),
-                    cookie,
+                    COOKIE,
                     ("origin", "https://chat.example.com"),
                 ],
                 Some("https://chat.example.com"),
                 true,
             ),
-            (&[host, cookie, ("origin", "null")], None, false),
+            (&[HOST, COOKIE, ("origin", "null")], None, false),
         ];
         for (pairs, public, allowed) in cases {
             let h = headers(pairs);

@@ -1,0 +1,170 @@
+//! A real tokenmeter server on a loopback port, over a real database: a fresh SQLite file, or
+//! a fresh database in the PostgreSQL cluster named by `TEST_DATABASE_URL` (`make test` starts
+//! one). The PostgreSQL tests fail, never skip, when that database cannot be reached.
+
+#![allow(dead_code)]
+
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tokenmeter::server::{config::Config, db::Db, init_state, router};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra configuration variables.
+    pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let (url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/tokenmeter.db", dir.path().display());
+                (url, Some(dir))
+            }
+            Backend::Postgres => (fresh_postgres_database().await, None),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), url),
+            ("TOKENMETER_ADDR".into(), addr.to_string()),
+            ("TOKENMETER_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+            ("TOKENMETER_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ]);
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
+        let state = init_state(config).await.expect("server state");
+        let db = state.db.clone();
+        let app = router(state);
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("server");
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            db,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A browser-like client: its own cookie jar, and the `Origin` a browser sends on POSTs.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, HeaderValue::from_str(&self.base).unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// A program's client: no cookies, no `Origin`, a bearer token.
+    pub fn bearer_client(&self, token: &str) -> reqwest::Client {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    /// Signs up a new user and returns their signed-in client.
+    pub async fn signed_up(&self, email: &str) -> reqwest::Client {
+        let client = self.client();
+        let res = client
+            .post(self.url("/api/auth/signup"))
+            .json(&serde_json::json!({"email": email, "password": "password-123"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "sign-up of {email}");
+        client
+    }
+
+    pub async fn admin(&self) -> reqwest::Client {
+        let client = self.client();
+        let res = client
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "admin log-in");
+        client
+    }
+}
+
+/// Creates an empty database in the cluster of `TEST_DATABASE_URL` and returns its URL.
+async fn fresh_postgres_database() -> String {
+    let admin_url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "TEST_DATABASE_URL is not set: the PostgreSQL suite needs a server. \
+             Run `make test` (it starts a throwaway cluster) or set TEST_DATABASE_URL."
+        )
+    });
+    let pool = sqlx::PgPool::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TEST_DATABASE_URL: {e}"));
+    let name = format!("tm_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&pool)
+        .await
+        .expect("create test database");
+    pool.close().await;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL must end in /<database>");
+    format!("{base}/{name}")
+}
+
+/// Reads an enveloped answer: (status, body).
+pub async fn read(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.expect("JSON body");
+    (status, body)
+}
+
+/// Asserts an error envelope with this status and code; returns the message.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) -> String {
+    assert_eq!(status, want_status, "body: {body}");
+    assert_eq!(body["success"], false, "body: {body}");
+    assert!(body["data"].is_null(), "body: {body}");
+    assert_eq!(body["error"]["code"], want_code, "body: {body}");
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -56,7 +56,7 @@ fn UserMenu(email: String, role: String) -> impl IntoView {
         <details class="group relative" data-testid="user-menu">
             <summary class="flex cursor-pointer list-none items-center gap-2 rounded-full py-1 pl-1 pr-3 ring-1 ring-slate-200 hover:bg-slate-50">
                 <span class="grid h-7 w-7 place-items-center rounded-full bg-slate-800 text-xs font-bold text-white">{initial.to_string()}</span>
-                <span class="max-w-[10rem] truncate text-sm font-medium text-slate-700">{email.clone()}</span>
+                <span class="hidden max-w-[10rem] truncate text-sm font-medium text-slate-700 sm:inline">{email.clone()}</span>
                 <span class="text-slate-400 group-open:rotate-180" aria-hidden="true">"▾"</span>
             </summary>
             <div class="absolute right-0 mt-2 w-60 rounded-xl bg-white p-2 shadow-lg ring-1 ring-slate-200">

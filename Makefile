@@ -1,0 +1,85 @@
+# tokenmeter: two commands.
+#   make run    installs what is missing, builds the release, migrates and serves on
+#               http://127.0.0.1:3000 with SQLite at ./data/tokenmeter.db
+#   make test   everything: fmt, clippy (server and wasm), unit + HTTP tests on SQLite and a
+#               throwaway PostgreSQL, and the browser tests in Chromium
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO_LEPTOS_VERSION := 0.3.10
+WASM_BINDGEN_VERSION := 0.2.130
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: help run dev build test lint unit e2e tools wasm-target cargo-leptos wasm-bindgen node-tools chromium clean
+
+help:
+	@echo "make run   - install what is missing, build (release), migrate and serve on http://127.0.0.1:3000"
+	@echo "make test  - fmt, clippy, unit and HTTP tests (SQLite + PostgreSQL), browser tests"
+	@echo "make dev   - cargo leptos watch (rebuild and reload on change)"
+
+## ---- the two commands --------------------------------------------------------------------
+
+run: tools
+	cargo leptos build --release
+	mkdir -p data
+	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" migrate
+	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" serve
+
+test: tools chromium lint unit e2e
+
+## ---- pieces ------------------------------------------------------------------------------
+
+dev: tools
+	cargo leptos watch
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+# Unit tests and the HTTP suite, which runs every test on SQLite and on PostgreSQL.
+unit:
+	scripts/with-postgres.sh cargo test --features ssr
+
+e2e:
+	cargo leptos build
+	cd end2end && playwright test
+
+## ---- tools, installed only when missing --------------------------------------------------
+
+tools: wasm-target cargo-leptos wasm-bindgen node-tools
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+	  || rustup target add wasm32-unknown-unknown
+
+cargo-leptos:
+	@if ! cargo leptos --version 2>/dev/null | grep -qF "$(CARGO_LEPTOS_VERSION)"; then \
+	  echo "Installing cargo-leptos $(CARGO_LEPTOS_VERSION): once per machine, about 30 minutes on 2 cores"; \
+	  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	    cargo install cargo-leptos --locked --version $(CARGO_LEPTOS_VERSION); \
+	fi
+
+wasm-bindgen:
+	@if ! wasm-bindgen --version 2>/dev/null | grep -qF "$(WASM_BINDGEN_VERSION)"; then \
+	  echo "Installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+	  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	    cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+
+# Tailwind CSS v4, wasm-opt (binaryen 132) and Playwright, from npm, into ./node_modules.
+node-tools: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+clean:
+	cargo clean
+	rm -rf node_modules target/site end2end/test-results

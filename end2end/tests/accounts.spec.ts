@@ -1,0 +1,112 @@
+import { expect, test } from '@playwright/test';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, signUp, snap, uniqueEmail } from './helpers';
+
+test('sign up, see the profile, log out, log in again', async ({ page }) => {
+  await open(page, '/');
+  await snap(page, 'home-visitor');
+  const email = uniqueEmail('ann');
+  await signUp(page, email);
+  await expect(page.getByRole('heading', { name: 'Profile' })).toBeVisible();
+  await snap(page, 'profile-account');
+
+  // Log out from the user menu.
+  await page.getByTestId('user-menu').locator('summary').click();
+  await page.getByTestId('user-menu').getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByRole('link', { name: 'Sign up' }).first()).toBeVisible();
+
+  // Signed out, the profile sends us to log in.
+  await open(page, '/profile');
+  await expect(page).toHaveURL(/\/login$/);
+
+  await logIn(page, email);
+  await expect(page.getByTestId('account-email')).toHaveText(email);
+  await expect(page.getByRole('link', { name: 'Admin' })).toHaveCount(0);
+});
+
+test('a wrong password shows an error and keeps the visitor signed out', async ({ page }) => {
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(uniqueEmail('nobody'));
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('wrong email or password');
+  await expect(page).toHaveURL(/\/login$/);
+  await snap(page, 'login-error');
+});
+
+test('a normal user cannot open /admin', async ({ page }) => {
+  await signUp(page, uniqueEmail('bert'));
+  await open(page, '/admin');
+  await expect(page.getByRole('heading', { name: "You don't have access to this page" })).toBeVisible();
+  await expect(page.getByTestId('users-table')).toHaveCount(0);
+  await open(page, '/admin/users');
+  await expect(page.getByRole('heading', { name: "You don't have access to this page" })).toBeVisible();
+  await expect(page.getByTestId('users-table')).toHaveCount(0);
+  await snap(page, 'admin-forbidden');
+});
+
+test('an admin manages users: adds one, makes them admin, disables them', async ({ page }) => {
+  await logIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
+  await page.getByRole('link', { name: 'Admin' }).click();
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+  await page.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'Users' }).click();
+  await expect(page).toHaveURL(/\/admin\/users$/);
+
+  const email = uniqueEmail('cleo');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('password-123');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  const row = page.getByTestId('users-table').locator('tr', { hasText: email });
+  await expect(row).toBeVisible();
+
+  await row.getByLabel(`Role of ${email}`).selectOption('admin');
+  await expect(row.getByLabel(`Role of ${email}`)).toHaveValue('admin');
+  await row.getByRole('button', { name: 'Disable' }).click();
+  await expect(page.getByTestId('users-table').locator('tr', { hasText: email }).getByText('disabled')).toBeVisible();
+  await snap(page, 'admin-users');
+
+  // The admin's own row cannot be demoted or disabled from here.
+  const mine = page.getByTestId('users-table').locator('tr', { hasText: ADMIN_EMAIL });
+  await expect(mine.getByRole('button', { name: 'Disable' })).toBeDisabled();
+});
+
+test('API tokens: the secret is shown once and a revoked token disappears', async ({ page }) => {
+  await signUp(page, uniqueEmail('dora'));
+  await page.getByRole('navigation', { name: 'Profile' }).getByRole('link', { name: 'API tokens' }).click();
+  await expect(page).toHaveURL(/\/profile\/tokens$/);
+  await page.getByLabel('Name').fill('laptop script');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = page.getByTestId('new-token-secret');
+  await expect(secret).toHaveText(/^tm_/);
+  const list = page.getByTestId('token-list');
+  await expect(list.getByText('laptop script')).toBeVisible();
+  await snap(page, 'profile-tokens');
+
+  // The token works against the REST API, then stops working once revoked.
+  const token = (await secret.textContent())!.trim();
+  const me = await page.request.get('/api/auth/me', { headers: { Authorization: `Bearer ${token}` } });
+  expect(me.status()).toBe(200);
+
+  await list.getByRole('button', { name: 'Revoke laptop script' }).click();
+  await expect(page.getByText('No tokens yet.')).toBeVisible();
+  const after = await page.request.get('/api/auth/me', { headers: { Authorization: `Bearer ${token}` } });
+  expect(after.status()).toBe(401);
+});
+
+test('the layout fits a 375 px wide screen', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 740 });
+  await open(page, '/');
+  let width = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(width).toBeLessThanOrEqual(375);
+  await snap(page, 'mobile-home');
+  await signUp(page, uniqueEmail('eve'));
+  width = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(width).toBeLessThanOrEqual(375);
+  await snap(page, 'mobile-profile');
+});
+
+test('an unknown address shows the 404 page', async ({ page }) => {
+  const res = await page.goto('/no/such/page');
+  expect(res?.status()).toBe(404);
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});

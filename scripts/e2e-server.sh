@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Starts the debug build of tokenmeter for the browser tests: a fresh SQLite database in a
+# temporary folder, a known admin, and the site built by `cargo leptos build` in target/site.
+set -euo pipefail
+port=${1:-3180}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/tokenmeter"
+[ -x "$bin" ] || { echo "e2e-server: $bin is missing: run 'cargo leptos build' first" >&2; exit 1; }
+dir=$(mktemp -d /tmp/tokenmeter-e2e.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+cd "$root"
+export DATABASE_URL="sqlite://$dir/e2e.db"
+export TOKENMETER_ADDR="127.0.0.1:$port"
+export TOKENMETER_ADMIN_EMAIL=admin@example.com
+export TOKENMETER_ADMIN_PASSWORD=admin-password-1
+export LEPTOS_SITE_ROOT="$root/target/site"
+export RUST_LOG=${RUST_LOG:-warn}
+"$bin" serve

@@ -58,6 +58,7 @@ test('an admin manages users: adds one, makes them admin, disables them', async 
   await page.getByRole('button', { name: 'Add user' }).click();
   const row = page.getByTestId('users-table').locator('tr', { hasText: email });
   await expect(row).toBeVisible();
+  await expect(page.getByLabel('Email')).toHaveValue('');
 
   await row.getByLabel(`Role of ${email}`).selectOption('admin');
   await expect(row.getByLabel(`Role of ${email}`)).toHaveValue('admin');
@@ -78,6 +79,7 @@ test('API tokens: the secret is shown once and a revoked token disappears', asyn
   await page.getByRole('button', { name: 'Create token' }).click();
   const secret = page.getByTestId('new-token-secret');
   await expect(secret).toHaveText(/^tm_/);
+  await expect(page.getByLabel('Name')).toHaveValue('');
   const list = page.getByTestId('token-list');
   await expect(list.getByText('laptop script')).toBeVisible();
   await snap(page, 'profile-tokens');

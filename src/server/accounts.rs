@@ -269,6 +269,13 @@ pub async fn ensure_admin(state: &AppState) -> Result<Option<(UserDto, Option<St
         Some(p) => (p.clone(), false),
         None => (auth::generate_password(), true),
     };
-    let user = create_admin(&state.db, &email, &password).await?;
-    Ok(Some((user, generated.then_some(password))))
+    match create_admin(&state.db, &email, &password).await {
+        Ok(user) => Ok(Some((user, generated.then_some(password)))),
+        // Another instance starting on the same database created it a moment ago.
+        Err(Error::App(AppError {
+            code: ErrorCode::Conflict,
+            ..
+        })) => Ok(None),
+        Err(other) => Err(other),
+    }
 }

@@ -39,6 +39,23 @@ where
     }
 }
 
+/// Clears a form once its action has succeeded, so the next entry starts empty.
+pub fn reset_on_success<I>(action: ServerAction<I>) -> NodeRef<leptos::html::Form>
+where
+    I: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    I::Output: Clone + Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(_))) {
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+        }
+    });
+    form
+}
+
 /// Shown when a page cannot be loaded.
 #[component]
 pub fn ErrorPage(error: AppError) -> impl IntoView {

@@ -19,6 +19,18 @@ pub enum Backend {
     Postgres,
 }
 
+/// A URL of an empty database of this backend (and the folder that holds a SQLite file).
+pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/tokenmeter.db", dir.path().display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => (fresh_postgres_database().await, None),
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub db: Db,
@@ -32,14 +44,7 @@ impl TestApp {
 
     /// Starts a server with extra configuration variables.
     pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
-        let (url, dir) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}/tokenmeter.db", dir.path().display());
-                (url, Some(dir))
-            }
-            Backend::Postgres => (fresh_postgres_database().await, None),
-        };
+        let (url, dir) = fresh_database(backend).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -128,7 +133,7 @@ impl TestApp {
 }
 
 /// Creates an empty database in the cluster of `TEST_DATABASE_URL` and returns its URL.
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let admin_url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!(
             "TEST_DATABASE_URL is not set: the PostgreSQL suite needs a server. \

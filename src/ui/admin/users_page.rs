@@ -5,7 +5,8 @@ use crate::api::{format_time, UserDto};
 use crate::app::use_session;
 use crate::domain::account::{Role, MIN_PASSWORD_LEN};
 use crate::ui::common::{
-    action_error, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL,
+    action_error, reset_on_success, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT,
+    LABEL,
 };
 use leptos::prelude::*;
 
@@ -27,6 +28,7 @@ pub fn AdminUsersPage() -> impl IntoView {
     let me = use_session().me;
     let my_id = move || me.get().and_then(|r| r.ok()).flatten().map(|u| u.id);
     let create_error = action_error(create);
+    let form = reset_on_success(create);
     let role_error = action_error(set_role);
     let disable_error = action_error(set_disabled);
 
@@ -34,7 +36,7 @@ pub fn AdminUsersPage() -> impl IntoView {
         <h1 class="text-2xl font-bold tracking-tight">"Users"</h1>
         <div class=format!("mt-6 {CARD}")>
             <h2 class="font-semibold">"Add a user"</h2>
-            <ActionForm action=create>
+            <ActionForm action=create node_ref=form>
                 <div class="mt-4 grid gap-3 sm:grid-cols-[1fr_1fr_auto_auto] sm:items-end">
                     <div>
                         <label for="new-email" class=LABEL>"Email"</label>

@@ -3,7 +3,8 @@
 use crate::api::tokens::{list_api_tokens, CreateApiToken, RevokeApiToken};
 use crate::api::{format_time, ApiTokenDto};
 use crate::ui::common::{
-    action_error, ErrorNotice, Loading, BTN_DANGER, BTN_PRIMARY, CARD, INPUT, LABEL,
+    action_error, reset_on_success, ErrorNotice, Loading, BTN_DANGER, BTN_PRIMARY, CARD, INPUT,
+    LABEL,
 };
 use leptos::prelude::*;
 
@@ -18,6 +19,7 @@ pub fn TokensTab() -> impl IntoView {
     let create_error = action_error(create);
     let revoke_error = action_error(revoke);
     let created = move || create.value().get().and_then(|r| r.ok());
+    let form = reset_on_success(create);
 
     view! {
         <div class="space-y-6">
@@ -27,7 +29,7 @@ pub fn TokensTab() -> impl IntoView {
                     "Programs send it as " <code class="rounded bg-slate-100 px-1 text-xs">"Authorization: Bearer <token>"</code>
                     " to the REST API. It acts as you, so keep it secret."
                 </p>
-                <ActionForm action=create>
+                <ActionForm action=create node_ref=form>
                     <div class="mt-4 flex flex-col gap-3 sm:flex-row sm:items-end">
                         <div class="flex-1">
                             <label for="token-name" class=LABEL>"Name"</label>

@@ -4,7 +4,7 @@
 use crate::api::auth::signup_open;
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
-use crate::ui::common::{action_error, ErrorNotice, BTN_PRIMARY, INPUT, LABEL};
+use crate::ui::common::{action_error, ErrorNotice, Field, BTN_PRIMARY};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -31,14 +31,8 @@ pub fn LoginPage() -> impl IntoView {
         <AuthCard title="Log in" subtitle="Welcome back. Your usage is waiting.">
             <ActionForm action=login>
                 <div class="space-y-4">
-                    <div>
-                        <label for="email" class=LABEL>"Email"</label>
-                        <input id="email" name="email" type="email" autocomplete="email" required class=format!("mt-1 {INPUT}")/>
-                    </div>
-                    <div>
-                        <label for="password" class=LABEL>"Password"</label>
-                        <input id="password" name="password" type="password" autocomplete="current-password" required class=format!("mt-1 {INPUT}")/>
-                    </div>
+                    <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
+                    <Field id="password" name="password" label="Password" kind="password" autocomplete="current-password"/>
                     {move || error().map(|message| view! { <ErrorNotice message/> })}
                     <button type="submit" class=format!("w-full {BTN_PRIMARY}") disabled=move || login.pending().get()>
                         {move || if login.pending().get() { "Logging in…" } else { "Log in" }}
@@ -69,15 +63,8 @@ pub fn SignupPage() -> impl IntoView {
                     _ => view! {
                         <ActionForm action=signup>
                             <div class="space-y-4">
-                                <div>
-                                    <label for="email" class=LABEL>"Email"</label>
-                                    <input id="email" name="email" type="email" autocomplete="email" required class=format!("mt-1 {INPUT}")/>
-                                </div>
-                                <div>
-                                    <label for="password" class=LABEL>"Password"</label>
-                                    <input id="password" name="password" type="password" autocomplete="new-password" required minlength=MIN_PASSWORD_LEN.to_string() class=format!("mt-1 {INPUT}")/>
-                                    <p class="mt-1 text-xs text-slate-500">{format!("At least {MIN_PASSWORD_LEN} characters.")}</p>
-                                </div>
+                                <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
+                                <Field id="password" name="password" label="Password" kind="password" autocomplete="new-password" minlength=MIN_PASSWORD_LEN hint=format!("At least {MIN_PASSWORD_LEN} characters.")/>
                                 {move || error().map(|message| view! { <ErrorNotice message/> })}
                                 <button type="submit" class=format!("w-full {BTN_PRIMARY}") disabled=move || signup.pending().get()>
                                     {move || if signup.pending().get() { "Creating account…" } else { "Create account" }}

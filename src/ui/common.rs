@@ -14,6 +14,38 @@ pub const INPUT: &str = "block w-full rounded-lg border-0 bg-white px-3 py-2 tex
 pub const LABEL: &str = "block text-sm font-medium text-slate-700";
 pub const CARD: &str = "rounded-2xl bg-white p-6 shadow-sm ring-1 ring-slate-200";
 
+/// A labelled, required input.
+#[component]
+pub fn Field(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] autocomplete: Option<&'static str>,
+    #[prop(optional)] minlength: Option<usize>,
+    #[prop(optional)] maxlength: Option<usize>,
+    #[prop(optional)] placeholder: Option<&'static str>,
+    #[prop(optional, into)] hint: Option<String>,
+) -> impl IntoView {
+    view! {
+        <div class="min-w-0 flex-1">
+            <label for=id class=LABEL>{label}</label>
+            <input
+                id=id
+                name=name
+                type=kind
+                required
+                autocomplete=autocomplete
+                minlength=minlength.map(|n| n.to_string())
+                maxlength=maxlength.map(|n| n.to_string())
+                placeholder=placeholder
+                class=format!("mt-1 {INPUT}")
+            />
+            {hint.map(|hint| view! { <p class="mt-1 text-xs text-slate-500">{hint}</p> })}
+        </div>
+    }
+}
+
 /// A red notice for an error the user can read.
 #[component]
 pub fn ErrorNotice(#[prop(into)] message: String) -> impl IntoView {

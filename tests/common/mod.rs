@@ -132,6 +132,40 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    pub async fn get(&self, client: &reqwest::Client, path: &str) -> (u16, Value) {
+        read(client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+        read(
+            client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+        read(
+            client
+                .patch(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, client: &reqwest::Client, path: &str) -> (u16, Value) {
+        read(client.delete(self.url(path)).send().await.unwrap()).await
+    }
+}
+
 /// Creates an empty database in the cluster of `TEST_DATABASE_URL` and returns its URL.
 pub async fn fresh_postgres_database() -> String {
     let admin_url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {

@@ -5,8 +5,8 @@ use crate::api::{format_time, UserDto};
 use crate::app::use_session;
 use crate::domain::account::{Role, MIN_PASSWORD_LEN};
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT,
-    LABEL,
+    action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_PRIMARY, BTN_SECONDARY, CARD,
+    INPUT, LABEL,
 };
 use leptos::prelude::*;
 
@@ -38,14 +38,8 @@ pub fn AdminUsersPage() -> impl IntoView {
             <h2 class="font-semibold">"Add a user"</h2>
             <ActionForm action=create node_ref=form>
                 <div class="mt-4 grid gap-3 sm:grid-cols-[1fr_1fr_auto_auto] sm:items-end">
-                    <div>
-                        <label for="new-email" class=LABEL>"Email"</label>
-                        <input id="new-email" name="email" type="email" required class=format!("mt-1 {INPUT}")/>
-                    </div>
-                    <div>
-                        <label for="new-password" class=LABEL>"Password"</label>
-                        <input id="new-password" name="password" type="password" required minlength=MIN_PASSWORD_LEN.to_string() autocomplete="new-password" class=format!("mt-1 {INPUT}")/>
-                    </div>
+                    <Field id="new-email" name="email" label="Email" kind="email" autocomplete="off"/>
+                    <Field id="new-password" name="password" label="Password" kind="password" autocomplete="new-password" minlength=MIN_PASSWORD_LEN/>
                     <div>
                         <label for="new-role" class=LABEL>"Role"</label>
                         <select id="new-role" name="role" class=format!("mt-1 {INPUT}")>

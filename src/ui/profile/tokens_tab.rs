@@ -2,9 +2,9 @@
 
 use crate::api::tokens::{list_api_tokens, CreateApiToken, RevokeApiToken};
 use crate::api::{format_time, ApiTokenDto};
+use crate::domain::account::MAX_TOKEN_NAME_LEN;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Loading, BTN_DANGER, BTN_PRIMARY, CARD, INPUT,
-    LABEL,
+    action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_DANGER, BTN_PRIMARY, CARD,
 };
 use leptos::prelude::*;
 
@@ -31,10 +31,7 @@ pub fn TokensTab() -> impl IntoView {
                 </p>
                 <ActionForm action=create node_ref=form>
                     <div class="mt-4 flex flex-col gap-3 sm:flex-row sm:items-end">
-                        <div class="flex-1">
-                            <label for="token-name" class=LABEL>"Name"</label>
-                            <input id="token-name" name="name" required maxlength="64" placeholder="e.g. laptop script" class=format!("mt-1 {INPUT}")/>
-                        </div>
+                        <Field id="token-name" name="name" label="Name" maxlength=MAX_TOKEN_NAME_LEN placeholder="e.g. laptop script"/>
                         <button type="submit" class=BTN_PRIMARY disabled=move || create.pending().get()>"Create token"</button>
                     </div>
                 </ActionForm>

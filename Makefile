@@ -10,6 +10,7 @@ SHELL := /bin/bash
 CARGO_LEPTOS_VERSION := 0.3.10
 WASM_BINDGEN_VERSION := 0.2.130
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+LOG_DIR := $(CURDIR)/target/test-logs
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help run dev build test lint unit e2e tools wasm-target cargo-leptos wasm-bindgen node-tools chromium clean
@@ -28,6 +29,7 @@ run: tools
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" serve
 
 test: tools chromium lint unit e2e
+	@scripts/test-summary.sh "$(LOG_DIR)"
 
 ## ---- pieces ------------------------------------------------------------------------------
 
@@ -41,11 +43,13 @@ lint:
 
 # Unit tests and the HTTP suite, which runs every test on SQLite and on PostgreSQL.
 unit:
-	scripts/with-postgres.sh cargo test --features ssr
+	mkdir -p "$(LOG_DIR)"
+	scripts/with-postgres.sh cargo test --features ssr 2>&1 | tee "$(LOG_DIR)/cargo-test.log"
 
 e2e:
+	mkdir -p "$(LOG_DIR)"
 	cargo leptos build
-	cd end2end && playwright test
+	cd end2end && playwright test 2>&1 | tee "$(LOG_DIR)/playwright.log"
 
 ## ---- tools, installed only when missing --------------------------------------------------
 

@@ -11,7 +11,7 @@ use crate::ui::profile::{AccountTab, ProfilePage, TokensTab};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -79,17 +79,19 @@ pub fn App() -> impl IntoView {
             <div class="flex min-h-full flex-col">
                 <TopBar/>
                 <main class="mx-auto w-full max-w-6xl flex-1 px-4 py-6 sm:px-6 sm:py-10">
+                    // Pages behind a sign-in render whole before the first byte (SsrMode::Async),
+                    // so that a visitor gets a real 302 to /login and a user a real 403.
                     <Routes fallback=|| view! { <NotFoundPage/> }>
                         <Route path=path!("") view=HomePage/>
                         <Route path=path!("login") view=LoginPage/>
                         <Route path=path!("signup") view=SignupPage/>
-                        <Route path=path!("chat") view=ChatPage/>
+                        <Route path=path!("chat") view=ChatPage ssr=SsrMode::Async/>
                         <Route path=path!("pricing") view=PricingPage/>
-                        <ParentRoute path=path!("profile") view=ProfilePage>
+                        <ParentRoute path=path!("profile") view=ProfilePage ssr=SsrMode::Async>
                             <Route path=path!("") view=AccountTab/>
                             <Route path=path!("tokens") view=TokensTab/>
                         </ParentRoute>
-                        <ParentRoute path=path!("admin") view=AdminLayout>
+                        <ParentRoute path=path!("admin") view=AdminLayout ssr=SsrMode::Async>
                             <Route path=path!("") view=AdminOverviewPage/>
                             <Route path=path!("users") view=AdminUsersPage/>
                         </ParentRoute>

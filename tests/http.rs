@@ -31,6 +31,7 @@ on_both_backends!(
     api_token_works_until_revoked,
     admin_manages_users,
     health_pages_and_unknown_routes,
+    protected_pages_redirect_visitors_and_refuse_users,
 );
 
 fn credentials(email: &str, password: &str) -> serde_json::Value {
@@ -460,4 +461,50 @@ async fn health_pages_and_unknown_routes(backend: Backend) {
     let res = client.get(app.url("/no/such/page")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("Page not found"));
+}
+
+async fn protected_pages_redirect_visitors_and_refuse_users(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let page = |client: reqwest::Client, path: &str| {
+        let url = app.url(path);
+        async move {
+            let res = client
+                .get(url)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let location = res
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, location, res.text().await.unwrap())
+        }
+    };
+    for path in [
+        "/profile",
+        "/profile/tokens",
+        "/admin",
+        "/admin/users",
+        "/chat",
+    ] {
+        let (status, location, _) = page(app.client(), path).await;
+        assert_eq!(status, 302, "visitor at {path}");
+        assert_eq!(location.as_deref(), Some("/login"), "visitor at {path}");
+    }
+    let user = app.signed_up("mallory@example.com").await;
+    let (status, _, html) = page(user.clone(), "/admin/users").await;
+    assert_eq!(status, 403);
+    assert!(html.contains("have access to this page"), "{html}");
+    assert!(
+        !html.contains(ADMIN_EMAIL),
+        "the user list leaked into the page"
+    );
+    let (status, _, html) = page(user, "/profile").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("mallory@example.com"));
+    let (status, _, html) = page(app.admin().await, "/admin/users").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(ADMIN_EMAIL), "{html}");
 }

@@ -91,6 +91,12 @@ where
 /// Shown when a page cannot be loaded.
 #[component]
 pub fn ErrorPage(error: AppError) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(status) = http::StatusCode::from_u16(error.code.status()) {
+            response.set_status(status);
+        }
+    }
     let (title, hint) = match error.code {
         ErrorCode::Forbidden => (
             "You don't have access to this page",

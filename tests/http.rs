@@ -32,6 +32,7 @@ on_both_backends!(
     admin_manages_users,
     health_pages_and_unknown_routes,
     protected_pages_redirect_visitors_and_refuse_users,
+    changing_the_password_signs_out_other_sessions,
 );
 
 fn credentials(email: &str, password: &str) -> serde_json::Value {
@@ -507,4 +508,58 @@ async fn protected_pages_redirect_visitors_and_refuse_users(backend: Backend) {
     let (status, _, html) = page(app.admin().await, "/admin/users").await;
     assert_eq!(status, 200);
     assert!(html.contains(ADMIN_EMAIL), "{html}");
+}
+
+async fn changing_the_password_signs_out_other_sessions(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let laptop = app.signed_up("nina@example.com").await;
+    let phone = app.client();
+    let (s, _) = app
+        .post(
+            &phone,
+            "/api/auth/login",
+            credentials("nina@example.com", "password-123"),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let path = "/api/profile/password";
+
+    let wrong = json!({"current_password": "nope-nope", "new_password": "new-password-1"});
+    let (s, b) = app.post(&laptop, path, wrong).await;
+    let msg = assert_error(s, &b, 400, "validation");
+    assert!(msg.contains("current_password"), "{msg}");
+    let short = json!({"current_password": "password-123", "new_password": "short"});
+    let (s, b) = app.post(&laptop, path, short).await;
+    let msg = assert_error(s, &b, 400, "validation");
+    assert!(msg.contains("new_password"), "{msg}");
+    // Both refusals changed nothing: the phone is still signed in.
+    let (s, _) = app.get(&phone, "/api/auth/me").await;
+    assert_eq!(s, 200);
+
+    let good = json!({"current_password": "password-123", "new_password": "new-password-1"});
+    let (s, b) = app.post(&laptop, path, good).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["other_sessions_ended"], 1);
+    let (s, _) = app.get(&laptop, "/api/auth/me").await;
+    assert_eq!(s, 200, "the session that changed it stays");
+    let (s, b) = app.get(&phone, "/api/auth/me").await;
+    assert_error(s, &b, 401, "unauthorized");
+
+    let login = "/api/auth/login";
+    let (s, _) = app
+        .post(
+            &app.client(),
+            login,
+            credentials("nina@example.com", "password-123"),
+        )
+        .await;
+    assert_eq!(s, 401, "the old password no longer works");
+    let (s, _) = app
+        .post(
+            &app.client(),
+            login,
+            credentials("nina@example.com", "new-password-1"),
+        )
+        .await;
+    assert_eq!(s, 200);
 }

@@ -112,3 +112,23 @@ test('an unknown address shows the 404 page', async ({ page }) => {
   expect(res?.status()).toBe(404);
   await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
 });
+
+test('changing the password: the old one stops working, the new one works', async ({ page }) => {
+  const email = uniqueEmail('fay');
+  await signUp(page, email);
+  await page.getByLabel('Current password').fill('password-123');
+  await page.getByLabel('New password').fill('brand-new-pass');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('status')).toContainText('Password changed');
+  await expect(page.getByLabel('Current password')).toHaveValue('');
+  await snap(page, 'profile-password-changed');
+
+  await page.getByTestId('user-menu').locator('summary').click();
+  await page.getByTestId('user-menu').getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('password-123');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('wrong email or password');
+  await logIn(page, email, 'brand-new-pass');
+});

@@ -62,3 +62,16 @@ pub async fn logout() -> Result<(), AppError> {
     leptos_axum::redirect("/login");
     Ok(())
 }
+
+/// Changes the signed-in user's password; answers how many other sessions were ended.
+#[server]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<u64, AppError> {
+    let (state, me) = super::ssr::require_user().await?;
+    Ok(
+        crate::server::accounts::change_password(&state.db, &me, &current_password, &new_password)
+            .await?,
+    )
+}

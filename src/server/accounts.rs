@@ -130,6 +130,33 @@ pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<(
     Ok(())
 }
 
+/// Changes the caller's password after checking the current one, and signs out their other
+/// sessions (a password change is what people do when they fear someone else is signed in).
+#[tracing::instrument(skip_all, fields(user_id = %principal.user.id), err)]
+pub async fn change_password(
+    db: &Db,
+    principal: &Principal,
+    current: &str,
+    new: &str,
+) -> Result<u64> {
+    let row = users::find_by_id(db, principal.user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    if !auth::verify_password(current.to_string(), Some(row.password_hash)).await? {
+        return Err(validation("current_password is wrong".into()));
+    }
+    validate_password(new).map_err(|m| validation(format!("new_{m}")))?;
+    let hash = auth::hash_password(new.to_string()).await?;
+    users::set_password(db, row.id, &hash, db::now()).await?;
+    let keep = match &principal.via {
+        auth::AuthVia::Session(id_hash) => Some(id_hash.as_str()),
+        auth::AuthVia::ApiToken(_) => None,
+    };
+    let ended = sessions::delete_others(db, row.id, keep).await?;
+    tracing::info!(ended_sessions = ended, "password changed");
+    Ok(ended)
+}
+
 /// Admin listing, a page at a time (limit 1..=1000).
 #[tracing::instrument(skip(db), err)]
 pub async fn list_users(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserDto>> {

@@ -66,3 +66,17 @@ pub async fn delete_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Er
         Ok(done.rows_affected())
     })
 }
+
+/// Ends every session of a user except `keep` (the caller's own, when changing the password).
+pub async fn delete_others(db: &Db, user_id: Uuid, keep: Option<&str>) -> Result<u64, sqlx::Error> {
+    with_db!(db, |pool| {
+        let done = sqlx::query(
+            "delete from sessions where user_id = $1 and ($2 is null or id_hash <> $2)",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
+}

@@ -126,6 +126,7 @@ pub fn routes() -> Router<AppState> {
             get(profile::list_tokens).post(profile::create_token),
         )
         .route("/api/profile/tokens/{id}", delete(profile::revoke_token))
+        .route("/api/profile/password", post(profile::change_password))
         .route(
             "/api/admin/users",
             get(admin::list_users).post(admin::create_user),

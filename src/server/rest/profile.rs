@@ -42,3 +42,23 @@ pub async fn revoke_token(
     accounts::revoke_token(&state.db, me.user.id, id).await?;
     ok(json!({"revoked": id}))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/profile/password {current_password, new_password}`: changes the password and
+/// signs out the caller's other sessions.
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> ApiResult<Value> {
+    let ended =
+        accounts::change_password(&state.db, &me, &body.current_password, &body.new_password)
+            .await?;
+    ok(json!({"changed": true, "other_sessions_ended": ended}))
+}

@@ -1,8 +1,12 @@
 //! Profile › Account: who you are on this server.
 
+use crate::api::auth::ChangePassword;
 use crate::api::{format_time, UserDto};
 use crate::app::use_session;
-use crate::ui::common::{BTN_SECONDARY, CARD};
+use crate::domain::account::MIN_PASSWORD_LEN;
+use crate::ui::common::{
+    action_error, reset_on_success, ErrorNotice, Field, BTN_PRIMARY, BTN_SECONDARY, CARD,
+};
 use leptos::prelude::*;
 
 #[component]
@@ -12,6 +16,7 @@ pub fn AccountTab() -> impl IntoView {
         <Transition fallback=|| ()>
             {move || session.me.get().and_then(|r| r.ok()).flatten().map(|user| view! { <AccountDetails user/> })}
         </Transition>
+        <PasswordForm/>
     }
 }
 
@@ -39,6 +44,35 @@ fn AccountDetails(user: UserDto) -> impl IntoView {
                     <button type="submit" class=BTN_SECONDARY>"Log out"</button>
                 </ActionForm>
             </div>
+        </div>
+    }
+}
+
+#[component]
+fn PasswordForm() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let error = action_error(change);
+    let form = reset_on_success(change);
+    let done = move || change.value().get().and_then(|r| r.ok());
+    view! {
+        <div class=format!("mt-6 {CARD}")>
+            <h2 class="font-semibold">"Change password"</h2>
+            <p class="mt-1 text-sm text-slate-600">"Your other sessions are signed out when you change it."</p>
+            <ActionForm action=change node_ref=form>
+                <div class="mt-4 grid gap-4 sm:grid-cols-2">
+                    <Field id="current-password" name="current_password" label="Current password" kind="password" autocomplete="current-password"/>
+                    <Field id="new-password" name="new_password" label="New password" kind="password" autocomplete="new-password" minlength=MIN_PASSWORD_LEN hint=format!("At least {MIN_PASSWORD_LEN} characters.")/>
+                </div>
+                <div class="mt-4 flex flex-wrap items-center gap-3">
+                    <button type="submit" class=BTN_PRIMARY disabled=move || change.pending().get()>"Change password"</button>
+                    {move || done().map(|ended| view! {
+                        <p role="status" class="text-sm text-emerald-700">
+                            {format!("Password changed. {ended} other session(s) signed out.")}
+                        </p>
+                    })}
+                </div>
+            </ActionForm>
+            <div class="mt-3">{move || error().map(|message| view! { <ErrorNotice message/> })}</div>
         </div>
     }
 }

@@ -492,7 +492,12 @@ async fn protected_pages_redirect_visitors_and_refuse_users(backend: Backend) {
     ] {
         let (status, location, _) = page(app.client(), path).await;
         assert_eq!(status, 302, "visitor at {path}");
-        assert_eq!(location.as_deref(), Some("/login"), "visitor at {path}");
+        let want = format!("/login?next={path}");
+        assert_eq!(
+            location.as_deref(),
+            Some(want.as_str()),
+            "visitor at {path}"
+        );
     }
     let user = app.signed_up("mallory@example.com").await;
     let (status, _, html) = page(user.clone(), "/admin/users").await;

@@ -15,9 +15,15 @@ test('sign up, see the profile, log out, log in again', async ({ page }) => {
   await expect(page).toHaveURL(/\/login$/);
   await expect(page.getByRole('link', { name: 'Sign up' }).first()).toBeVisible();
 
-  // Signed out, the profile sends us to log in.
-  await open(page, '/profile');
-  await expect(page).toHaveURL(/\/login$/);
+  // Signed out, API tokens send us to log in, and back there afterwards.
+  await open(page, '/profile/tokens');
+  await expect(page).toHaveURL(/\/login\?next=%2Fprofile%2Ftokens$|\/login\?next=\/profile\/tokens$/);
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('password-123');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/profile\/tokens$/);
+  await expect(page.getByRole('heading', { name: 'Your tokens' })).toBeVisible();
 
   await logIn(page, email);
   await expect(page.getByTestId('account-email')).toHaveText(email);

@@ -25,15 +25,16 @@ pub async fn signup_open() -> Result<bool, AppError> {
     Ok(super::ssr::state()?.config.signup == SignupMode::Open)
 }
 
+/// Logs in and goes to `next` (a path on this site; the profile otherwise).
 #[server]
-pub async fn login(email: String, password: String) -> Result<UserDto, AppError> {
+pub async fn login(email: String, password: String, next: String) -> Result<UserDto, AppError> {
     use crate::server::{accounts, auth};
     let state = super::ssr::state()?;
     let parts = super::ssr::parts()?;
     let ip = auth::client_ip(&parts, state.config.trust_proxy);
     let session = accounts::login(&state, &email, &password, &ip).await?;
     super::ssr::set_session_cookie(&state, &parts, Some(&session.secret));
-    leptos_axum::redirect("/profile");
+    leptos_axum::redirect(crate::domain::account::safe_next(&next));
     Ok(session.user)
 }
 

@@ -119,6 +119,32 @@ pub fn normalize_token_name(raw: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
+/// Where to go after logging in: `next` when it is a path on this site, else the profile.
+/// Anything that could leave the site (`//host`, `https://...`, a backslash) is ignored.
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if local {
+        next
+    } else {
+        "/profile"
+    }
+}
+
+/// Percent-encodes a path for use as the `next` query parameter.
+pub fn encode_next(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +211,24 @@ mod tests {
         assert!(normalize_token_name(" ").is_err());
         assert!(normalize_token_name(&"n".repeat(MAX_TOKEN_NAME_LEN)).is_ok());
         assert!(normalize_token_name(&"n".repeat(MAX_TOKEN_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_log_in() {
+        let cases = [
+            ("/admin/users", "/admin/users"),
+            ("/profile/tokens", "/profile/tokens"),
+            ("", "/profile"),
+            ("admin", "/profile"),
+            ("//evil.example", "/profile"),
+            ("https://evil.example", "/profile"),
+            ("/\\evil.example", "/profile"),
+            ("/a\nb", "/profile"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(safe_next(input), want, "next {input:?}");
+        }
+        assert_eq!(encode_next("/admin/users"), "/admin/users");
+        assert_eq!(encode_next("/a b&c"), "/a%20b%26c");
     }
 }

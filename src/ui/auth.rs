@@ -26,11 +26,14 @@ fn AuthCard(title: &'static str, subtitle: &'static str, children: Children) -> 
 pub fn LoginPage() -> impl IntoView {
     let login = use_session().login;
     let error = action_error(login);
+    let query = leptos_router::hooks::use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
     view! {
         <Title text="Log in"/>
         <AuthCard title="Log in" subtitle="Welcome back. Your usage is waiting.">
             <ActionForm action=login>
                 <div class="space-y-4">
+                    <input type="hidden" name="next" prop:value=next/>
                     <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
                     <Field id="password" name="password" label="Password" kind="password" autocomplete="current-password"/>
                     {move || error().map(|message| view! { <ErrorNotice message/> })}

@@ -4,6 +4,7 @@
 use crate::api::error::{AppError, ErrorCode};
 use crate::api::UserDto;
 use crate::app::use_session;
+use crate::domain::account::encode_next;
 use leptos::prelude::*;
 use leptos_router::components::{Redirect, A};
 
@@ -135,14 +136,24 @@ where
     V: IntoView + 'static,
 {
     let session = use_session();
+    // Back here after logging in.
+    let login = format!(
+        "/login?next={}",
+        encode_next(
+            &leptos_router::hooks::use_location()
+                .pathname
+                .get_untracked()
+        )
+    );
     view! {
         <Transition fallback=|| view! { <Loading/> }>
             {
                 let render = render.clone();
+                let login = login.clone();
                 move || {
                     session.me.get().map(|me| match me {
                         Ok(Some(user)) => render(user).into_any(),
-                        Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
+                        Ok(None) => view! { <Redirect path=login.clone()/> }.into_any(),
                         Err(error) => view! { <ErrorPage error/> }.into_any(),
                     })
                 }

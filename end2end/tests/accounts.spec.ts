@@ -111,6 +111,15 @@ test('the layout fits a 375 px wide screen', async ({ page }) => {
   width = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(width).toBeLessThanOrEqual(375);
   await snap(page, 'mobile-profile');
+
+  // The widest page: the admin's user table scrolls inside its card, the page does not.
+  await page.context().clearCookies();
+  await logIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
+  await open(page, '/admin/users');
+  await expect(page.getByTestId('users-table')).toBeVisible();
+  width = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(width).toBeLessThanOrEqual(375);
+  await snap(page, 'mobile-admin-users');
 });
 
 test('an unknown address shows the 404 page', async ({ page }) => {

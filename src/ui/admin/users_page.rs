@@ -56,7 +56,7 @@ pub fn AdminUsersPage() -> impl IntoView {
             {move || role_error().or_else(disable_error).map(|message| view! { <ErrorNotice message/> })}
         </div>
 
-        <div class="mt-4 overflow-x-auto rounded-2xl bg-white shadow-sm ring-1 ring-slate-200">
+        <div class="relative mt-4 overflow-x-auto rounded-2xl bg-white shadow-sm ring-1 ring-slate-200">
             <Transition fallback=|| view! { <div class="px-6"><Loading/></div> }>
                 {move || users.get().map(|r| match r {
                     Err(e) => view! { <div class="p-6"><ErrorNotice message=e.message/></div> }.into_any(),

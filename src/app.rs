@@ -53,16 +53,9 @@ pub fn App() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let signup = ServerAction::<Signup>::new();
     let logout = ServerAction::<Logout>::new();
-    let me = Resource::new(
-        move || {
-            (
-                login.version().get(),
-                signup.version().get(),
-                logout.version().get(),
-            )
-        },
-        |_| get_me(),
-    );
+    // Log-in, sign-up and log-out end in a full page load (see `hydrate`), so the user is
+    // fetched once per page load.
+    let me = Resource::new(|| (), |_| get_me());
     provide_context(Session {
         me,
         login,

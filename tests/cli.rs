@@ -54,6 +54,26 @@ async fn migrate_then_create_admin(backend: Backend) {
     assert_eq!(row.role, "admin");
     assert!(row.password_hash.starts_with("$argon2id$"));
 
+    // Again for the same address: the account is kept and gets the new password.
+    let out = tokenmeter(
+        &url,
+        &[
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--password",
+            "second-pass-1",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let again = users::find_by_email(&db, "root@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, row.id);
+    assert_eq!(again.role, "admin");
+    assert_ne!(again.password_hash, row.password_hash);
+
     // A bad address is refused with a message, and nothing is written.
     let out = tokenmeter(
         &url,

@@ -269,8 +269,7 @@ pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDt
         None => create_user(db, &normalized, password, Role::Admin).await,
         Some(existing) => {
             let hash = auth::hash_password(password.to_string()).await?;
-            users::set_password(db, existing.id, &hash, db::now()).await?;
-            let row = users::update(db, existing.id, Some("admin"), Some(false), db::now())
+            let row = users::promote_to_admin(db, existing.id, &hash, db::now())
                 .await?
                 .ok_or_else(|| Error::internal("user vanished while promoting"))?;
             Ok(row.into())

@@ -127,6 +127,28 @@ pub async fn update(
     })
 }
 
+/// Makes an existing user an enabled admin with a new password, in one statement.
+pub async fn promote_to_admin(
+    db: &Db,
+    id: Uuid,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "update users set role = 'admin', disabled = false, password_hash = $2, updated_at = $3
+             where id = $1
+             returning id, email, password_hash, role, disabled, created_at, updated_at",
+        )
+        .bind(id)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// Sets a new password hash; false when the user no longer exists.
 pub async fn set_password(
     db: &Db,
     id: Uuid,

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// Leptos' options from cargo-leptos' variables when it runs us, else the defaults of
 /// `[package.metadata.leptos]` in Cargo.toml (the release binary reads no file).
@@ -93,19 +93,21 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!(
-                            "request",
-                            method = %req.method(),
-                            uri = %req.uri().path(),
-                            request_id = %id
-                        )
-                    }),
+                    TraceLayer::new_for_http()
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        .make_span_with(|req: &Request<_>| {
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!(
+                                "request",
+                                method = %req.method(),
+                                uri = %req.uri().path(),
+                                request_id = %id
+                            )
+                        }),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )

@@ -449,6 +449,16 @@ async fn health_pages_and_unknown_routes(backend: Backend) {
     let (s, b) = app.get(&client, "/api/nothing/here").await;
     assert_error(s, &b, 404, "not_found");
 
+    // Server functions answer at fixed URLs (no build-folder hash).
+    let res = client
+        .post(app.url("/api/fn/get_me"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "null");
+
     let res = client.get(app.url("/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));

@@ -5,7 +5,7 @@ use super::UserDto;
 use leptos::prelude::*;
 
 /// The signed-in user, or `None` for visitors.
-#[server]
+#[server(prefix = "/api/fn", endpoint = "get_me")]
 pub async fn get_me() -> Result<Option<UserDto>, AppError> {
     use crate::server::auth;
     let state = super::ssr::state()?;
@@ -19,14 +19,14 @@ pub async fn get_me() -> Result<Option<UserDto>, AppError> {
 }
 
 /// Whether the sign-up form should be offered.
-#[server]
+#[server(prefix = "/api/fn", endpoint = "signup_open")]
 pub async fn signup_open() -> Result<bool, AppError> {
     use crate::server::config::SignupMode;
     Ok(super::ssr::state()?.config.signup == SignupMode::Open)
 }
 
 /// Logs in and goes to `next` (a path on this site; the profile otherwise).
-#[server]
+#[server(prefix = "/api/fn", endpoint = "login")]
 pub async fn login(email: String, password: String, next: String) -> Result<UserDto, AppError> {
     use crate::server::{accounts, auth};
     let state = super::ssr::state()?;
@@ -38,7 +38,7 @@ pub async fn login(email: String, password: String, next: String) -> Result<User
     Ok(session.user)
 }
 
-#[server]
+#[server(prefix = "/api/fn", endpoint = "signup")]
 pub async fn signup(email: String, password: String) -> Result<UserDto, AppError> {
     use crate::server::accounts;
     let state = super::ssr::state()?;
@@ -49,7 +49,7 @@ pub async fn signup(email: String, password: String) -> Result<UserDto, AppError
     Ok(session.user)
 }
 
-#[server]
+#[server(prefix = "/api/fn", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
     use crate::server::{accounts, auth};
     let state = super::ssr::state()?;
@@ -65,7 +65,7 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 /// Changes the signed-in user's password; answers how many other sessions were ended.
-#[server]
+#[server(prefix = "/api/fn", endpoint = "change_password")]
 pub async fn change_password(
     current_password: String,
     new_password: String,

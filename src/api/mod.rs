@@ -1,5 +1,9 @@
 //! What the browser and the server share: the wire types (DTOs) and the `#[server]` functions
 //! the pages call. Each server function authorizes first, then calls the server's services.
+//!
+//! Server functions are served at fixed URLs, `/api/fn/<name>`, not Leptos' default name plus a
+//! hash of the build folder: every instance of a deployment, and every build of the same
+//! commit, must agree on them, or a page served by one instance cannot call another.
 
 pub mod admin;
 pub mod auth;

@@ -1,7 +1,6 @@
 //! The HTML shell, the root component and the route table: every page of the app is here.
 
-use crate::api::auth::{get_me, Login, Logout, Signup};
-use crate::api::error::AppError;
+use crate::api::auth::{Login, Logout, Signup};
 use crate::api::UserDto;
 use crate::ui::admin::{AdminLayout, AdminOverviewPage, AdminUsersPage};
 use crate::ui::auth::{LoginPage, SignupPage};
@@ -11,7 +10,7 @@ use crate::ui::profile::{AccountTab, ProfilePage, TokensTab};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::path;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -22,6 +21,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <meta name="tm-user" content=signed_in_user_json()/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -35,16 +35,53 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 /// Who is signed in, and the actions that change it. Provided once by [`App`]; every page that
 /// needs the user reads it from context.
+///
+/// The user is known before rendering starts: the server resolves it once per page request
+/// (`server::auth::page_guard`) and writes it into the page head; the browser reads it back from
+/// there before hydrating. No page waits on it, and log-in, sign-up and log-out end in a full
+/// page load (see `hydrate`), so it never goes stale. (It used to be a `Resource` read under
+/// several `<Transition>`s, which leptos 0.8 sometimes never finishes streaming: leptos #4851.)
 #[derive(Clone, Copy)]
 pub struct Session {
-    pub me: Resource<Result<Option<UserDto>, AppError>>,
+    me: StoredValue<Option<UserDto>>,
     pub login: ServerAction<Login>,
     pub signup: ServerAction<Signup>,
     pub logout: ServerAction<Logout>,
 }
 
+impl Session {
+    /// The signed-in user, if any.
+    pub fn user(&self) -> Option<UserDto> {
+        self.me.get_value()
+    }
+}
+
 pub fn use_session() -> Session {
     expect_context::<Session>()
+}
+
+/// The user of this request, as the server resolved it.
+#[cfg(feature = "ssr")]
+fn signed_in_user() -> Option<UserDto> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts
+                .extensions
+                .get::<crate::server::auth::SignedIn>()
+                .cloned()
+        })
+        .and_then(|signed_in| signed_in.0)
+}
+
+/// The user the server wrote into the page head.
+#[cfg(not(feature = "ssr"))]
+fn signed_in_user() -> Option<UserDto> {
+    let meta = document().query_selector("meta[name=tm-user]").ok()??;
+    serde_json::from_str(&meta.get_attribute("content")?).ok()?
+}
+
+fn signed_in_user_json() -> String {
+    serde_json::to_string(&signed_in_user()).unwrap_or_else(|_| "null".into())
 }
 
 #[component]
@@ -53,11 +90,8 @@ pub fn App() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let signup = ServerAction::<Signup>::new();
     let logout = ServerAction::<Logout>::new();
-    // Log-in, sign-up and log-out end in a full page load (see `hydrate`), so the user is
-    // fetched once per page load.
-    let me = Resource::new(|| (), |_| get_me());
     provide_context(Session {
-        me,
+        me: StoredValue::new(signed_in_user()),
         login,
         signup,
         logout,
@@ -72,19 +106,19 @@ pub fn App() -> impl IntoView {
             <div class="flex min-h-full flex-col">
                 <TopBar/>
                 <main class="mx-auto w-full max-w-6xl flex-1 px-4 py-6 sm:px-6 sm:py-10">
-                    // Pages behind a sign-in render whole before the first byte (SsrMode::Async),
-                    // so that a visitor gets a real 302 to /login and a user a real 403.
+                    // Visitors of signed-in pages never get here: `auth::page_guard` answers them
+                    // with a 302 to /login before rendering.
                     <Routes fallback=|| view! { <NotFoundPage/> }>
                         <Route path=path!("") view=HomePage/>
                         <Route path=path!("login") view=LoginPage/>
                         <Route path=path!("signup") view=SignupPage/>
-                        <Route path=path!("chat") view=ChatPage ssr=SsrMode::Async/>
+                        <Route path=path!("chat") view=ChatPage/>
                         <Route path=path!("pricing") view=PricingPage/>
-                        <ParentRoute path=path!("profile") view=ProfilePage ssr=SsrMode::Async>
+                        <ParentRoute path=path!("profile") view=ProfilePage>
                             <Route path=path!("") view=AccountTab/>
                             <Route path=path!("tokens") view=TokensTab/>
                         </ParentRoute>
-                        <ParentRoute path=path!("admin") view=AdminLayout ssr=SsrMode::Async>
+                        <ParentRoute path=path!("admin") view=AdminLayout>
                             <Route path=path!("") view=AdminOverviewPage/>
                             <Route path=path!("users") view=AdminUsersPage/>
                         </ParentRoute>

@@ -246,6 +246,50 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Pages that need a signed-in user.
+fn needs_sign_in(path: &str) -> bool {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    under("/profile") || under("/admin") || under("/chat")
+}
+
+/// The user a page request was made by, resolved once before rendering (`None` for visitors).
+#[derive(Clone, Debug)]
+pub struct SignedIn(pub Option<UserDto>);
+
+/// Requests that render a page (not the API, not the built assets).
+fn is_page(path: &str) -> bool {
+    !(path.starts_with("/api/") || path.starts_with("/pkg/") || path.contains('.'))
+}
+
+/// For page requests: resolves the user once (for the page to render with) and sends visitors
+/// of signed-in pages to `/login?next=<page>` with a real 302, before any rendering: the server
+/// decides who sees a page, the browser only follows.
+pub async fn page_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path().to_string();
+    if request.method() == http::Method::GET && is_page(&path) {
+        let user = match authenticate(&state, request.headers()).await {
+            Ok(principal) => principal.map(|p| p.user),
+            Err(err) => {
+                // A bad credential reads as "signed out" on pages; the API says why.
+                tracing::debug!(error = %err, "page request with an unusable credential");
+                None
+            }
+        };
+        let signed_in = user.is_some();
+        request.extensions_mut().insert(SignedIn(user));
+        if !signed_in && needs_sign_in(&path) {
+            let to = format!("/login?next={}", crate::domain::account::encode_next(&path));
+            return (http::StatusCode::FOUND, [(http::header::LOCATION, to)]).into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// Extractor for REST handlers: the signed-in user (401 otherwise).
 pub struct AuthUser(pub Principal);
 
@@ -285,6 +329,30 @@ mod tests {
         assert_eq!(session_secret(&headers).as_deref(), Some("abc"));
         headers.insert(COOKIE, HeaderValue::from_static("tm_session=; other=x"));
         assert_eq!(session_secret(&headers), None);
+    }
+
+    #[test]
+    fn pages_behind_sign_in() {
+        for path in [
+            "/profile",
+            "/profile/tokens",
+            "/admin",
+            "/admin/users",
+            "/chat",
+        ] {
+            assert!(needs_sign_in(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/login",
+            "/signup",
+            "/pricing",
+            "/profiles",
+            "/chatter",
+            "/api/auth/me",
+        ] {
+            assert!(!needs_sign_in(path), "{path}");
+        }
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            auth::page_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             csrf::guard,
         ))
         .layer(

@@ -128,37 +128,23 @@ pub fn Loading() -> impl IntoView {
     }
 }
 
-/// Renders `view` with the signed-in user; sends visitors to the log-in page.
+/// Renders `render` with the signed-in user; sends visitors to the log-in page (on the server,
+/// `page_guard` already answered them with a 302; this covers navigation in the browser).
 #[component]
 pub fn RequireUser<F, V>(render: F) -> impl IntoView
 where
     F: Fn(UserDto) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,
 {
-    let session = use_session();
-    // Back here after logging in.
-    let login = format!(
-        "/login?next={}",
-        encode_next(
-            &leptos_router::hooks::use_location()
+    match use_session().user() {
+        Some(user) => render(user).into_any(),
+        None => {
+            let path = leptos_router::hooks::use_location()
                 .pathname
-                .get_untracked()
-        )
-    );
-    view! {
-        <Transition fallback=|| view! { <Loading/> }>
-            {
-                let render = render.clone();
-                let login = login.clone();
-                move || {
-                    session.me.get().map(|me| match me {
-                        Ok(Some(user)) => render(user).into_any(),
-                        Ok(None) => view! { <Redirect path=login.clone()/> }.into_any(),
-                        Err(error) => view! { <ErrorPage error/> }.into_any(),
-                    })
-                }
-            }
-        </Transition>
+                .get_untracked();
+            let login = format!("/login?next={}", encode_next(&path));
+            view! { <Redirect path=login/> }.into_any()
+        }
     }
 }
 

@@ -10,7 +10,8 @@ const NAV_LINK: &str = "rounded-md px-3 py-2 text-sm font-medium text-slate-600 
 #[component]
 pub fn TopBar() -> impl IntoView {
     let session = use_session();
-    let user = move || session.me.get().and_then(|r| r.ok()).flatten();
+    let user = session.user();
+    let is_admin = user.as_ref().is_some_and(|u| u.is_admin());
     view! {
         <header class="sticky top-0 z-30 border-b border-slate-200 bg-white/90 backdrop-blur">
             <div class="mx-auto flex max-w-6xl flex-wrap items-center gap-x-4 gap-y-2 px-4 py-3 sm:px-6">
@@ -22,24 +23,16 @@ pub fn TopBar() -> impl IntoView {
                     <A href="/chat" attr:class=NAV_LINK>"Chat"</A>
                     <A href="/profile" attr:class=NAV_LINK>"Profile"</A>
                     <A href="/pricing" attr:class=NAV_LINK>"Pricing"</A>
-                    <Transition fallback=|| ()>
-                        {move || {
-                            user()
-                                .filter(|u| u.is_admin())
-                                .map(|_| view! { <A href="/admin" attr:class=NAV_LINK>"Admin"</A> })
-                        }}
-                    </Transition>
+                    {is_admin.then(|| view! { <A href="/admin" attr:class=NAV_LINK>"Admin"</A> })}
                 </nav>
                 <div class="ml-auto flex items-center gap-2">
-                    <Transition fallback=|| ()>
-                        {move || match user() {
-                            Some(user) => view! { <UserMenu email=user.email.clone() role=user.role.to_string()/> }.into_any(),
-                            None => view! {
-                                <A href="/login" attr:class="rounded-md px-3 py-2 text-sm font-semibold text-slate-700 hover:bg-slate-100">"Log in"</A>
-                                <A href="/signup" attr:class=BTN_PRIMARY>"Sign up"</A>
-                            }.into_any(),
-                        }}
-                    </Transition>
+                    {match user {
+                        Some(user) => view! { <UserMenu email=user.email.clone() role=user.role.to_string()/> }.into_any(),
+                        None => view! {
+                            <A href="/login" attr:class="rounded-md px-3 py-2 text-sm font-semibold text-slate-700 hover:bg-slate-100">"Log in"</A>
+                            <A href="/signup" attr:class=BTN_PRIMARY>"Sign up"</A>
+                        }.into_any(),
+                    }}
                 </div>
             </div>
         </header>

@@ -9,15 +9,12 @@ use leptos_router::components::A;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let session = use_session();
     view! {
         <Title text=""/>
-        <Transition fallback=|| ()>
-            {move || session.me.get().map(|me| match me.ok().flatten() {
-                Some(user) => view! { <Dashboard user/> }.into_any(),
-                None => view! { <Landing/> }.into_any(),
-            })}
-        </Transition>
+        {match use_session().user() {
+            Some(user) => view! { <Dashboard user/> }.into_any(),
+            None => view! { <Landing/> }.into_any(),
+        }}
     }
 }
 

@@ -8,10 +8,12 @@ use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use tokenmeter::server::{config::Config, db::Db, init_state, router};
+use tokenmeter::server::{config::Config, init_state, router};
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// A request that takes this long has hung: fail with the request named, not stall the suite.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -33,8 +35,19 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
 
 pub struct TestApp {
     pub base: String,
-    pub db: Db,
     _dir: Option<tempfile::TempDir>,
+}
+
+fn server_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-server")
+            .enable_all()
+            .build()
+            .expect("server runtime")
+    })
 }
 
 impl TestApp {
@@ -59,10 +72,16 @@ impl TestApp {
             vars.insert(k.to_string(), v.to_string());
         }
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
-        let state = init_state(config).await.expect("server state");
-        let db = state.db.clone();
-        let app = router(state);
-        tokio::spawn(async move {
+        let listener = listener.into_std().expect("listener");
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        // The server runs on one runtime shared by all tests, as it would in production (one
+        // runtime per process): Leptos' rendering is not meant to outlive, or hop between,
+        // the per-test runtimes that #[tokio::test] creates and drops.
+        server_runtime().spawn(async move {
+            let state = init_state(config).await.expect("server state");
+            let app = router(state);
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = ready_tx.send(());
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -70,9 +89,9 @@ impl TestApp {
             .await
             .expect("server");
         });
+        ready_rx.await.expect("server started");
         TestApp {
             base: format!("http://{addr}"),
-            db,
             _dir: dir,
         }
     }
@@ -86,6 +105,7 @@ impl TestApp {
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, HeaderValue::from_str(&self.base).unwrap());
         reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
             .cookie_store(true)
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
@@ -101,6 +121,7 @@ impl TestApp {
             HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
         );
         reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
             .default_headers(headers)
             .build()
             .unwrap()

@@ -25,8 +25,7 @@ pub fn AdminUsersPage() -> impl IntoView {
         },
         |_| admin_list_users(),
     );
-    let me = use_session().me;
-    let my_id = move || me.get().and_then(|r| r.ok()).flatten().map(|u| u.id);
+    let my_id = use_session().user().map(|u| u.id);
     let create_error = action_error(create);
     let form = reset_on_success(create);
     let role_error = action_error(set_role);
@@ -61,7 +60,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                 {move || users.get().map(|r| match r {
                     Err(e) => view! { <div class="p-6"><ErrorNotice message=e.message/></div> }.into_any(),
                     Ok(list) => {
-                        let me = my_id();
+                        let me = my_id;
                         view! {
                             <table class="min-w-full divide-y divide-slate-200 text-sm" data-testid="users-table">
                                 <thead class="bg-slate-50 text-left text-xs font-semibold uppercase tracking-wide text-slate-500">

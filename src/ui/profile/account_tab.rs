@@ -11,11 +11,8 @@ use leptos::prelude::*;
 
 #[component]
 pub fn AccountTab() -> impl IntoView {
-    let session = use_session();
     view! {
-        <Transition fallback=|| ()>
-            {move || session.me.get().and_then(|r| r.ok()).flatten().map(|user| view! { <AccountDetails user/> })}
-        </Transition>
+        {use_session().user().map(|user| view! { <AccountDetails user/> })}
         <PasswordForm/>
     }
 }

@@ -71,6 +71,7 @@ fn signed_in_user() -> Option<UserDto> {
                 .cloned()
         })
         .and_then(|signed_in| signed_in.0)
+        .map(|principal| principal.user)
 }
 
 /// The user the server wrote into the page head.

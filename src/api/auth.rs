@@ -4,20 +4,6 @@ use super::error::AppError;
 use super::UserDto;
 use leptos::prelude::*;
 
-/// The signed-in user, or `None` for visitors.
-#[server(prefix = "/api/fn", endpoint = "get_me")]
-pub async fn get_me() -> Result<Option<UserDto>, AppError> {
-    use crate::server::auth;
-    let state = super::ssr::state()?;
-    let parts = super::ssr::parts()?;
-    // A stale or revoked credential reads as "signed out" here, not as an error page.
-    Ok(auth::authenticate(&state, &parts.headers)
-        .await
-        .ok()
-        .flatten()
-        .map(|p| p.user))
-}
-
 /// Whether the sign-up form should be offered.
 #[server(prefix = "/api/fn", endpoint = "signup_open")]
 pub async fn signup_open() -> Result<bool, AppError> {
@@ -54,10 +40,7 @@ pub async fn logout() -> Result<(), AppError> {
     use crate::server::{accounts, auth};
     let state = super::ssr::state()?;
     let parts = super::ssr::parts()?;
-    let principal = auth::authenticate(&state, &parts.headers)
-        .await
-        .ok()
-        .flatten();
+    let principal = auth::caller(&state, &parts).await.ok().flatten();
     accounts::logout(&state, principal.as_ref()).await?;
     super::ssr::set_session_cookie(&state, &parts, None);
     leptos_axum::redirect("/login");

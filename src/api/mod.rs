@@ -88,14 +88,14 @@ pub(crate) mod ssr {
     /// The signed-in user, or 401.
     pub async fn require_user() -> Result<(AppState, Principal), AppError> {
         let state = state()?;
-        let principal = auth::require_user(&state, &parts()?.headers).await?;
+        let principal = auth::require_user(&state, &parts()?).await?;
         Ok((state, principal))
     }
 
     /// The signed-in admin: 401 when signed out, 403 for everybody else.
     pub async fn require_admin() -> Result<(AppState, Principal), AppError> {
         let state = state()?;
-        let principal = auth::require_admin(&state, &parts()?.headers).await?;
+        let principal = auth::require_admin(&state, &parts()?).await?;
         Ok((state, principal))
     }
 

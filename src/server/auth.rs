@@ -210,16 +210,26 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Optio
     }))
 }
 
+/// The caller of this request: the one `page_guard` already resolved for a page request (so a
+/// page's server functions, run in-process while it renders, do not look it up again), else
+/// looked up from the request's credentials.
+pub async fn caller(state: &AppState, parts: &Parts) -> Result<Option<Principal>> {
+    match parts.extensions.get::<SignedIn>() {
+        Some(SignedIn(principal)) => Ok(principal.clone()),
+        None => authenticate(state, &parts.headers).await,
+    }
+}
+
 /// The signed-in user, or 401.
-pub async fn require_user(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
-    authenticate(state, headers)
+pub async fn require_user(state: &AppState, parts: &Parts) -> Result<Principal> {
+    caller(state, parts)
         .await?
         .ok_or_else(|| AppError::unauthorized().into())
 }
 
 /// The signed-in admin: 401 when signed out, 403 for everybody else.
-pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
-    let principal = require_user(state, headers).await?;
+pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<Principal> {
+    let principal = require_user(state, parts).await?;
     if !principal.is_admin() {
         return Err(AppError::forbidden("this needs an admin account").into());
     }
@@ -252,9 +262,9 @@ fn needs_sign_in(path: &str) -> bool {
     under("/profile") || under("/admin") || under("/chat")
 }
 
-/// The user a page request was made by, resolved once before rendering (`None` for visitors).
+/// Who made a page request, resolved once before rendering (`None` for visitors).
 #[derive(Clone, Debug)]
-pub struct SignedIn(pub Option<UserDto>);
+pub struct SignedIn(pub Option<Principal>);
 
 /// Requests that render a page (not the API, not the built assets).
 fn is_page(path: &str) -> bool {
@@ -272,16 +282,20 @@ pub async fn page_guard(
     use axum::response::IntoResponse;
     let path = request.uri().path().to_string();
     if request.method() == http::Method::GET && is_page(&path) {
-        let user = match authenticate(&state, request.headers()).await {
-            Ok(principal) => principal.map(|p| p.user),
-            Err(err) => {
-                // A bad credential reads as "signed out" on pages; the API says why.
+        let principal = match authenticate(&state, request.headers()).await {
+            Ok(principal) => principal,
+            // A bad credential reads as "signed out" on pages; the API says why.
+            Err(Error::App(err)) => {
                 tracing::debug!(error = %err, "page request with an unusable credential");
                 None
             }
+            Err(err) => {
+                tracing::error!(error = %err, "could not resolve the user of a page request");
+                None
+            }
         };
-        let signed_in = user.is_some();
-        request.extensions_mut().insert(SignedIn(user));
+        let signed_in = principal.is_some();
+        request.extensions_mut().insert(SignedIn(principal));
         if !signed_in && needs_sign_in(&path) {
             let to = format!("/login?next={}", crate::domain::account::encode_next(&path));
             return (http::StatusCode::FOUND, [(http::header::LOCATION, to)]).into_response();
@@ -303,7 +317,7 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, Self::Rejection> {
-        Ok(AuthUser(require_user(state, &parts.headers).await?))
+        Ok(AuthUser(require_user(state, parts).await?))
     }
 }
 
@@ -314,7 +328,7 @@ impl FromRequestParts<AppState> for AdminUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, Self::Rejection> {
-        Ok(AdminUser(require_admin(state, &parts.headers).await?))
+        Ok(AdminUser(require_admin(state, parts).await?))
     }
 }
 

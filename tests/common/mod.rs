@@ -38,18 +38,6 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn server_runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("test-server")
-            .enable_all()
-            .build()
-            .expect("server runtime")
-    })
-}
-
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, &[]).await
@@ -72,16 +60,9 @@ impl TestApp {
             vars.insert(k.to_string(), v.to_string());
         }
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
-        let listener = listener.into_std().expect("listener");
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        // The server runs on one runtime shared by all tests, as it would in production (one
-        // runtime per process): Leptos' rendering is not meant to outlive, or hop between,
-        // the per-test runtimes that #[tokio::test] creates and drops.
-        server_runtime().spawn(async move {
-            let state = init_state(config).await.expect("server state");
-            let app = router(state);
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = ready_tx.send(());
+        let state = init_state(config).await.expect("server state");
+        let app = router(state);
+        tokio::spawn(async move {
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -89,7 +70,6 @@ impl TestApp {
             .await
             .expect("server");
         });
-        ready_rx.await.expect("server started");
         TestApp {
             base: format!("http://{addr}"),
             _dir: dir,

@@ -2,3 +2,6 @@
 //! browser too and is tested table by table.
 
 pub mod account;
+pub mod chat;
+pub mod money;
+pub mod sse;

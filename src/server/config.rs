@@ -1,6 +1,8 @@
 //! Configuration from the environment. Every variable and its default is listed in README.md.
 
+use crate::domain::money::{parse_price_table, ModelPrice};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Who may create an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +17,17 @@ pub enum SignupMode {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Where chat completions go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// Nothing configured: the built-in `demo` model answers.
+    Demo,
+    /// Any OpenAI-compatible endpoint, called with one shared key.
+    OpenAi { base_url: String, api_key: Option<String> },
+    /// A LiteLLM proxy: every user gets a virtual key of their own, made with the master key.
+    LiteLlm { base_url: String, master_key: String },
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +48,19 @@ pub struct Config {
     pub login_max_failures_per_ip: i64,
     pub login_window_minutes: i64,
     pub log_format: LogFormat,
+    pub upstream: Upstream,
+    /// Seconds to wait for the upstream's first byte, and between two chunks of a stream.
+    pub llm_timeout_secs: u64,
+    /// Prices for models whose upstream reports no cost (USD per million tokens, exact).
+    pub model_prices: Vec<(String, ModelPrice)>,
+    /// Encrypts the users' LiteLLM keys at rest; from `TOKENMETER_SECRET`, else a random one
+    /// kept in `secret_file` (created on first start).
+    pub secret: Option<String>,
+    pub secret_file: PathBuf,
+    /// Days (of usage, quota periods) are days of this zone.
+    pub timezone: chrono_tz::Tz,
+    /// Pause between two tokens of the demo model's reply, in milliseconds.
+    pub demo_token_delay_ms: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tokenmeter.db";
@@ -82,6 +108,33 @@ impl Config {
                 ))
             }
         };
+        let upstream = match (var("LITELLM_URL"), var("LLM_BASE_URL")) {
+            (Some(url), _) => Upstream::LiteLlm {
+                base_url: http_url("LITELLM_URL", &url)?,
+                master_key: var("LITELLM_MASTER_KEY").ok_or(
+                    "LITELLM_MASTER_KEY must be set when LITELLM_URL is (it creates the users' keys)",
+                )?,
+            },
+            (None, Some(url)) => Upstream::OpenAi {
+                base_url: http_url("LLM_BASE_URL", &url)?,
+                api_key: var("LLM_API_KEY"),
+            },
+            (None, None) => Upstream::Demo,
+        };
+        let model_prices = parse_price_table(&var("TOKENMETER_MODEL_PRICES").unwrap_or_default())
+            .map_err(|e| format!("TOKENMETER_MODEL_PRICES: {e}"))?;
+        let timezone = match var("TOKENMETER_TIMEZONE") {
+            None => chrono_tz::UTC,
+            Some(name) => name.trim().parse().map_err(|_| {
+                format!("TOKENMETER_TIMEZONE must be an IANA time zone such as Europe/Berlin (got {name:?})")
+            })?,
+        };
+        let demo_token_delay_ms = match var("TOKENMETER_DEMO_DELAY_MS") {
+            None => 25,
+            Some(raw) => raw.trim().parse::<u64>().ok().filter(|ms| *ms <= 10_000).ok_or_else(
+                || format!("TOKENMETER_DEMO_DELAY_MS must be 0 to 10000 (got {raw:?})"),
+            )?,
+        };
         Ok(Config {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             db_max_connections: positive(&var, "TOKENMETER_DB_MAX_CONNECTIONS", 10)? as u32,
@@ -96,6 +149,15 @@ impl Config {
             login_max_failures_per_ip: positive(&var, "TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", 30)?,
             login_window_minutes: positive(&var, "TOKENMETER_LOGIN_WINDOW_MINUTES", 15)?,
             log_format,
+            upstream,
+            llm_timeout_secs: positive(&var, "TOKENMETER_LLM_TIMEOUT_SECONDS", 60)? as u64,
+            model_prices,
+            secret: var("TOKENMETER_SECRET"),
+            secret_file: var("TOKENMETER_SECRET_FILE")
+                .unwrap_or_else(|| "data/secret.key".into())
+                .into(),
+            timezone,
+            demo_token_delay_ms,
         })
     }
 
@@ -104,6 +166,16 @@ impl Config {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// An upstream address: http(s), without the trailing slash.
+fn http_url(name: &str, raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_string())
+    } else {
+        Err(format!("{name} must start with http:// or https:// (got {raw:?})"))
     }
 }
 
@@ -120,5 +192,64 @@ fn positive(
                 "{name} must be a positive whole number (got {raw:?})"
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_upstream_is_litellm_then_openai_then_demo() {
+        assert_eq!(config(&[]).unwrap().upstream, Upstream::Demo);
+        assert_eq!(
+            config(&[("LLM_BASE_URL", "http://llm:8000/v1/"), ("LLM_API_KEY", "k")])
+                .unwrap()
+                .upstream,
+            Upstream::OpenAi {
+                base_url: "http://llm:8000/v1".into(),
+                api_key: Some("k".into())
+            }
+        );
+        let both = config(&[
+            ("LLM_BASE_URL", "http://llm:8000/v1"),
+            ("LITELLM_URL", "http://127.0.0.1:4000"),
+            ("LITELLM_MASTER_KEY", "sk-m"),
+        ])
+        .unwrap();
+        assert!(matches!(both.upstream, Upstream::LiteLlm { .. }));
+        let err = config(&[("LITELLM_URL", "http://127.0.0.1:4000")]).unwrap_err();
+        assert!(err.contains("LITELLM_MASTER_KEY"), "{err}");
+        let err = config(&[("LLM_BASE_URL", "llm:8000")]).unwrap_err();
+        assert!(err.contains("LLM_BASE_URL must start with http"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("TOKENMETER_TIMEZONE", "Mars/Olympus"),
+            ("TOKENMETER_MODEL_PRICES", "gpt-4o=cheap"),
+            ("TOKENMETER_LLM_TIMEOUT_SECONDS", "0"),
+            ("TOKENMETER_DEMO_DELAY_MS", "-1"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        let ok = config(&[
+            ("TOKENMETER_TIMEZONE", "Europe/Berlin"),
+            ("TOKENMETER_MODEL_PRICES", "gpt-4o=2.5:10"),
+        ])
+        .unwrap();
+        assert_eq!(ok.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(ok.model_prices.len(), 1);
     }
 }

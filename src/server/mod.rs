@@ -2,12 +2,15 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod llm;
 pub mod rest;
+pub mod secret;
 pub mod state;
 pub mod telemetry;
 
@@ -49,10 +52,21 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 pub async fn init_state(config: Config) -> Result<AppState> {
     let db = Db::connect(&config.database_url, config.db_max_connections).await?;
     db.migrate().await?;
+    // Only LiteLLM keys are stored encrypted; without LiteLLM no secret file is needed.
+    let secrets = match config.upstream {
+        config::Upstream::LiteLlm { .. } => {
+            secret::SecretBox::load(config.secret.as_deref(), &config.secret_file)?
+        }
+        _ => secret::SecretBox::new(&auth::new_secret("").0),
+    };
+    let llm = llm::Llm::new(&config, secrets)?;
+    // The tokenizer's tables take a moment to load: not during the first chat.
+    tokio::task::spawn_blocking(llm::tokens::warm_up);
     let state = AppState {
         leptos_options: leptos_options(&config),
         db,
         config: Arc::new(config),
+        llm: Arc::new(llm),
     };
     if let Some((admin, generated)) = accounts::ensure_admin(&state).await? {
         match generated {

@@ -2,6 +2,7 @@
 
 use crate::server::config::Config;
 use crate::server::db::Db;
+use crate::server::llm::Llm;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -11,4 +12,6 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub config: Arc<Config>,
+    /// The LLM upstream (or the demo model).
+    pub llm: Arc<Llm>,
 }

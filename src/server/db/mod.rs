@@ -3,8 +3,12 @@
 //! only the few statements whose dialects differ are written twice, side by side.
 
 pub mod api_tokens;
+pub mod conversations;
+pub mod exchanges;
+pub mod llm_keys;
 pub mod login_failures;
 pub mod sessions;
+pub mod usage_history;
 pub mod users;
 
 use crate::server::error::{Error, Result};

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod chat;
 mod profile;
 
 use crate::api::error::{AppError, ErrorCode};
@@ -127,6 +128,18 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/profile/tokens/{id}", delete(profile::revoke_token))
         .route("/api/profile/password", post(profile::change_password))
+        .route("/api/chat/completions", post(chat::completions))
+        .route("/api/models", get(chat::models))
+        .route(
+            "/api/conversations",
+            get(chat::list_conversations).post(chat::create_conversation),
+        )
+        .route(
+            "/api/conversations/{id}",
+            get(chat::get_conversation)
+                .patch(chat::update_conversation)
+                .delete(chat::delete_conversation),
+        )
         .route(
             "/api/admin/users",
             get(admin::list_users).post(admin::create_user),

@@ -1,0 +1,481 @@
+//! The chat service: conversations, the model list, and sending a message. A send opens the
+//! upstream stream first (so a refusal is a plain HTTP error and nothing is written), then a
+//! task reads the reply, passes it on, and when it ends — finished, cut, or stopped because the
+//! client went away — writes the exchange and its usage in one transaction.
+
+use crate::api::chat::{ConversationDetailDto, ConversationDto, MessageDto, ModelsDto};
+use crate::api::error::AppError;
+use crate::domain::chat::{
+    normalize_title, title_from_message, ReplyStatus, Role, MAX_MESSAGE_CHARS,
+};
+use crate::domain::money::decimal_usd;
+use crate::server::db::conversations::{ConversationRow, MessageRow};
+use crate::server::db::exchanges::{Exchange, NewMessage, Reply};
+use crate::server::db::{self, conversations};
+use crate::server::error::{Error, Result};
+use crate::server::llm::{tokens, ChatCall, Event, ReportedUsage, WireMessage};
+use crate::server::state::AppState;
+use chrono::{Duration, Utc};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Most conversations listed at once.
+const LIST_LIMIT: i64 = 500;
+
+fn conversation_dto(row: ConversationRow) -> ConversationDto {
+    ConversationDto {
+        id: row.id,
+        title: row.title,
+        model: row.model,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn message_dto(row: MessageRow) -> MessageDto {
+    MessageDto {
+        id: row.id,
+        role: Role::parse(&row.role).unwrap_or(Role::User),
+        content: row.content,
+        model: row.model,
+        prompt_tokens: row.prompt_tokens,
+        completion_tokens: row.completion_tokens,
+        cost: row.cost_nanos.map(decimal_usd),
+        usage_estimated: row.usage_estimated,
+        status: ReplyStatus::parse(&row.status).unwrap_or(ReplyStatus::Complete),
+        error: row.error,
+        created_at: row.created_at,
+    }
+}
+
+fn not_found() -> Error {
+    AppError::not_found("conversation").into()
+}
+
+pub async fn list_conversations(state: &AppState, user_id: Uuid) -> Result<Vec<ConversationDto>> {
+    let rows = conversations::list_owned(&state.db, user_id, LIST_LIMIT).await?;
+    Ok(rows.into_iter().map(conversation_dto).collect())
+}
+
+pub async fn conversation_detail(
+    state: &AppState,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<ConversationDetailDto> {
+    let conversation = conversations::find_owned(&state.db, id, user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let messages = conversations::list_messages(&state.db, id).await?;
+    Ok(ConversationDetailDto {
+        conversation: conversation_dto(conversation),
+        messages: messages.into_iter().map(message_dto).collect(),
+    })
+}
+
+/// The models on offer. A failing upstream is reported in the answer (the page shows it), not
+/// as an error of the page.
+pub async fn models(state: &AppState) -> ModelsDto {
+    match state.llm.models().await {
+        Ok(models) => ModelsDto {
+            models,
+            upstream: state.llm.kind().into(),
+            error: None,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the upstream's models");
+            ModelsDto {
+                models: vec![],
+                upstream: state.llm.kind().into(),
+                error: Some(AppError::from(&e).message),
+            }
+        }
+    }
+}
+
+/// A model the upstream offers, else 400 naming the allowed values. When the list cannot be
+/// read the upstream itself decides (its refusal reaches the user).
+async fn check_model(state: &AppState, model: &str) -> Result<String> {
+    let model = model.trim();
+    if model.is_empty() {
+        return Err(AppError::validation("model must not be empty").into());
+    }
+    match state.llm.models().await {
+        Ok(models) if !models.iter().any(|m| m == model) => Err(AppError::validation(format!(
+            "model must be one of: {} (got {model:?})",
+            models.join(", ")
+        ))
+        .into()),
+        _ => Ok(model.to_string()),
+    }
+}
+
+pub async fn create_conversation(
+    state: &AppState,
+    user_id: Uuid,
+    model: &str,
+    title: Option<&str>,
+) -> Result<ConversationDto> {
+    let model = check_model(state, model).await?;
+    let title = match title {
+        Some(t) => normalize_title(t).map_err(AppError::validation)?,
+        None => "New chat".to_string(),
+    };
+    let now = db::now();
+    let row = ConversationRow {
+        id: Uuid::new_v4(),
+        user_id,
+        title,
+        model,
+        created_at: now,
+        updated_at: now,
+    };
+    conversations::insert(&state.db, &row).await?;
+    Ok(conversation_dto(row))
+}
+
+pub async fn update_conversation(
+    state: &AppState,
+    user_id: Uuid,
+    id: Uuid,
+    title: Option<&str>,
+    model: Option<&str>,
+) -> Result<ConversationDto> {
+    if title.is_none() && model.is_none() {
+        return Err(AppError::validation("give title and/or model to change").into());
+    }
+    let title = title
+        .map(normalize_title)
+        .transpose()
+        .map_err(AppError::validation)?;
+    // Ownership first: someone else's conversation is a 404 whatever the input.
+    conversations::find_owned(&state.db, id, user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let model = match model {
+        Some(m) => Some(check_model(state, m).await?),
+        None => None,
+    };
+    let row = conversations::update_owned(
+        &state.db,
+        id,
+        user_id,
+        title.as_deref(),
+        model.as_deref(),
+        db::now(),
+    )
+    .await?
+    .ok_or_else(not_found)?;
+    Ok(conversation_dto(row))
+}
+
+pub async fn delete_conversation(state: &AppState, user_id: Uuid, id: Uuid) -> Result<()> {
+    if conversations::delete_owned(&state.db, id, user_id).await? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
+
+/// A message a caller sends.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub role: Role,
+    pub content: String,
+}
+
+/// What `POST /api/chat/completions` (and so the chat page) asks for.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    /// Continue this conversation (its stored messages go first), or start a new one.
+    pub conversation_id: Option<Uuid>,
+    pub model: String,
+    /// The new messages; the last one is the user's.
+    pub messages: Vec<Input>,
+    pub max_tokens: Option<i64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Option<Value>,
+}
+
+/// How a reply ended, with the usage recorded for it.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub status: ReplyStatus,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_nanos: Option<i64>,
+    pub usage_estimated: bool,
+    /// Why the reply ended early (an upstream failure), for the client.
+    pub error: Option<AppError>,
+    /// False when nothing was written (nothing arrived, or the write failed).
+    pub recorded: bool,
+}
+
+pub enum Piece {
+    Delta(String),
+    /// The last item: the exchange is written by the time this arrives.
+    End(Outcome),
+}
+
+/// A send under way.
+pub struct Started {
+    pub conversation_id: Uuid,
+    pub reply_id: Uuid,
+    pub model: String,
+    pub created: i64,
+    pub pieces: mpsc::Receiver<Piece>,
+}
+
+fn validate(request: &SendRequest) -> Result<()> {
+    let last = request
+        .messages
+        .last()
+        .ok_or_else(|| AppError::validation("messages must not be empty"))?;
+    if last.role != Role::User {
+        return Err(AppError::validation("the last of messages must have role \"user\"").into());
+    }
+    for (i, m) in request.messages.iter().enumerate() {
+        let chars = m.content.chars().count();
+        if chars > MAX_MESSAGE_CHARS {
+            return Err(AppError::validation(format!(
+                "messages[{i}].content must be at most {MAX_MESSAGE_CHARS} characters (got {chars})"
+            ))
+            .into());
+        }
+    }
+    if last.content.trim().is_empty() {
+        return Err(AppError::validation("the user's message must not be empty").into());
+    }
+    if let Some(n) = request.max_tokens {
+        if n < 1 {
+            return Err(AppError::validation("max_tokens must be at least 1").into());
+        }
+    }
+    Ok(())
+}
+
+/// Starts a send: checks, opens the upstream, and hands back the reply as it streams.
+#[tracing::instrument(skip(state, request), fields(model = %request.model), err)]
+pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Result<Started> {
+    validate(&request)?;
+    let started_at = db::now();
+    let (conversation_id, new_conversation, history) = match request.conversation_id {
+        Some(id) => {
+            conversations::find_owned(&state.db, id, user_id)
+                .await?
+                .ok_or_else(not_found)?;
+            (id, None, conversations::list_messages(&state.db, id).await?)
+        }
+        None => {
+            let title = title_from_message(&request.messages.last().expect("validated").content);
+            let row = ConversationRow {
+                id: Uuid::new_v4(),
+                user_id,
+                title,
+                model: request.model.clone(),
+                created_at: started_at,
+                updated_at: started_at,
+            };
+            (row.id, Some(row), vec![])
+        }
+    };
+    let model = check_model(state, &request.model).await?;
+    let mut context: Vec<WireMessage> = history
+        .iter()
+        .filter(|m| !m.content.is_empty())
+        .map(|m| WireMessage {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        })
+        .collect();
+    context.extend(request.messages.iter().map(|m| WireMessage {
+        role: m.role.as_str().into(),
+        content: m.content.clone(),
+    }));
+    let call = ChatCall {
+        model: model.clone(),
+        messages: context,
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop: request.stop.clone(),
+    };
+    let key = state.llm.user_key(&state.db, user_id).await?;
+    let upstream = state.llm.stream(key.as_deref(), &call).await?;
+
+    let (tx, rx) = mpsc::channel(64);
+    let reply_id = Uuid::new_v4();
+    let recorder = Recorder {
+        state: state.clone(),
+        user_id,
+        conversation_id,
+        new_conversation,
+        reply_id,
+        call,
+        inputs: request.messages,
+        started_at,
+    };
+    tokio::spawn(recorder.run(upstream, tx));
+    Ok(Started {
+        conversation_id,
+        reply_id,
+        model,
+        created: started_at.timestamp(),
+        pieces: rx,
+    })
+}
+
+struct Recorder {
+    state: AppState,
+    user_id: Uuid,
+    conversation_id: Uuid,
+    new_conversation: Option<ConversationRow>,
+    reply_id: Uuid,
+    call: ChatCall,
+    inputs: Vec<Input>,
+    started_at: chrono::DateTime<Utc>,
+}
+
+impl Recorder {
+    /// Reads the upstream to its end (or until the client goes away), then records.
+    async fn run(self, mut upstream: crate::server::llm::EventStream, tx: mpsc::Sender<Piece>) {
+        let mut content = String::new();
+        let mut usage: Option<ReportedUsage> = None;
+        let mut failure = None;
+        let mut client_gone = false;
+        loop {
+            let next = tokio::select! {
+                next = upstream.next() => next,
+                _ = tx.closed() => { client_gone = true; break; }
+            };
+            match next {
+                None => break,
+                Some(Ok(Event::Delta(text))) => {
+                    content.push_str(&text);
+                    if tx.send(Piece::Delta(text)).await.is_err() {
+                        client_gone = true;
+                        break;
+                    }
+                }
+                Some(Ok(Event::Usage(u))) => usage = Some(u),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "upstream stream failed");
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // Closing the upstream connection now stops the model from writing more.
+        drop(upstream);
+        let status = if client_gone {
+            ReplyStatus::Stopped
+        } else if failure.is_some() {
+            ReplyStatus::Interrupted
+        } else {
+            ReplyStatus::Complete
+        };
+        let outcome = self.outcome(status, &content, usage, failure.as_ref());
+        if content.is_empty() && usage.is_none() {
+            // Nothing arrived and nothing was reported: nothing to keep (the client may retry).
+            let _ = tx.send(Piece::End(Outcome { recorded: false, ..outcome })).await;
+            return;
+        }
+        match self.record(&content, &outcome).await {
+            Ok(()) => {
+                let _ = tx.send(Piece::End(outcome)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record a reply");
+                let _ = tx
+                    .send(Piece::End(Outcome {
+                        error: Some(AppError::internal()),
+                        recorded: false,
+                        status: ReplyStatus::Interrupted,
+                        ..outcome
+                    }))
+                    .await;
+            }
+        }
+    }
+
+    /// The usage to record: what the upstream reported, else our tokenizer's count of what was
+    /// sent and received (so a stopped or cut reply still counts). Cost: the reported one, else
+    /// the price table, else none (unpriced).
+    fn outcome(
+        &self,
+        status: ReplyStatus,
+        content: &str,
+        usage: Option<ReportedUsage>,
+        failure: Option<&crate::server::llm::UpstreamError>,
+    ) -> Outcome {
+        let (prompt_tokens, completion_tokens, reported_cost, usage_estimated) = match usage {
+            Some(u) => (u.prompt_tokens, u.completion_tokens, u.cost_nanos, false),
+            None => (
+                tokens::count_chat(
+                    self.call
+                        .messages
+                        .iter()
+                        .map(|m| (m.role.as_str(), m.content.as_str())),
+                ),
+                tokens::count(content),
+                None,
+                true,
+            ),
+        };
+        let cost_nanos = reported_cost.or_else(|| {
+            self.state
+                .llm
+                .price(&self.call.model)
+                .map(|p| p.cost_nanos(prompt_tokens, completion_tokens))
+        });
+        Outcome {
+            status,
+            prompt_tokens,
+            completion_tokens,
+            cost_nanos,
+            usage_estimated,
+            error: failure.map(AppError::from),
+            recorded: true,
+        }
+    }
+
+    async fn record(&self, content: &str, outcome: &Outcome) -> Result<()> {
+        let now = db::now();
+        // Messages sort by time: inputs keep the send's start, the reply comes after them.
+        let inputs: Vec<NewMessage> = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| NewMessage {
+                id: Uuid::new_v4(),
+                role: m.role.as_str(),
+                content: m.content.clone(),
+                created_at: self.started_at + Duration::microseconds(i as i64),
+            })
+            .collect();
+        let floor = self.started_at + Duration::microseconds(inputs.len() as i64);
+        let exchange = Exchange {
+            user_id: self.user_id,
+            conversation_id: self.conversation_id,
+            new_conversation: self.new_conversation.clone(),
+            inputs,
+            reply: Reply {
+                id: self.reply_id,
+                content: content.to_string(),
+                model: self.call.model.clone(),
+                prompt_tokens: outcome.prompt_tokens,
+                completion_tokens: outcome.completion_tokens,
+                cost_nanos: outcome.cost_nanos,
+                usage_estimated: outcome.usage_estimated,
+                status: outcome.status.as_str(),
+                error: outcome.error.as_ref().map(|e| e.message.clone()),
+                created_at: now.max(floor),
+            },
+            date: now.with_timezone(&self.state.config.timezone).date_naive(),
+        };
+        db::exchanges::record(&self.state.db, &exchange).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! One finished exchange written at once: the user's message(s), the assistant's reply with
+//! its usage, the conversation's `updated_at`, and the day's row of `usage_history`, in a
+//! single transaction, so usage is never recorded without its reply or the other way round.
+
+use super::conversations::ConversationRow;
+use super::{with_db, Db};
+use crate::domain::chat::{add_model_usage, ModelUsageMap};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+pub struct NewMessage {
+    pub id: Uuid,
+    pub role: &'static str,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct Reply {
+    pub id: Uuid,
+    pub content: String,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// `None`: the model has no price.
+    pub cost_nanos: Option<i64>,
+    pub usage_estimated: bool,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct Exchange {
+    pub user_id: Uuid,
+    pub conversation_id: Uuid,
+    /// A conversation started by this exchange (an API call without `conversation_id`).
+    pub new_conversation: Option<ConversationRow>,
+    pub inputs: Vec<NewMessage>,
+    pub reply: Reply,
+    /// The day (of the configured timezone) the usage counts for.
+    pub date: NaiveDate,
+}
+
+/// Writes the exchange; the usage row is created or added to.
+pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
+    let reply = &exchange.reply;
+    let now = reply.created_at;
+    with_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        // The first statement writes, so SQLite takes its write lock at once (no upgrade).
+        if let Some(c) = &exchange.new_conversation {
+            sqlx::query(
+                "insert into conversations (id, user_id, title, model, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(c.id)
+            .bind(c.user_id)
+            .bind(&c.title)
+            .bind(&c.model)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for input in &exchange.inputs {
+            sqlx::query(
+                "insert into messages (id, conversation_id, role, content, created_at)
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(input.id)
+            .bind(exchange.conversation_id)
+            .bind(input.role)
+            .bind(&input.content)
+            .bind(input.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "insert into messages (id, conversation_id, role, content, model, prompt_tokens,
+                 completion_tokens, cost_nanos, usage_estimated, status, error, created_at)
+             values ($1, $2, 'assistant', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(reply.id)
+        .bind(exchange.conversation_id)
+        .bind(&reply.content)
+        .bind(&reply.model)
+        .bind(reply.prompt_tokens)
+        .bind(reply.completion_tokens)
+        .bind(reply.cost_nanos)
+        .bind(reply.usage_estimated)
+        .bind(reply.status)
+        .bind(&reply.error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("update conversations set updated_at = $2 where id = $1")
+            .bind(exchange.conversation_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        // Add to the day's totals; the row stays locked until commit, so the per-model JSON
+        // read next cannot be changed by a concurrent exchange in between.
+        let (row_id, Json(mut models)): (Uuid, Json<ModelUsageMap>) = sqlx::query_as(
+            "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
+                 completion_tokens, requests_count, cost_nanos, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8)
+             on conflict (user_id, date) do update set
+                 tokens_used = usage_history.tokens_used + excluded.tokens_used,
+                 prompt_tokens = usage_history.prompt_tokens + excluded.prompt_tokens,
+                 completion_tokens = usage_history.completion_tokens + excluded.completion_tokens,
+                 requests_count = usage_history.requests_count + 1,
+                 cost_nanos = usage_history.cost_nanos + excluded.cost_nanos,
+                 updated_at = excluded.updated_at
+             returning id, model_usage",
+        )
+        .bind(Uuid::new_v4())
+        .bind(exchange.user_id)
+        .bind(exchange.date)
+        .bind(reply.prompt_tokens + reply.completion_tokens)
+        .bind(reply.prompt_tokens)
+        .bind(reply.completion_tokens)
+        .bind(reply.cost_nanos.unwrap_or(0))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        add_model_usage(
+            &mut models,
+            &reply.model,
+            reply.prompt_tokens,
+            reply.completion_tokens,
+            reply.cost_nanos,
+        );
+        sqlx::query("update usage_history set model_usage = $2 where id = $1")
+            .bind(row_id)
+            .bind(Json(&models))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    })
+}

@@ -1,0 +1,605 @@
+//! The LLM upstream: a LiteLLM proxy (with a virtual key per user), any OpenAI-compatible
+//! endpoint (one shared key), or the built-in demo model. Replies are always streamed from the
+//! upstream (with `stream_options.include_usage`), so one code path serves the chat page and
+//! both shapes of `POST /api/chat/completions`.
+
+pub mod tokens;
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::domain::chat::{demo_reply, DEMO_MODEL};
+use crate::domain::money::{usd_f64_to_nanos, ModelPrice};
+use crate::domain::sse::SseDecoder;
+use crate::server::config::{Config, Upstream};
+use crate::server::db::{self, Db};
+use crate::server::error::{Error, Result};
+use crate::server::secret::SecretBox;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long the model list is reused before asking the upstream again.
+const MODELS_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WireMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// One completion request as sent upstream.
+#[derive(Clone, Debug)]
+pub struct ChatCall {
+    pub model: String,
+    pub messages: Vec<WireMessage>,
+    pub max_tokens: Option<i64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Option<Value>,
+}
+
+/// Usage as the upstream reported it at the end of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportedUsage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// LiteLLM's `usage.cost`, when it sent one.
+    pub cost_nanos: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Delta(String),
+    Usage(ReportedUsage),
+}
+
+/// What went wrong upstream; each becomes a message a user can act on.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach the model endpoint: {0}")]
+    Unreachable(String),
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the stream ended before the reply was complete")]
+    Cut,
+    #[error("unreadable answer: {0}")]
+    Malformed(String),
+}
+
+impl From<&UpstreamError> for AppError {
+    fn from(err: &UpstreamError) -> Self {
+        let upstream = |msg: String| AppError::new(ErrorCode::Upstream, msg);
+        match err {
+            UpstreamError::Unreachable(_) => {
+                upstream("The model endpoint cannot be reached. Try again in a moment.".into())
+            }
+            UpstreamError::Timeout(secs) => upstream(format!(
+                "The model endpoint did not answer within {secs} s. Try again in a moment."
+            )),
+            UpstreamError::Status { status: 401 | 403, .. } => upstream(
+                "The model endpoint refused tokenmeter's credentials. An admin must check the LLM key configuration."
+                    .into(),
+            ),
+            UpstreamError::Status { status: 429, .. } => AppError::new(
+                ErrorCode::RateLimited,
+                "The model endpoint is rate limiting requests. Try again in a moment.",
+            ),
+            UpstreamError::Status { status: 400 | 404 | 422, message } => AppError::validation(
+                format!("The model endpoint rejected the request: {message}"),
+            ),
+            UpstreamError::Status { status, .. } => upstream(format!(
+                "The model endpoint failed (HTTP {status}). Try again in a moment."
+            )),
+            UpstreamError::Cut => upstream(
+                "The reply was cut off: the model endpoint closed the stream early.".into(),
+            ),
+            UpstreamError::Malformed(_) => {
+                upstream("The model endpoint sent an answer tokenmeter cannot read.".into())
+            }
+        }
+    }
+}
+
+impl From<UpstreamError> for Error {
+    fn from(err: UpstreamError) -> Self {
+        tracing::warn!(error = %err, "upstream failed");
+        Error::App(AppError::from(&err))
+    }
+}
+
+pub type EventStream = BoxStream<'static, Result<Event, UpstreamError>>;
+
+pub struct Llm {
+    http: reqwest::Client,
+    upstream: Upstream,
+    timeout: Duration,
+    prices: HashMap<String, ModelPrice>,
+    secrets: SecretBox,
+    demo_delay: Duration,
+    models: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+    /// One key provisioning at a time per instance (other instances are handled by the
+    /// database's primary key).
+    provisioning: tokio::sync::Mutex<()>,
+}
+
+impl Llm {
+    pub fn new(config: &Config, secrets: SecretBox) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(config.llm_timeout_secs.min(10)))
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            upstream: config.upstream.clone(),
+            timeout: Duration::from_secs(config.llm_timeout_secs),
+            prices: config.model_prices.iter().cloned().collect(),
+            secrets,
+            demo_delay: Duration::from_millis(config.demo_token_delay_ms),
+            models: tokio::sync::Mutex::new(None),
+            provisioning: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.upstream == Upstream::Demo
+    }
+
+    /// Which kind of upstream, for the UI and `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match self.upstream {
+            Upstream::Demo => "demo",
+            Upstream::OpenAi { .. } => "openai",
+            Upstream::LiteLlm { .. } => "litellm",
+        }
+    }
+
+    /// The price of a model from the price table; the demo model is free.
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        if self.is_demo() && model == DEMO_MODEL {
+            return Some(ModelPrice {
+                input_per_million: 0,
+                output_per_million: 0,
+            });
+        }
+        self.prices.get(model).copied()
+    }
+
+    fn base_and_admin_key(&self) -> Option<(&str, Option<&str>)> {
+        match &self.upstream {
+            Upstream::Demo => None,
+            Upstream::OpenAi { base_url, api_key } => Some((base_url, api_key.as_deref())),
+            Upstream::LiteLlm {
+                base_url,
+                master_key,
+            } => Some((base_url, Some(master_key))),
+        }
+    }
+
+    /// The models the upstream offers (cached for a minute), sorted by name.
+    pub async fn models(&self) -> Result<Vec<String>, UpstreamError> {
+        let Some((base, key)) = self.base_and_admin_key() else {
+            return Ok(vec![DEMO_MODEL.to_string()]);
+        };
+        let mut cache = self.models.lock().await;
+        if let Some((at, models)) = cache.as_ref() {
+            if at.elapsed() < MODELS_TTL {
+                return Ok(models.clone());
+            }
+        }
+        let mut request = self.http.get(format!("{base}/models"));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let body = self.json(request).await?;
+        let mut models: Vec<String> = body["data"]
+            .as_array()
+            .ok_or_else(|| UpstreamError::Malformed("models: no data array".into()))?
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect();
+        models.sort();
+        models.dedup();
+        *cache = Some((Instant::now(), models.clone()));
+        Ok(models)
+    }
+
+    /// Sends a request and reads a JSON answer within the timeout; non-2xx is an error.
+    async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
+        let secs = self.timeout.as_secs();
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| UpstreamError::Timeout(secs))?
+            .map_err(request_error(secs))?;
+        let status = response.status().as_u16();
+        let text = tokio::time::timeout(self.timeout, response.text())
+            .await
+            .map_err(|_| UpstreamError::Timeout(secs))?
+            .map_err(request_error(secs))?;
+        if !(200..300).contains(&status) {
+            return Err(UpstreamError::Status {
+                status,
+                message: error_message(&text),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| UpstreamError::Malformed(e.to_string()))
+    }
+
+    /// The key a user's requests go upstream with: none for the demo, the shared key for a
+    /// plain OpenAI-compatible endpoint, the user's own LiteLLM virtual key (created on first
+    /// use) for LiteLLM.
+    #[tracing::instrument(skip(self, db), err)]
+    pub async fn user_key(&self, db: &Db, user_id: Uuid) -> Result<Option<String>> {
+        let (base, master) = match &self.upstream {
+            Upstream::Demo => return Ok(None),
+            Upstream::OpenAi { api_key, .. } => return Ok(api_key.clone()),
+            Upstream::LiteLlm {
+                base_url,
+                master_key,
+            } => (base_url, master_key),
+        };
+        if let Some(sealed) = db::llm_keys::find_sealed(db, user_id).await? {
+            return self.open_key(&sealed).map(Some);
+        }
+        let _one_at_a_time = self.provisioning.lock().await;
+        if let Some(sealed) = db::llm_keys::find_sealed(db, user_id).await? {
+            return self.open_key(&sealed).map(Some);
+        }
+        let id = user_id.to_string();
+        let post = |path: &str, body: Value| {
+            self.http
+                .post(format!("{base}{path}"))
+                .bearer_auth(master)
+                .json(&body)
+        };
+        match self
+            .json(post(
+                "/user/new",
+                json!({"user_id": id, "auto_create_key": false}),
+            ))
+            .await
+        {
+            Ok(_) | Err(UpstreamError::Status { status: 409, .. }) => {}
+            Err(e) => return Err(provisioning_failed(e)),
+        }
+        let generated = self
+            .json(post(
+                "/key/generate",
+                json!({"user_id": id, "metadata": {"created_by": "tokenmeter"}}),
+            ))
+            .await
+            .map_err(provisioning_failed)?;
+        let key = generated["key"]
+            .as_str()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| provisioning_failed(UpstreamError::Malformed("no key".into())))?
+            .to_string();
+        let hint: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let sealed = self.secrets.seal(key.as_bytes());
+        if db::llm_keys::insert_if_absent(db, user_id, &sealed, &hint, db::now()).await? {
+            tracing::info!(%user_id, key_hint = %hint, "created a LiteLLM key");
+            return Ok(Some(key));
+        }
+        // Another instance stored a key first: use that one and drop ours.
+        if let Err(e) = self.json(post("/key/delete", json!({"keys": [key]}))).await {
+            tracing::warn!(error = %e, "could not delete a surplus LiteLLM key");
+        }
+        let sealed = db::llm_keys::find_sealed(db, user_id)
+            .await?
+            .ok_or_else(|| Error::internal("LiteLLM key vanished after a conflict"))?;
+        self.open_key(&sealed).map(Some)
+    }
+
+    fn open_key(&self, sealed: &[u8]) -> Result<String> {
+        String::from_utf8(self.secrets.open(sealed)?)
+            .map_err(|_| Error::internal("stored LiteLLM key is not text"))
+    }
+
+    /// Starts a streamed completion. An error here means nothing arrived; errors inside the
+    /// stream come after some of the reply did.
+    pub async fn stream(&self, key: Option<&str>, call: &ChatCall) -> Result<EventStream, UpstreamError> {
+        let Some((base, _)) = self.base_and_admin_key() else {
+            return Ok(self.demo_stream(call));
+        };
+        let mut body = json!({
+            "model": call.model,
+            "messages": call.messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        for (name, value) in [
+            ("max_tokens", call.max_tokens.map(Value::from)),
+            ("temperature", call.temperature.map(Value::from)),
+            ("top_p", call.top_p.map(Value::from)),
+            ("stop", call.stop.clone()),
+        ] {
+            if let Some(value) = value {
+                body[name] = value;
+            }
+        }
+        let mut request = self
+            .http
+            .post(format!("{base}/chat/completions"))
+            .json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let secs = self.timeout.as_secs();
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| UpstreamError::Timeout(secs))?
+            .map_err(request_error(secs))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = tokio::time::timeout(self.timeout, response.text())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or_default();
+            return Err(UpstreamError::Status {
+                status,
+                message: error_message(&text),
+            });
+        }
+        Ok(sse_events(response.bytes_stream().boxed(), self.timeout))
+    }
+
+    /// The demo model: a deterministic reply, one real token at a time.
+    fn demo_stream(&self, call: &ChatCall) -> EventStream {
+        let prompt = call
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.content.as_str())
+            .unwrap_or("");
+        let pieces = tokens::split(&demo_reply(prompt));
+        let usage = ReportedUsage {
+            prompt_tokens: tokens::count_chat(
+                call.messages.iter().map(|m| (m.role.as_str(), m.content.as_str())),
+            ),
+            completion_tokens: pieces.len() as i64,
+            cost_nanos: Some(0),
+        };
+        let delay = self.demo_delay;
+        let deltas = stream::iter(pieces).then(move |piece| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(Event::Delta(piece))
+        });
+        deltas
+            .chain(stream::once(async move { Ok(Event::Usage(usage)) }))
+            .boxed()
+    }
+}
+
+fn request_error(secs: u64) -> impl Fn(reqwest::Error) -> UpstreamError {
+    move |e| {
+        if e.is_timeout() {
+            UpstreamError::Timeout(secs)
+        } else {
+            UpstreamError::Unreachable(e.to_string())
+        }
+    }
+}
+
+fn provisioning_failed(err: UpstreamError) -> Error {
+    tracing::warn!(error = %err, "LiteLLM key provisioning failed");
+    let detail = AppError::from(&err).message;
+    Error::App(AppError::new(
+        ErrorCode::Upstream,
+        format!("Could not create your LiteLLM key. {detail}"),
+    ))
+}
+
+/// The upstream's own error message (OpenAI shape `{"error": {"message"}}`), shortened.
+fn error_message(body: &str) -> String {
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| match &v["error"] {
+            Value::String(s) => Some(s.clone()),
+            e => e["message"].as_str().map(str::to_string),
+        })
+        .unwrap_or_else(|| body.trim().to_string());
+    message.chars().take(300).collect()
+}
+
+/// Reads an upstream SSE body as events: deltas, usage, the end. A body that ends without
+/// `[DONE]` or a finish reason was cut.
+fn sse_events(
+    bytes: BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    timeout: Duration,
+) -> EventStream {
+    struct State {
+        bytes: BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+        decoder: SseDecoder,
+        ready: VecDeque<Result<Event, UpstreamError>>,
+        finished: bool,
+        over: bool,
+    }
+    let state = State {
+        bytes,
+        decoder: SseDecoder::new(),
+        ready: VecDeque::new(),
+        finished: false,
+        over: false,
+    };
+    stream::unfold(state, move |mut st| async move {
+        loop {
+            if let Some(item) = st.ready.pop_front() {
+                if item.is_err() {
+                    st.over = true;
+                    st.ready.clear();
+                }
+                return Some((item, st));
+            }
+            if st.over {
+                return None;
+            }
+            let next = tokio::time::timeout(timeout, st.bytes.next()).await;
+            match next {
+                Err(_) => {
+                    st.ready
+                        .push_back(Err(UpstreamError::Timeout(timeout.as_secs())));
+                }
+                Ok(None) => {
+                    st.over = true;
+                    if !st.finished {
+                        return Some((Err(UpstreamError::Cut), st));
+                    }
+                }
+                Ok(Some(Err(_))) => st.ready.push_back(Err(UpstreamError::Cut)),
+                Ok(Some(Ok(chunk))) => {
+                    for data in st.decoder.push(&chunk) {
+                        if data.trim() == "[DONE]" {
+                            st.finished = true;
+                            st.over = true;
+                            break;
+                        }
+                        match parse_chunk(&data) {
+                            Ok((events, finished)) => {
+                                st.finished |= finished;
+                                st.ready.extend(events.into_iter().map(Ok));
+                            }
+                            Err(e) => {
+                                st.ready.push_back(Err(e));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// One `chat.completion.chunk`: its text, its usage (LiteLLM adds `usage.cost`), and whether
+/// it carries a finish reason. An `{"error": ...}` event is an upstream failure.
+fn parse_chunk(data: &str) -> Result<(Vec<Event>, bool), UpstreamError> {
+    let value: Value =
+        serde_json::from_str(data).map_err(|e| UpstreamError::Malformed(e.to_string()))?;
+    if !value["error"].is_null() {
+        return Err(UpstreamError::Status {
+            status: value["error"]["code"]
+                .as_str()
+                .and_then(|c| c.parse().ok())
+                .or_else(|| value["error"]["code"].as_u64().map(|c| c as u16))
+                .unwrap_or(502),
+            message: error_message(data),
+        });
+    }
+    let mut events = Vec::new();
+    let mut finished = false;
+    if let Some(choice) = value["choices"].as_array().and_then(|c| c.first()) {
+        if let Some(text) = choice["delta"]["content"].as_str() {
+            if !text.is_empty() {
+                events.push(Event::Delta(text.to_string()));
+            }
+        }
+        finished = !choice["finish_reason"].is_null();
+    }
+    let usage = &value["usage"];
+    if usage.is_object() {
+        let count = |name: &str| usage[name].as_i64().filter(|n| *n >= 0);
+        if let (Some(prompt_tokens), Some(completion_tokens)) =
+            (count("prompt_tokens"), count("completion_tokens"))
+        {
+            events.push(Event::Usage(ReportedUsage {
+                prompt_tokens,
+                completion_tokens,
+                cost_nanos: usage["cost"].as_f64().and_then(usd_f64_to_nanos),
+            }));
+        }
+    }
+    Ok((events, finished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_litellm_chunks() {
+        let (events, finished) = parse_chunk(
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(events, vec![Event::Delta("Hel".into())]);
+        assert!(!finished);
+        let (events, finished) =
+            parse_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#).unwrap();
+        assert!(events.is_empty() && finished);
+        let (events, _) = parse_chunk(
+            r#"{"choices":[{"index":0,"delta":{}}],"usage":{"completion_tokens":10,"prompt_tokens":9,"total_tokens":19,"cost":0.000029}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![Event::Usage(ReportedUsage {
+                prompt_tokens: 9,
+                completion_tokens: 10,
+                cost_nanos: Some(29_000)
+            })]
+        );
+        // OpenAI's own usage chunk has an empty choices array and no cost.
+        let (events, _) =
+            parse_chunk(r#"{"choices":[],"usage":{"completion_tokens":1,"prompt_tokens":2}}"#)
+                .unwrap();
+        assert_eq!(
+            events,
+            vec![Event::Usage(ReportedUsage {
+                prompt_tokens: 2,
+                completion_tokens: 1,
+                cost_nanos: None
+            })]
+        );
+    }
+
+    #[test]
+    fn error_events_and_garbage_are_failures() {
+        let err = parse_chunk(r#"{"error":{"message":"boom","code":"429"}}"#).unwrap_err();
+        assert_eq!(
+            err,
+            UpstreamError::Status {
+                status: 429,
+                message: "boom".into()
+            }
+        );
+        assert!(matches!(
+            parse_chunk("not json"),
+            Err(UpstreamError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn every_upstream_failure_has_a_clear_message() {
+        let cases = [
+            (UpstreamError::Unreachable("x".into()), 502, "cannot be reached"),
+            (UpstreamError::Timeout(5), 502, "within 5 s"),
+            (UpstreamError::Status { status: 401, message: "no".into() }, 502, "credentials"),
+            (UpstreamError::Status { status: 429, message: "slow".into() }, 429, "rate limiting"),
+            (UpstreamError::Status { status: 400, message: "bad model".into() }, 400, "bad model"),
+            (UpstreamError::Status { status: 503, message: "".into() }, 502, "HTTP 503"),
+            (UpstreamError::Cut, 502, "cut off"),
+            (UpstreamError::Malformed("x".into()), 502, "cannot read"),
+        ];
+        for (err, status, text) in cases {
+            let app = AppError::from(&err);
+            assert_eq!(app.code.status(), status, "{err}");
+            assert!(app.message.contains(text), "{err}: {}", app.message);
+        }
+    }
+
+    #[test]
+    fn upstream_error_bodies_are_shortened() {
+        assert_eq!(error_message(r#"{"error":{"message":"Invalid key"}}"#), "Invalid key");
+        assert_eq!(error_message(r#"{"error":"plain"}"#), "plain");
+        assert_eq!(error_message(&"x".repeat(1000)).len(), 300);
+    }
+}

@@ -1,0 +1,318 @@
+//! `/api/chat/completions`, `/api/models` and `/api/conversations`. The first two speak
+//! OpenAI's shapes on success, so OpenAI clients work with `base_url = <site>/api`; their
+//! errors use the envelope, whose `error.message` those clients read as well.
+
+use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult};
+use crate::api::chat::{ConversationDetailDto, ConversationDto};
+use crate::api::error::AppError;
+use crate::domain::chat::Role;
+use crate::domain::money::decimal_usd;
+use crate::server::auth::AuthUser;
+use crate::server::chat::{self, Input, Outcome, Piece, SendRequest, Started};
+use crate::server::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+pub struct CompletionBody {
+    model: String,
+    messages: Vec<BodyMessage>,
+    #[serde(default)]
+    stream: bool,
+    conversation_id: Option<Uuid>,
+    max_tokens: Option<i64>,
+    max_completion_tokens: Option<i64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stop: Option<Value>,
+    // Other OpenAI parameters (n, user, tools, ...) are accepted and not forwarded.
+}
+
+#[derive(Deserialize)]
+struct BodyMessage {
+    role: String,
+    content: Value,
+}
+
+/// Text content: a string, or OpenAI's array of `{"type": "text", "text": ...}` parts.
+fn message_text(i: usize, content: &Value) -> Result<String, AppError> {
+    match content {
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match (p["type"].as_str(), p["text"].as_str()) {
+                (Some("text"), Some(text)) => Ok(text.to_string()),
+                _ => Err(AppError::validation(format!(
+                    "messages[{i}].content parts must be of type \"text\" (images and files are not supported)"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|parts| parts.join("")),
+        _ => Err(AppError::validation(format!(
+            "messages[{i}].content must be a string"
+        ))),
+    }
+}
+
+fn send_request(body: CompletionBody) -> Result<(SendRequest, bool), AppError> {
+    let messages = body
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = Role::parse(&m.role).ok_or_else(|| {
+                AppError::validation(format!(
+                    "messages[{i}].role must be one of: {} (got {:?})",
+                    Role::ALL.join(", "),
+                    m.role
+                ))
+            })?;
+            Ok(Input {
+                role,
+                content: message_text(i, &m.content)?,
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    Ok((
+        SendRequest {
+            conversation_id: body.conversation_id,
+            model: body.model,
+            messages,
+            max_tokens: body.max_completion_tokens.or(body.max_tokens),
+            temperature: body.temperature,
+            top_p: body.top_p,
+            stop: body.stop,
+        },
+        body.stream,
+    ))
+}
+
+fn usage_json(outcome: &Outcome) -> Value {
+    json!({
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
+        "cost": outcome.cost_nanos.map(decimal_usd),
+        "estimated": outcome.usage_estimated,
+    })
+}
+
+/// `POST /api/chat/completions`: OpenAI's request; `stream: true` answers with server-sent
+/// events. With `conversation_id` the stored conversation goes first and `messages` are the
+/// new ones; without it a new conversation is started. Recorded like a send from the page.
+pub async fn completions(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<CompletionBody>,
+) -> Result<Response, ApiError> {
+    let (request, streaming) = send_request(body)?;
+    let started = chat::start(&state, me.user.id, request).await?;
+    let header = (
+        HeaderName::from_static("x-conversation-id"),
+        HeaderValue::from_str(&started.conversation_id.to_string()).expect("uuid is ascii"),
+    );
+    if streaming {
+        Ok(([header], sse(started)).into_response())
+    } else {
+        Ok(([header], whole(started).await?).into_response())
+    }
+}
+
+/// The reply as OpenAI `chat.completion.chunk` events, then usage, then `[DONE]`. A failure
+/// mid-way is an `{"error": ...}` event (after the text that did arrive).
+fn sse(started: Started) -> impl IntoResponse {
+    let Started {
+        conversation_id,
+        reply_id,
+        model,
+        created,
+        pieces,
+    } = started;
+    let id = format!("chatcmpl-{reply_id}");
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "conversation_id": conversation_id,
+            "message_id": reply_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    };
+    let events = stream::unfold(
+        (pieces, true, Vec::<Event>::new()),
+        move |(mut pieces, mut first, mut queued)| {
+            let chunk = chunk.clone();
+            async move {
+                if let Some(event) = queued.pop() {
+                    return Some((Ok::<_, Infallible>(event), (pieces, first, queued)));
+                }
+                let events: Vec<Event> = match pieces.recv().await? {
+                    Piece::Delta(text) => {
+                        let delta = if first {
+                            json!({"role": "assistant", "content": text})
+                        } else {
+                            json!({"content": text})
+                        };
+                        first = false;
+                        vec![Event::default().data(chunk(delta, None).to_string())]
+                    }
+                    Piece::End(outcome) => {
+                        let mut end = Vec::new();
+                        match &outcome.error {
+                            Some(error) => {
+                                let mut body = json!({
+                                    "error": error,
+                                    "status": outcome.status,
+                                    "recorded": outcome.recorded,
+                                });
+                                if outcome.recorded {
+                                    body["usage"] = usage_json(&outcome);
+                                }
+                                end.push(Event::default().data(body.to_string()));
+                            }
+                            None => {
+                                end.push(Event::default().data(chunk(json!({}), Some("stop")).to_string()));
+                                let mut usage = chunk(json!({}), None);
+                                usage["choices"] = json!([]);
+                                usage["usage"] = usage_json(&outcome);
+                                end.push(Event::default().data(usage.to_string()));
+                            }
+                        }
+                        end.push(Event::default().data("[DONE]"));
+                        end.reverse();
+                        end
+                    }
+                };
+                let mut events = events;
+                let event = events.pop()?;
+                queued = events;
+                Some((Ok(event), (pieces, first, queued)))
+            }
+        },
+    );
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// The whole reply as one `chat.completion`; a failure mid-way is an error (the part that
+/// arrived is kept in the conversation).
+async fn whole(mut started: Started) -> Result<Json<Value>, ApiError> {
+    let mut content = String::new();
+    let outcome = loop {
+        match started.pieces.recv().await {
+            Some(Piece::Delta(text)) => content.push_str(&text),
+            Some(Piece::End(outcome)) => break outcome,
+            None => return Err(AppError::internal().into()),
+        }
+    };
+    if let Some(error) = outcome.error {
+        return Err(error.into());
+    }
+    Ok(Json(json!({
+        "id": format!("chatcmpl-{}", started.reply_id),
+        "object": "chat.completion",
+        "created": started.created,
+        "model": started.model,
+        "conversation_id": started.conversation_id,
+        "message_id": started.reply_id,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }],
+        "usage": usage_json(&outcome),
+    })))
+}
+
+/// `GET /api/models`: OpenAI's model list (`{"object": "list", "data": [{"id": ...}]}`); 502
+/// when the upstream cannot say.
+pub async fn models(
+    State(state): State<AppState>,
+    AuthUser(_me): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let models = state.llm.models().await.map_err(crate::server::error::Error::from)?;
+    let data: Vec<Value> = models
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "owned_by": state.llm.kind()}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    model: String,
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationChange {
+    title: Option<String>,
+    model: Option<String>,
+}
+
+/// `GET /api/conversations`: the caller's conversations, most recent first.
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> ApiResult<Vec<ConversationDto>> {
+    ok(chat::list_conversations(&state, me.user.id).await?)
+}
+
+/// `POST /api/conversations {model, title?}`: an empty conversation.
+pub async fn create_conversation(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<NewConversation>,
+) -> ApiResult<ConversationDto> {
+    created(chat::create_conversation(&state, me.user.id, &body.model, body.title.as_deref()).await?)
+}
+
+/// `GET /api/conversations/{id}`: one of the caller's conversations with its messages.
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<ConversationDetailDto> {
+    let id = parse_id(&id, "id")?;
+    ok(chat::conversation_detail(&state, me.user.id, id).await?)
+}
+
+/// `PATCH /api/conversations/{id} {title?, model?}`.
+pub async fn update_conversation(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConversationChange>,
+) -> ApiResult<ConversationDto> {
+    let id = parse_id(&id, "id")?;
+    ok(chat::update_conversation(
+        &state,
+        me.user.id,
+        id,
+        body.title.as_deref(),
+        body.model.as_deref(),
+    )
+    .await?)
+}
+
+/// `DELETE /api/conversations/{id}`: the conversation and its messages (not their usage).
+pub async fn delete_conversation(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let id = parse_id(&id, "id")?;
+    chat::delete_conversation(&state, me.user.id, id).await?;
+    ok(json!({"deleted": id}))
+}

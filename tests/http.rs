@@ -1,24 +1,11 @@
 //! HTTP tests through the real router, on a real server, against SQLite and PostgreSQL alike:
 //! every test below runs once per backend.
 
+#[macro_use]
 mod common;
 
 use common::{assert_error, read, Backend, TestApp, ADMIN_EMAIL};
 use serde_json::json;
-
-/// Runs each listed test on both backends.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
 
 on_both_backends!(
     sign_up_log_in_and_out,

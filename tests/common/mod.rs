@@ -10,6 +10,21 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use tokenmeter::server::{config::Config, init_state, router};
 
+/// Runs each listed test on both backends.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 /// A request that takes this long has hung: fail with the request named, not stall the suite.
@@ -35,6 +50,8 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
 
 pub struct TestApp {
     pub base: String,
+    /// The server's own database pool, for checking what was stored.
+    pub db: tokenmeter::server::db::Db,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -55,12 +72,15 @@ impl TestApp {
             ("TOKENMETER_ADDR".into(), addr.to_string()),
             ("TOKENMETER_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
             ("TOKENMETER_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            // The demo model answers at once unless a test wants to watch it stream.
+            ("TOKENMETER_DEMO_DELAY_MS".into(), "0".into()),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
         let state = init_state(config).await.expect("server state");
+        let db = state.db.clone();
         let app = router(state);
         tokio::spawn(async move {
             axum::serve(
@@ -72,6 +92,7 @@ impl TestApp {
         });
         TestApp {
             base: format!("http://{addr}"),
+            db,
             _dir: dir,
         }
     }
@@ -207,4 +228,45 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// The `data` of every server-sent event of a finished response, JSON-decoded; `[DONE]` is
+/// kept as the string "[DONE]".
+pub async fn sse_data(res: reqwest::Response) -> Vec<Value> {
+    let text = res.text().await.expect("SSE body");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_string())))
+        .collect()
+}
+
+/// The text of the content deltas among SSE chunks.
+pub fn sse_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
+/// The signed-in user's id.
+pub async fn my_id(app: &TestApp, client: &reqwest::Client) -> uuid::Uuid {
+    let (status, body) = app.get(client, "/api/auth/me").await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// The user's stored usage rows (all days).
+pub async fn usage_days(
+    app: &TestApp,
+    user_id: uuid::Uuid,
+) -> Vec<tokenmeter::server::db::usage_history::UsageDayRow> {
+    use chrono::NaiveDate;
+    tokenmeter::server::db::usage_history::list_range(
+        &app.db,
+        user_id,
+        NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2100, 1, 1).unwrap(),
+    )
+    .await
+    .expect("usage rows")
 }

@@ -2,7 +2,8 @@
 #   make run    installs what is missing, builds the release, migrates and serves on
 #               http://127.0.0.1:3000 with SQLite at ./data/tokenmeter.db
 #   make test   everything: fmt, clippy (server and wasm), unit + HTTP tests on SQLite and a
-#               throwaway PostgreSQL, and the browser tests in Chromium
+#               throwaway PostgreSQL, the integration suite against the real LiteLLM proxy
+#               (../shared/litellm-peer), and the browser tests in Chromium
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -41,10 +42,12 @@ lint:
 	cargo clippy --features ssr --all-targets -- -D warnings
 	cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
-# Unit tests and the HTTP suite, which runs every test on SQLite and on PostgreSQL.
+# Unit tests and the HTTP suites, which run every test on SQLite and on PostgreSQL, with the
+# real LiteLLM proxy for the integration suite.
 unit:
 	mkdir -p "$(LOG_DIR)"
-	scripts/with-postgres.sh cargo test --features ssr 2>&1 | tee "$(LOG_DIR)/cargo-test.log"
+	scripts/with-postgres.sh scripts/with-litellm.sh cargo test --features ssr 2>&1 \
+	  | tee "$(LOG_DIR)/cargo-test.log"
 
 e2e:
 	mkdir -p "$(LOG_DIR)"

@@ -15,4 +15,6 @@ export TOKENMETER_ADMIN_EMAIL=admin@example.com
 export TOKENMETER_ADMIN_PASSWORD=admin-password-1
 export LEPTOS_SITE_ROOT="$root/target/site"
 export RUST_LOG=${RUST_LOG:-warn}
+# The demo model streams at a pace a test can watch and stop.
+export TOKENMETER_DEMO_DELAY_MS=${TOKENMETER_DEMO_DELAY_MS:-20}
 "$bin" serve

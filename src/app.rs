@@ -4,8 +4,9 @@ use crate::api::auth::{Login, Logout, Signup};
 use crate::api::UserDto;
 use crate::ui::admin::{AdminLayout, AdminOverviewPage, AdminUsersPage};
 use crate::ui::auth::{LoginPage, SignupPage};
+use crate::ui::chat::ChatPage;
 use crate::ui::layout::{Footer, TopBar};
-use crate::ui::pages::{ChatPage, HomePage, NotFoundPage, PricingPage};
+use crate::ui::pages::{HomePage, NotFoundPage, PricingPage};
 use crate::ui::profile::{AccountTab, ProfilePage, TokensTab};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -114,6 +115,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("login") view=LoginPage/>
                         <Route path=path!("signup") view=SignupPage/>
                         <Route path=path!("chat") view=ChatPage/>
+                        <Route path=path!("chat/:id") view=ChatPage/>
                         <Route path=path!("pricing") view=PricingPage/>
                         <ParentRoute path=path!("profile") view=ProfilePage>
                             <Route path=path!("") view=AccountTab/>

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! tokenmeter: a self-hosted LLM chat portal that shows every user's token use.
 //!
 //! `domain` holds the pure rules, `api` the wire types and server functions, `ui` the pages,

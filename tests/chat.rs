@@ -41,8 +41,10 @@ async fn demo_reply_streams_and_its_usage_is_recorded(backend: Backend) {
     let id = new_conversation(&app, &alice).await;
     let res = alice
         .post(app.url("/api/chat/completions"))
-        .json(&json!({"model": "demo", "stream": true, "conversation_id": id,
-                      "messages": [{"role": "user", "content": "Hello, demo!"}]}))
+        .json(
+            &json!({"model": "demo", "stream": true, "conversation_id": id,
+                      "messages": [{"role": "user", "content": "Hello, demo!"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -54,7 +56,10 @@ async fn demo_reply_streams_and_its_usage_is_recorded(backend: Backend) {
     let events = sse_data(res).await;
     let text = sse_text(&events);
     assert_eq!(text, demo_reply("Hello, demo!"));
-    let deltas = events.iter().filter(|e| e["choices"][0]["delta"]["content"].is_string()).count();
+    let deltas = events
+        .iter()
+        .filter(|e| e["choices"][0]["delta"]["content"].is_string())
+        .count();
     assert!(deltas > 50, "streamed token by token: {deltas} chunks");
     assert_eq!(events.last().unwrap(), "[DONE]");
     let usage = &events[events.len() - 2]["usage"];
@@ -129,7 +134,10 @@ async fn whole_replies_and_new_conversations_from_the_api(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let conversation = res.headers()["x-conversation-id"].to_str().unwrap().to_string();
+    let conversation = res.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["conversation_id"], conversation.as_str());
@@ -222,8 +230,14 @@ async fn bad_input_is_refused_with_the_allowed_values(backend: Backend) {
     let alice_id = my_id(&app, &alice).await;
     let hi = json!([{"role": "user", "content": "hi"}]);
     let cases = [
-        (json!({"model": "gpt-5", "messages": hi}), "model must be one of: demo"),
-        (json!({"model": "demo", "messages": []}), "messages must not be empty"),
+        (
+            json!({"model": "gpt-5", "messages": hi}),
+            "model must be one of: demo",
+        ),
+        (
+            json!({"model": "demo", "messages": []}),
+            "messages must not be empty",
+        ),
         (
             json!({"model": "demo", "messages": [{"role": "tool", "content": "x"}]}),
             "messages[0].role must be one of: system, user, assistant",
@@ -245,10 +259,15 @@ async fn bad_input_is_refused_with_the_allowed_values(backend: Backend) {
             json!({"model": "demo", "messages": hi, "conversation_id": "nope"}),
             "conversation_id",
         ),
-        (json!({"model": "demo", "messages": hi, "max_tokens": 0}), "max_tokens"),
+        (
+            json!({"model": "demo", "messages": hi, "max_tokens": 0}),
+            "max_tokens",
+        ),
     ];
     for (body, want) in cases {
-        let (status, answer) = app.post(&alice, "/api/chat/completions", body.clone()).await;
+        let (status, answer) = app
+            .post(&alice, "/api/chat/completions", body.clone())
+            .await;
         let message = assert_error(status, &answer, 400, "validation");
         assert!(message.contains(want), "{body} -> {message}");
     }
@@ -259,7 +278,9 @@ async fn bad_input_is_refused_with_the_allowed_values(backend: Backend) {
     assert!(message.contains("demo"), "{message}");
     let id = new_conversation(&app, &alice).await;
     let path = format!("/api/conversations/{id}");
-    let (status, body) = app.patch(&alice, &path, json!({"title": "x".repeat(121)})).await;
+    let (status, body) = app
+        .patch(&alice, &path, json!({"title": "x".repeat(121)}))
+        .await;
     let message = assert_error(status, &body, 400, "validation");
     assert!(message.contains("at most 120"), "{message}");
     let (status, body) = app.patch(&alice, &path, json!({"colour": "red"})).await;
@@ -289,7 +310,9 @@ async fn deleting_a_conversation_keeps_its_usage(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{reply}");
     let tokens_used = reply["usage"]["total_tokens"].as_i64().unwrap();
-    let (status, _) = app.delete(&alice, &format!("/api/conversations/{id}")).await;
+    let (status, _) = app
+        .delete(&alice, &format!("/api/conversations/{id}"))
+        .await;
     assert_eq!(status, 200);
     let (status, body) = app.get(&alice, &format!("/api/conversations/{id}")).await;
     assert_error(status, &body, 404, "not_found");
@@ -307,8 +330,10 @@ async fn a_stopped_reply_keeps_what_arrived_and_counts_it(backend: Backend) {
     let id = new_conversation(&app, &alice).await;
     let res = alice
         .post(app.url("/api/chat/completions"))
-        .json(&json!({"model": "demo", "stream": true, "conversation_id": id,
-                      "messages": [{"role": "user", "content": "stop me"}]}))
+        .json(
+            &json!({"model": "demo", "stream": true, "conversation_id": id,
+                      "messages": [{"role": "user", "content": "stop me"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -332,7 +357,10 @@ async fn a_stopped_reply_keeps_what_arrived_and_counts_it(backend: Backend) {
     assert_eq!(reply["status"], "stopped", "{reply}");
     let content = reply["content"].as_str().unwrap();
     let full = demo_reply("stop me");
-    assert!(!content.is_empty() && content.len() < full.len(), "{content}");
+    assert!(
+        !content.is_empty() && content.len() < full.len(),
+        "{content}"
+    );
     assert!(full.starts_with(content));
     assert_eq!(reply["usage_estimated"], true);
     assert_eq!(reply["completion_tokens"], tokens::count(content));
@@ -362,7 +390,10 @@ async fn concurrent_sends_add_up_exactly(backend: Backend) {
             body["usage"]["total_tokens"].as_i64().unwrap()
         }
     });
-    let total: i64 = futures_util::future::join_all(sends).await.into_iter().sum();
+    let total: i64 = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .sum();
     let days = usage_days(&app, alice_id).await;
     assert_eq!(days.len(), 1);
     assert_eq!(days[0].requests_count, 20);

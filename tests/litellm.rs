@@ -18,7 +18,8 @@ fn peer() -> (String, String) {
              starts ../shared/litellm-peer) or eval \"$(../shared/litellm-peer/start.sh)\"."
         )
     });
-    let key = std::env::var("LITELLM_MASTER_KEY").expect("LITELLM_MASTER_KEY must be set with LITELLM_URL");
+    let key = std::env::var("LITELLM_MASTER_KEY")
+        .expect("LITELLM_MASTER_KEY must be set with LITELLM_URL");
     (url, key)
 }
 
@@ -53,8 +54,16 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
 
     let (status, models) = app.get(&alice, "/api/models").await;
     assert_eq!(status, 200, "{models}");
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"gpt-4o-mini") && ids.contains(&"claude-mock"), "{ids:?}");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"gpt-4o-mini") && ids.contains(&"claude-mock"),
+        "{ids:?}"
+    );
 
     // A streamed reply, then a whole one in the same conversation, then one of another model.
     let res = alice
@@ -65,12 +74,18 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let conversation = res.headers()["x-conversation-id"].to_str().unwrap().to_string();
+    let conversation = res.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let events = sse_data(res).await;
     assert_eq!(sse_text(&events), "Hello from the mock gpt-4o-mini");
     let streamed = events[events.len() - 2]["usage"].clone();
     assert_eq!(streamed["estimated"], false, "{streamed}");
-    assert!(streamed["cost"].is_string(), "LiteLLM reports a cost: {streamed}");
+    assert!(
+        streamed["cost"].is_string(),
+        "LiteLLM reports a cost: {streamed}"
+    );
 
     let (status, whole) = app
         .post(
@@ -81,7 +96,10 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200, "{whole}");
-    assert_eq!(whole["choices"][0]["message"]["content"], "Hello from the mock gpt-4o-mini");
+    assert_eq!(
+        whole["choices"][0]["message"]["content"],
+        "Hello from the mock gpt-4o-mini"
+    );
     let (status, claude) = app
         .post(
             &alice,
@@ -90,14 +108,20 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200, "{claude}");
-    assert_eq!(claude["choices"][0]["message"]["content"], "Hi, this is the mock claude");
+    assert_eq!(
+        claude["choices"][0]["message"]["content"],
+        "Hi, this is the mock claude"
+    );
 
     // One key for the user, sealed at rest, known to LiteLLM under the tokenmeter user id.
     let sealed = tokenmeter::server::db::llm_keys::find_sealed(&app.db, alice_id)
         .await
         .unwrap()
         .expect("a stored key");
-    assert!(!String::from_utf8_lossy(&sealed).contains("sk-"), "the key is not stored in clear");
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("sk-"),
+        "the key is not stored in clear"
+    );
     let keys = litellm_get(&format!("/key/list?user_id={alice_id}")).await;
     assert_eq!(keys["total_count"], 1, "one key per user: {keys}");
 
@@ -117,7 +141,9 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let logs = logs.as_array().unwrap_or_else(|| panic!("spend logs: {logs}"));
+    let logs = logs
+        .as_array()
+        .unwrap_or_else(|| panic!("spend logs: {logs}"));
     assert_eq!(logs.len(), 3, "{logs:?}");
     let mut spend_nanos = 0;
     let (mut prompt, mut completion) = (0, 0);
@@ -130,7 +156,10 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
     assert_eq!(days.len(), 1);
     let day = &days[0];
     assert_eq!(day.requests_count, 3);
-    assert_eq!(day.prompt_tokens, prompt, "prompt tokens as LiteLLM counted them");
+    assert_eq!(
+        day.prompt_tokens, prompt,
+        "prompt tokens as LiteLLM counted them"
+    );
     assert_eq!(day.completion_tokens, completion);
     assert_eq!(day.cost_nanos, spend_nanos, "cost as LiteLLM charged it");
     assert_eq!(day.model_usage.0["gpt-4o-mini"].requests, 2);

@@ -47,10 +47,18 @@ fn body(parts: Vec<(u64, String)>) -> Response {
 use futures_util::StreamExt;
 
 async fn completions(headers: HeaderMap, Json(request): Json<Value>) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {KEY}")) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": {"message": "bad key"}}))).into_response();
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {KEY}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": "bad key"}})),
+        )
+            .into_response();
     }
-    assert_eq!(request["stream"], true, "tokenmeter always streams from the upstream");
+    assert_eq!(
+        request["stream"], true,
+        "tokenmeter always streams from the upstream"
+    );
     assert_eq!(request["stream_options"]["include_usage"], true);
     let model = request["model"].as_str().unwrap_or_default();
     let error = |status: StatusCode, message: &str| {
@@ -60,7 +68,13 @@ async fn completions(headers: HeaderMap, Json(request): Json<Value>) -> Response
         "ok" | "unpriced" => body(vec![
             (0, chunk("Hello")),
             (0, chunk(", world")),
-            (0, format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))),
+            (
+                0,
+                format!(
+                    "data: {}\n\n",
+                    json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                ),
+            ),
             (0, usage(12, 3)),
             (0, "data: [DONE]\n\n".into()),
         ]),
@@ -72,13 +86,27 @@ async fn completions(headers: HeaderMap, Json(request): Json<Value>) -> Response
         "fail503" => error(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         "fail401" => error(StatusCode::UNAUTHORIZED, "key revoked"),
         "fail429" => error(StatusCode::TOO_MANY_REQUESTS, "slow down"),
-        "cut" => body(vec![(0, chunk("The first")), (0, chunk(" part")), (0, chunk(" arrived"))]),
+        "cut" => body(vec![
+            (0, chunk("The first")),
+            (0, chunk(" part")),
+            (0, chunk(" arrived")),
+        ]),
         "cut-after-usage" => body(vec![(0, chunk("Partial")), (0, usage(20, 1))]),
-        "stall" => body(vec![(0, chunk("Then")), (0, chunk(" silence")), (5_000, chunk("late"))]),
+        "stall" => body(vec![
+            (0, chunk("Then")),
+            (0, chunk(" silence")),
+            (5_000, chunk("late")),
+        ]),
         "garbage" => body(vec![(0, "data: {not json\n\n".into())]),
         "error-event" => body(vec![
             (0, chunk("Start")),
-            (0, format!("data: {}\n\n", json!({"error": {"message": "upstream gave up", "code": "500"}}))),
+            (
+                0,
+                format!(
+                    "data: {}\n\n",
+                    json!({"error": {"message": "upstream gave up", "code": "500"}})
+                ),
+            ),
         ]),
         _ => error(StatusCode::NOT_FOUND, "no such model"),
     }
@@ -86,10 +114,22 @@ async fn completions(headers: HeaderMap, Json(request): Json<Value>) -> Response
 
 async fn models() -> Json<Value> {
     let ids = [
-        "ok", "unpriced", "slow", "fail500", "fail503", "fail401", "fail429", "cut",
-        "cut-after-usage", "stall", "garbage", "error-event",
+        "ok",
+        "unpriced",
+        "slow",
+        "fail500",
+        "fail503",
+        "fail401",
+        "fail429",
+        "cut",
+        "cut-after-usage",
+        "stall",
+        "garbage",
+        "error-event",
     ];
-    Json(json!({"object": "list", "data": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}))
+    Json(
+        json!({"object": "list", "data": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}),
+    )
 }
 
 /// Starts the fake upstream; returns its base URL.
@@ -111,13 +151,21 @@ async fn app_with(backend: Backend, base: &str, key: &str) -> TestApp {
             ("LLM_API_KEY", key),
             ("TOKENMETER_LLM_TIMEOUT_SECONDS", "1"),
             // ok: $1 per million input tokens, $2 per million output tokens.
-            ("TOKENMETER_MODEL_PRICES", "ok=1:2,cut=1:2,stall=1:2,cut-after-usage=1:2"),
+            (
+                "TOKENMETER_MODEL_PRICES",
+                "ok=1:2,cut=1:2,stall=1:2,cut-after-usage=1:2",
+            ),
         ],
     )
     .await
 }
 
-async fn send(app: &TestApp, client: &reqwest::Client, model: &str, stream: bool) -> reqwest::Response {
+async fn send(
+    app: &TestApp,
+    client: &reqwest::Client,
+    model: &str,
+    stream: bool,
+) -> reqwest::Response {
     client
         .post(app.url("/api/chat/completions"))
         .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}))
@@ -142,7 +190,12 @@ async fn failures_before_any_reply_are_clear_errors_and_write_nothing(backend: B
         ("slow", 502, "upstream", "did not answer within 1 s"),
         ("fail500", 502, "upstream", "failed (HTTP 500)"),
         ("fail503", 502, "upstream", "failed (HTTP 503)"),
-        ("fail401", 502, "upstream", "refused tokenmeter's credentials"),
+        (
+            "fail401",
+            502,
+            "upstream",
+            "refused tokenmeter's credentials",
+        ),
         ("fail429", 429, "rate_limited", "rate limiting"),
     ] {
         for stream in [false, true] {
@@ -156,14 +209,26 @@ async fn failures_before_any_reply_are_clear_errors_and_write_nothing(backend: B
     // (200), so the error comes as an event; nothing is kept.
     for model in ["garbage"] {
         let events = sse_data(send(&app, &alice, model, true).await).await;
-        let error = events.iter().find(|e| e["error"].is_object()).expect("error event");
-        assert!(error["error"]["message"].as_str().unwrap().contains("cannot read"), "{error}");
+        let error = events
+            .iter()
+            .find(|e| e["error"].is_object())
+            .expect("error event");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot read"),
+            "{error}"
+        );
         assert_eq!(error["recorded"], false);
         assert_eq!(events.last().unwrap(), "[DONE]");
     }
     let (_, list) = app.get(&alice, "/api/conversations").await;
     assert_eq!(list["data"], json!([]), "no conversation was started");
-    assert!(usage_days(&app, alice_id).await.is_empty(), "no usage was recorded");
+    assert!(
+        usage_days(&app, alice_id).await.is_empty(),
+        "no usage was recorded"
+    );
 
     // The wrong shared key: every send fails the same clear way.
     let wrong = app_with(backend, &base, "not-the-key").await;
@@ -186,12 +251,21 @@ async fn cut_and_stalled_streams_keep_what_arrived(backend: Backend) {
     ] {
         let res = send(&app, &alice, model, true).await;
         assert_eq!(res.status(), 200);
-        let conversation = res.headers()["x-conversation-id"].to_str().unwrap().to_string();
+        let conversation = res.headers()["x-conversation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let events = sse_data(res).await;
         assert_eq!(sse_text(&events), text, "{model}");
-        let error = events.iter().find(|e| e["error"].is_object()).expect("error event");
+        let error = events
+            .iter()
+            .find(|e| e["error"].is_object())
+            .expect("error event");
         assert!(
-            error["error"]["message"].as_str().unwrap().contains(message),
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
             "{model}: {error}"
         );
         assert_eq!(error["status"], "interrupted");
@@ -218,7 +292,9 @@ async fn cut_and_stalled_streams_keep_what_arrived(backend: Backend) {
     assert!(message.contains("cut off"), "{message}");
     let (_, list) = app.get(&alice, "/api/conversations").await;
     let newest = list["data"][0]["id"].as_str().unwrap().to_string();
-    let (_, detail) = app.get(&alice, &format!("/api/conversations/{newest}")).await;
+    let (_, detail) = app
+        .get(&alice, &format!("/api/conversations/{newest}"))
+        .await;
     let reply = &detail["data"]["messages"][1];
     assert_eq!(reply["content"], "Partial");
     assert_eq!(reply["prompt_tokens"], 20);
@@ -227,7 +303,10 @@ async fn cut_and_stalled_streams_keep_what_arrived(backend: Backend) {
     assert_eq!(reply["cost"], "0.000022");
 
     let days = usage_days(&app, alice_id).await;
-    assert_eq!(days[0].requests_count, 4, "three cut streams and one cut after usage");
+    assert_eq!(
+        days[0].requests_count, 4,
+        "three cut streams and one cut after usage"
+    );
 }
 
 async fn prices_come_from_the_table_or_the_model_is_unpriced(backend: Backend) {

@@ -180,7 +180,10 @@ mod tests {
     fn titles_come_from_the_first_line_cut_at_a_word() {
         for (text, title) in [
             ("Hello there", "Hello there"),
-            ("\n\n  Explain   Rust lifetimes \nplease", "Explain Rust lifetimes"),
+            (
+                "\n\n  Explain   Rust lifetimes \nplease",
+                "Explain Rust lifetimes",
+            ),
             ("", "New chat"),
             ("   \n ", "New chat"),
             (

@@ -28,7 +28,7 @@ pub fn decimal_usd(nanos: i64) -> String {
 /// Converts a cost reported as a float in USD (LiteLLM's `usage.cost`) to nano-dollars,
 /// rounding to the nearest; `None` for negative, infinite or absurd values.
 pub fn usd_f64_to_nanos(usd: f64) -> Option<i64> {
-    if !usd.is_finite() || usd < 0.0 || usd > 1e9 {
+    if !usd.is_finite() || !(0.0..=1e9).contains(&usd) {
         return None;
     }
     Some((usd * NANOS_PER_USD as f64).round() as i64)

@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn knows_when_a_stream_was_cut_mid_event() {
         let mut decoder = SseDecoder::new();
-        assert_eq!(decoder.push(b"data: {\"a\":1}\n\ndata: {\"b\""), vec!["{\"a\":1}"]);
+        assert_eq!(
+            decoder.push(b"data: {\"a\":1}\n\ndata: {\"b\""),
+            vec!["{\"a\":1}"]
+        );
         assert!(decoder.has_partial());
     }
 }

@@ -379,7 +379,12 @@ impl Recorder {
         let outcome = self.outcome(status, &content, usage, failure.as_ref());
         if content.is_empty() && usage.is_none() {
             // Nothing arrived and nothing was reported: nothing to keep (the client may retry).
-            let _ = tx.send(Piece::End(Outcome { recorded: false, ..outcome })).await;
+            let _ = tx
+                .send(Piece::End(Outcome {
+                    recorded: false,
+                    ..outcome
+                }))
+                .await;
             return;
         }
         match self.record(&content, &outcome).await {

@@ -25,9 +25,15 @@ pub enum Upstream {
     /// Nothing configured: the built-in `demo` model answers.
     Demo,
     /// Any OpenAI-compatible endpoint, called with one shared key.
-    OpenAi { base_url: String, api_key: Option<String> },
+    OpenAi {
+        base_url: String,
+        api_key: Option<String>,
+    },
     /// A LiteLLM proxy: every user gets a virtual key of their own, made with the master key.
-    LiteLlm { base_url: String, master_key: String },
+    LiteLlm {
+        base_url: String,
+        master_key: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -131,9 +137,14 @@ impl Config {
         };
         let demo_token_delay_ms = match var("TOKENMETER_DEMO_DELAY_MS") {
             None => 25,
-            Some(raw) => raw.trim().parse::<u64>().ok().filter(|ms| *ms <= 10_000).ok_or_else(
-                || format!("TOKENMETER_DEMO_DELAY_MS must be 0 to 10000 (got {raw:?})"),
-            )?,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 10_000)
+                .ok_or_else(|| {
+                    format!("TOKENMETER_DEMO_DELAY_MS must be 0 to 10000 (got {raw:?})")
+                })?,
         };
         Ok(Config {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -175,7 +186,9 @@ fn http_url(name: &str, raw: &str) -> Result<String, String> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(url.to_string())
     } else {
-        Err(format!("{name} must start with http:// or https:// (got {raw:?})"))
+        Err(format!(
+            "{name} must start with http:// or https:// (got {raw:?})"
+        ))
     }
 }
 
@@ -212,9 +225,12 @@ mod tests {
     fn the_upstream_is_litellm_then_openai_then_demo() {
         assert_eq!(config(&[]).unwrap().upstream, Upstream::Demo);
         assert_eq!(
-            config(&[("LLM_BASE_URL", "http://llm:8000/v1/"), ("LLM_API_KEY", "k")])
-                .unwrap()
-                .upstream,
+            config(&[
+                ("LLM_BASE_URL", "http://llm:8000/v1/"),
+                ("LLM_API_KEY", "k")
+            ])
+            .unwrap()
+            .upstream,
             Upstream::OpenAi {
                 base_url: "http://llm:8000/v1".into(),
                 api_key: Some("k".into())

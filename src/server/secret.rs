@@ -75,9 +75,11 @@ impl SecretBox {
             return Err(Error::internal("sealed value too short"));
         }
         let (nonce, body) = sealed.split_at(12);
-        self.cipher.decrypt(Nonce::from_slice(nonce), body).map_err(|_| {
-            Error::internal("cannot decrypt a stored key: was TOKENMETER_SECRET changed?")
-        })
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), body)
+            .map_err(|_| {
+                Error::internal("cannot decrypt a stored key: was TOKENMETER_SECRET changed?")
+            })
     }
 }
 

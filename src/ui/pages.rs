@@ -2,7 +2,7 @@
 
 use crate::api::UserDto;
 use crate::app::use_session;
-use crate::ui::common::{RequireUser, BTN_PRIMARY, BTN_SECONDARY, CARD};
+use crate::ui::common::{BTN_PRIMARY, BTN_SECONDARY, CARD};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -76,23 +76,6 @@ fn Shortcut(href: &'static str, title: &'static str, text: &'static str) -> impl
             <h2 class="font-semibold text-slate-900">{title}</h2>
             <p class="mt-1 text-sm text-slate-600">{text}</p>
         </A>
-    }
-}
-
-/// The chat arrives with the chat issue; until then the page says so plainly.
-#[component]
-pub fn ChatPage() -> impl IntoView {
-    view! {
-        <Title text="Chat"/>
-        <RequireUser render=|_user: UserDto| view! {
-            <section class="mx-auto max-w-2xl py-10 text-center">
-                <div class="mx-auto grid h-14 w-14 place-items-center rounded-2xl bg-indigo-50 text-2xl">"💬"</div>
-                <h1 class="mt-4 text-2xl font-bold tracking-tight">"Chat"</h1>
-                <p class="mt-2 text-slate-600">
-                    "No model endpoint is connected to this server yet. Once an admin connects one, your conversations will appear here."
-                </p>
-            </section>
-        }/>
     }
 }
 

@@ -278,7 +278,14 @@ impl Llm {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| provisioning_failed(UpstreamError::Malformed("no key".into())))?
             .to_string();
-        let hint: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let hint: String = key
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         let sealed = self.secrets.seal(key.as_bytes());
         if db::llm_keys::insert_if_absent(db, user_id, &sealed, &hint, db::now()).await? {
             tracing::info!(%user_id, key_hint = %hint, "created a LiteLLM key");
@@ -301,7 +308,11 @@ impl Llm {
 
     /// Starts a streamed completion. An error here means nothing arrived; errors inside the
     /// stream come after some of the reply did.
-    pub async fn stream(&self, key: Option<&str>, call: &ChatCall) -> Result<EventStream, UpstreamError> {
+    pub async fn stream(
+        &self,
+        key: Option<&str>,
+        call: &ChatCall,
+    ) -> Result<EventStream, UpstreamError> {
         let Some((base, _)) = self.base_and_admin_key() else {
             return Ok(self.demo_stream(call));
         };
@@ -360,7 +371,9 @@ impl Llm {
         let pieces = tokens::split(&demo_reply(prompt));
         let usage = ReportedUsage {
             prompt_tokens: tokens::count_chat(
-                call.messages.iter().map(|m| (m.role.as_str(), m.content.as_str())),
+                call.messages
+                    .iter()
+                    .map(|m| (m.role.as_str(), m.content.as_str())),
             ),
             completion_tokens: pieces.len() as i64,
             cost_nanos: Some(0),
@@ -580,12 +593,44 @@ mod tests {
     #[test]
     fn every_upstream_failure_has_a_clear_message() {
         let cases = [
-            (UpstreamError::Unreachable("x".into()), 502, "cannot be reached"),
+            (
+                UpstreamError::Unreachable("x".into()),
+                502,
+                "cannot be reached",
+            ),
             (UpstreamError::Timeout(5), 502, "within 5 s"),
-            (UpstreamError::Status { status: 401, message: "no".into() }, 502, "credentials"),
-            (UpstreamError::Status { status: 429, message: "slow".into() }, 429, "rate limiting"),
-            (UpstreamError::Status { status: 400, message: "bad model".into() }, 400, "bad model"),
-            (UpstreamError::Status { status: 503, message: "".into() }, 502, "HTTP 503"),
+            (
+                UpstreamError::Status {
+                    status: 401,
+                    message: "no".into(),
+                },
+                502,
+                "credentials",
+            ),
+            (
+                UpstreamError::Status {
+                    status: 429,
+                    message: "slow".into(),
+                },
+                429,
+                "rate limiting",
+            ),
+            (
+                UpstreamError::Status {
+                    status: 400,
+                    message: "bad model".into(),
+                },
+                400,
+                "bad model",
+            ),
+            (
+                UpstreamError::Status {
+                    status: 503,
+                    message: "".into(),
+                },
+                502,
+                "HTTP 503",
+            ),
             (UpstreamError::Cut, 502, "cut off"),
             (UpstreamError::Malformed("x".into()), 502, "cannot read"),
         ];
@@ -598,7 +643,10 @@ mod tests {
 
     #[test]
     fn upstream_error_bodies_are_shortened() {
-        assert_eq!(error_message(r#"{"error":{"message":"Invalid key"}}"#), "Invalid key");
+        assert_eq!(
+            error_message(r#"{"error":{"message":"Invalid key"}}"#),
+            "Invalid key"
+        );
         assert_eq!(error_message(r#"{"error":"plain"}"#), "plain");
         assert_eq!(error_message(&"x".repeat(1000)).len(), 300);
     }

@@ -65,7 +65,7 @@ mod tests {
         for text in ["hello world", "héllo — 世界 🎉 `code`", ""] {
             let pieces = split(text);
             assert_eq!(pieces.concat(), text);
-            assert_eq!(pieces.len() as i64 <= count(text), true);
+            assert!(pieces.len() as i64 <= count(text));
         }
     }
 }

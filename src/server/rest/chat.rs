@@ -181,7 +181,10 @@ fn sse(started: Started) -> impl IntoResponse {
                                 end.push(Event::default().data(body.to_string()));
                             }
                             None => {
-                                end.push(Event::default().data(chunk(json!({}), Some("stop")).to_string()));
+                                end.push(
+                                    Event::default()
+                                        .data(chunk(json!({}), Some("stop")).to_string()),
+                                );
                                 let mut usage = chunk(json!({}), None);
                                 usage["choices"] = json!([]);
                                 usage["usage"] = usage_json(&outcome);
@@ -239,7 +242,11 @@ pub async fn models(
     State(state): State<AppState>,
     AuthUser(_me): AuthUser,
 ) -> Result<Json<Value>, ApiError> {
-    let models = state.llm.models().await.map_err(crate::server::error::Error::from)?;
+    let models = state
+        .llm
+        .models()
+        .await
+        .map_err(crate::server::error::Error::from)?;
     let data: Vec<Value> = models
         .iter()
         .map(|id| json!({"id": id, "object": "model", "owned_by": state.llm.kind()}))
@@ -275,7 +282,9 @@ pub async fn create_conversation(
     AuthUser(me): AuthUser,
     ApiJson(body): ApiJson<NewConversation>,
 ) -> ApiResult<ConversationDto> {
-    created(chat::create_conversation(&state, me.user.id, &body.model, body.title.as_deref()).await?)
+    created(
+        chat::create_conversation(&state, me.user.id, &body.model, body.title.as_deref()).await?,
+    )
 }
 
 /// `GET /api/conversations/{id}`: one of the caller's conversations with its messages.

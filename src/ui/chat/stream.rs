@@ -1,0 +1,339 @@
+//! Sends a chat message and reads the streamed reply in the browser: `fetch` to
+//! `POST /api/chat/completions` with `stream: true`, the body read chunk by chunk and decoded
+//! with the same SSE decoder the server uses for its upstream. Stop aborts the fetch; the
+//! server notices the closed connection, keeps what arrived and records it.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What a caller asks for.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SendBody {
+    pub model: String,
+    pub conversation_id: Option<Uuid>,
+    pub messages: Vec<SendMessage>,
+    pub stream: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SendMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// The usage line the server sends at the end.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndUsage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost: Option<String>,
+    pub estimated: bool,
+}
+
+/// How a send ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEnd {
+    /// The reply is complete and stored.
+    Finished(EndUsage),
+    /// The user pressed Stop: the server keeps what arrived.
+    Stopped,
+    /// The reply broke off; `recorded` says whether the part that arrived was kept.
+    Failed {
+        message: String,
+        recorded: bool,
+        code: String,
+    },
+}
+
+/// Applies one SSE `data` payload; returns the end when the payload is one.
+pub fn apply_event(
+    data: &str,
+    on_delta: &mut impl FnMut(&str),
+    usage: &mut Option<EndUsage>,
+) -> Option<StreamEnd> {
+    if data.trim() == "[DONE]" {
+        return Some(match usage.take() {
+            Some(u) => StreamEnd::Finished(u),
+            None => StreamEnd::Failed {
+                message: "The reply ended without its usage line.".into(),
+                recorded: false,
+                code: "upstream".into(),
+            },
+        });
+    }
+    let value: Value = serde_json::from_str(data).ok()?;
+    if value["error"].is_object() {
+        return Some(StreamEnd::Failed {
+            message: value["error"]["message"]
+                .as_str()
+                .unwrap_or("The reply failed.")
+                .to_string(),
+            recorded: value["recorded"].as_bool().unwrap_or(false),
+            code: value["error"]["code"]
+                .as_str()
+                .unwrap_or("upstream")
+                .to_string(),
+        });
+    }
+    if let Some(text) = value["choices"][0]["delta"]["content"].as_str() {
+        on_delta(text);
+    }
+    let u = &value["usage"];
+    if u.is_object() {
+        *usage = Some(EndUsage {
+            prompt_tokens: u["prompt_tokens"].as_i64().unwrap_or(0),
+            completion_tokens: u["completion_tokens"].as_i64().unwrap_or(0),
+            cost: u["cost"].as_str().map(str::to_string),
+            estimated: u["estimated"].as_bool().unwrap_or(false),
+        });
+    }
+    None
+}
+
+/// The error message of an enveloped error answer, or a generic one for the status.
+pub fn error_message(status: u16, body: &str) -> (String, String) {
+    let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let code = value["error"]["code"]
+        .as_str()
+        .unwrap_or("upstream")
+        .to_string();
+    let message = value["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("The server answered HTTP {status}. Try again."));
+    (message, code)
+}
+
+/// Aborts a send in progress (in the browser); nothing on the server. The browser's
+/// controller is wrapped so the page state that holds it stays `Send`: a value stored with
+/// `StoredValue::new_local` is dropped on whichever server thread cleans the page up, which
+/// panicked and cut off ~20% of /chat responses.
+#[derive(Clone)]
+pub struct Stopper {
+    #[cfg(feature = "hydrate")]
+    controller: send_wrapper::SendWrapper<web_sys::AbortController>,
+}
+
+impl Stopper {
+    pub fn new() -> Option<Self> {
+        #[cfg(feature = "hydrate")]
+        {
+            web_sys::AbortController::new()
+                .ok()
+                .map(|controller| Stopper {
+                    controller: send_wrapper::SendWrapper::new(controller),
+                })
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            None
+        }
+    }
+
+    pub fn stop(&self) {
+        #[cfg(feature = "hydrate")]
+        self.controller.abort();
+    }
+}
+
+/// Sends and streams. `on_conversation` gets the conversation id as soon as the server names
+/// it (a first message starts a new conversation); `on_delta` gets each piece of the reply.
+pub async fn send(
+    body: &SendBody,
+    stopper: Option<&Stopper>,
+    mut on_conversation: impl FnMut(Uuid),
+    mut on_delta: impl FnMut(&str),
+) -> StreamEnd {
+    #[cfg(feature = "hydrate")]
+    {
+        match browser::send(body, stopper, &mut on_conversation, &mut on_delta).await {
+            Ok(end) => end,
+            Err(_) if stopper.is_some_and(|s| s.controller.signal().aborted()) => {
+                StreamEnd::Stopped
+            }
+            Err(e) => StreamEnd::Failed {
+                message: format!(
+                    "The connection to tokenmeter failed ({e}). Check your network and try again."
+                ),
+                recorded: false,
+                code: "network".into(),
+            },
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (body, stopper, &mut on_conversation, &mut on_delta);
+        StreamEnd::Failed {
+            message: "Sending needs the browser.".into(),
+            recorded: false,
+            code: "internal".into(),
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use super::*;
+    use crate::domain::sse::SseDecoder;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    fn js_error(e: JsValue) -> String {
+        e.as_string()
+            .or_else(|| {
+                js_sys::Reflect::get(&e, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+            })
+            .unwrap_or_else(|| "network error".into())
+    }
+
+    pub async fn send(
+        body: &SendBody,
+        stopper: Option<&Stopper>,
+        on_conversation: &mut impl FnMut(Uuid),
+        on_delta: &mut impl FnMut(&str),
+    ) -> Result<StreamEnd, String> {
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+        let headers = web_sys::Headers::new().map_err(js_error)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(js_error)?;
+        headers
+            .set("accept", "text/event-stream")
+            .map_err(js_error)?;
+        init.set_headers(&headers);
+        let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
+        init.set_body(&JsValue::from_str(&json));
+        if let Some(s) = stopper {
+            init.set_signal(Some(&s.controller.signal()));
+        }
+        let window = web_sys::window().ok_or("no window")?;
+        let response: web_sys::Response =
+            JsFuture::from(window.fetch_with_str_and_init("/api/chat/completions", &init))
+                .await
+                .map_err(js_error)?
+                .dyn_into()
+                .map_err(js_error)?;
+        if !response.ok() {
+            let text = JsFuture::from(response.text().map_err(js_error)?)
+                .await
+                .map_err(js_error)?
+                .as_string()
+                .unwrap_or_default();
+            let (message, code) = error_message(response.status(), &text);
+            return Ok(StreamEnd::Failed {
+                message,
+                recorded: false,
+                code,
+            });
+        }
+        if let Some(id) = response
+            .headers()
+            .get("x-conversation-id")
+            .ok()
+            .flatten()
+            .and_then(|v| Uuid::parse_str(&v).ok())
+        {
+            on_conversation(id);
+        }
+        let reader: web_sys::ReadableStreamDefaultReader = response
+            .body()
+            .ok_or("empty body")?
+            .get_reader()
+            .dyn_into()
+            .map_err(|o| js_error(o.into()))?;
+        let mut decoder = SseDecoder::new();
+        let mut usage = None;
+        loop {
+            let chunk = JsFuture::from(reader.read()).await.map_err(js_error)?;
+            let done = js_sys::Reflect::get(&chunk, &"done".into())
+                .map_err(js_error)?
+                .as_bool()
+                .unwrap_or(true);
+            if done {
+                break;
+            }
+            let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_error)?;
+            let bytes = js_sys::Uint8Array::new(&value).to_vec();
+            for data in decoder.push(&bytes) {
+                if let Some(end) = apply_event(&data, on_delta, &mut usage) {
+                    return Ok(end);
+                }
+            }
+        }
+        Ok(StreamEnd::Failed {
+            message: "The connection closed before the reply was complete.".into(),
+            recorded: true,
+            code: "upstream".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_become_text_usage_and_an_end() {
+        let mut text = String::new();
+        let mut usage = None;
+        let mut push = |d: &str| text.push_str(d);
+        assert_eq!(
+            apply_event(
+                r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
+                &mut push,
+                &mut usage
+            ),
+            None
+        );
+        assert_eq!(
+            apply_event(
+                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":"0.00","estimated":false}}"#,
+                &mut push,
+                &mut usage
+            ),
+            None
+        );
+        let end = apply_event("[DONE]", &mut push, &mut usage).unwrap();
+        assert_eq!(
+            end,
+            StreamEnd::Finished(EndUsage {
+                prompt_tokens: 3,
+                completion_tokens: 1,
+                cost: Some("0.00".into()),
+                estimated: false
+            })
+        );
+        assert_eq!(text, "Hi");
+        let failed = apply_event(
+            r#"{"error":{"code":"upstream","message":"cut off"},"recorded":true}"#,
+            &mut |_| {},
+            &mut None,
+        );
+        assert_eq!(
+            failed,
+            Some(StreamEnd::Failed {
+                message: "cut off".into(),
+                recorded: true,
+                code: "upstream".into()
+            })
+        );
+    }
+
+    #[test]
+    fn error_answers_give_their_message() {
+        let (message, code) = error_message(
+            429,
+            r#"{"success":false,"data":null,"error":{"code":"rate_limited","message":"slow down"}}"#,
+        );
+        assert_eq!(
+            (message.as_str(), code.as_str()),
+            ("slow down", "rate_limited")
+        );
+        let (message, _) = error_message(502, "<html>bad gateway</html>");
+        assert!(message.contains("HTTP 502"));
+    }
+}

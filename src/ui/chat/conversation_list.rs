@@ -9,20 +9,14 @@ use leptos_router::components::A;
 #[component]
 pub fn ConversationList(on_pick: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let state = expect_context::<ChatState>();
-    // Loaded in the browser only, and outside any <Transition>: with a second suspense
-    // boundary next to the thread's, ~7% of /chat responses never finished (leptos #4851).
-    let conversations = LocalResource::new(move || {
-        state.list_version.track();
-        list_conversations()
-    });
+    let conversations = Resource::new(move || state.list_version.get(), |_| list_conversations());
     view! {
         <A href="/chat" attr:class=format!("{BTN_PRIMARY} w-full") on:click=move |_| on_pick()>
             "+ New chat"
         </A>
         <nav class="mt-3 min-h-0 flex-1 overflow-y-auto" aria-label="Your conversations">
-            {move || match conversations.get() {
-                None => view! { <Loading/> }.into_any(),
-                Some(result) => match result {
+            <Transition fallback=|| view! { <Loading/> }>
+                {move || conversations.get().map(|result| match result {
                     Err(e) => view! { <ErrorNotice message=e.message/> }.into_any(),
                     Ok(list) if list.is_empty() => view! {
                         <p class="px-2 py-4 text-sm text-slate-500">"No conversations yet."</p>
@@ -51,8 +45,8 @@ pub fn ConversationList(on_pick: impl Fn() + Copy + Send + Sync + 'static) -> im
                             }).collect_view()}
                         </ul>
                     }.into_any(),
-                },
-            }}
+                })}
+            </Transition>
         </nav>
     }
 }

@@ -116,8 +116,7 @@ pub fn ConversationHeader() -> impl IntoView {
 #[component]
 pub fn ModelPicker() -> impl IntoView {
     let state = expect_context::<ChatState>();
-    // Browser only and outside any <Transition>, like the conversation list.
-    let models = LocalResource::new(list_models);
+    let models = Resource::new(|| (), |_| list_models());
     let switch = ServerAction::<UpdateConversation>::new();
     // A first choice once the list is known (a conversation's own model wins when it loads).
     Effect::new(move |_| {
@@ -130,9 +129,8 @@ pub fn ModelPicker() -> impl IntoView {
         }
     });
     view! {
-        {move || match models.get() {
-            None => view! { <span class="text-xs text-slate-500">"Loading models…"</span> }.into_any(),
-            Some(result) => match result {
+        <Transition fallback=|| view! { <span class="text-xs text-slate-500">"Loading models…"</span> }>
+            {move || models.get().map(|result| match result {
                 Err(e) => view! { <p class="text-xs text-red-700" role="alert">{e.message}</p> }.into_any(),
                 Ok(list) => {
                     let demo = list.upstream == "demo";
@@ -165,7 +163,7 @@ pub fn ModelPicker() -> impl IntoView {
                         </div>
                     }.into_any()
                 }
-            },
-        }}
+            })}
+        </Transition>
     }
 }

@@ -30,7 +30,9 @@ use uuid::Uuid;
 /// The exchange being sent: shown until the stored conversation includes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pending {
-    /// The conversation it belongs to (`None` until the server names a new one).
+    /// Where it was sent from: a conversation, or `None` for a new chat at `/chat`.
+    pub origin: Option<Uuid>,
+    /// The conversation it belongs to (for a new chat, once the server has named it).
     pub conversation: Option<Uuid>,
     pub prompt: String,
     pub reply: ShownMessage,
@@ -190,10 +192,11 @@ fn Thread() -> impl IntoView {
         }
     });
     let pending = move || {
+        let current = state.current.get();
         state
             .pending
             .get()
-            .filter(|p| p.conversation == state.current.get())
+            .filter(|p| p.origin == current || (current.is_some() && p.conversation == current))
     };
     let thread = NodeRef::<leptos::html::Div>::new();
     // Follow the reply as it grows.
@@ -236,7 +239,9 @@ fn EmptyThread() -> impl IntoView {
     view! {
         <Show when=move || state.pending.get().is_none()>
             <div class="py-16 text-center text-sm text-slate-500" data-testid="empty-thread">
-                <p class="text-2xl" aria-hidden="true">"💬"</p>
+                <svg class="mx-auto h-8 w-8 text-indigo-400" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.5" aria-hidden="true">
+                    <path stroke-linecap="round" stroke-linejoin="round" d="M8 10h8M8 14h5m-9 6 2.6-2.6A2 2 0 0 1 8 17h10a3 3 0 0 0 3-3V7a3 3 0 0 0-3-3H6a3 3 0 0 0-3 3v13Z"/>
+                </svg>
                 <p class="mt-2">"Ask anything. Every reply shows the tokens it used and what it cost."</p>
             </div>
         </Show>
@@ -266,6 +271,7 @@ pub fn send_message(
     state.failure.set(None);
     state.draft.set(String::new());
     state.pending.set(Some(Pending {
+        origin: conversation,
         conversation,
         prompt: text.clone(),
         reply: ShownMessage::streaming(body.model.clone()),

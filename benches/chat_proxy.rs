@@ -1,14 +1,18 @@
 //! What the proxy path costs: a streamed completion sent straight to an OpenAI-compatible
 //! upstream versus the same completion through tokenmeter (`POST /api/chat/completions` with
 //! an API token: authentication, model check, SSE relay, and the exchange and its usage
-//! written to SQLite at the end). Both are measured in the same run, interleaved, against a
-//! local fake upstream that streams as fast as it can, so the difference is tokenmeter's own.
+//! written to SQLite at the end). Both run in the same process and the same run, interleaved,
+//! against a local fake upstream, so the difference is tokenmeter's own.
+//!
+//! - paced: the upstream writes a chunk every millisecond (a fast model), each stamped with
+//!   the moment it was written; the client measures how long each chunk took to arrive, and
+//!   the time to the first token from sending the request.
+//! - burst: the upstream writes all chunks at once; the client measures chunks per second.
 //!
 //! Run: `cargo bench --features ssr --bench chat_proxy` (add `-- 500` for more rounds).
-//! Prints time to first token and time per streamed chunk, direct and through the proxy.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_macros)]
+#[allow(unused_macros)]
 mod common;
 
 use axum::body::Body;
@@ -19,107 +23,113 @@ use common::{Backend, TestApp};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::convert::Infallible;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Content chunks per reply.
-const CHUNKS: usize = 200;
+const CHUNKS: usize = 100;
+/// Pause between two chunks of a paced reply.
+const PACE: Duration = Duration::from_millis(1);
 
-async fn completions(Json(_request): Json<Value>) -> Response {
-    let chunk = format!(
-        "data: {}\n\n",
-        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": " tok"}}]})
+/// The clock both ends of a chunk read (one process).
+fn since_base() -> Duration {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed()
+}
+
+fn sse(value: Value) -> String {
+    format!("data: {value}\n\n")
+}
+
+async fn completions(Json(request): Json<Value>) -> Response {
+    let paced = request["model"] == "paced";
+    let chunks = futures_util::stream::iter(0..CHUNKS).then(move |_| async move {
+        if paced {
+            tokio::time::sleep(PACE).await;
+        }
+        // The content is the moment the chunk is written, in nanoseconds.
+        let stamp = since_base().as_nanos().to_string();
+        Ok::<_, Infallible>(sse(json!({
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"content": stamp}}],
+        })))
+    });
+    let tail = futures_util::stream::iter(
+        [
+            sse(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+            sse(
+                json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": CHUNKS}}),
+            ),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .map(Ok::<_, Infallible>),
     );
-    let mut parts: Vec<String> = vec![chunk; CHUNKS];
-    parts.push(format!(
-        "data: {}\n\n",
-        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    ));
-    parts.push(format!(
-        "data: {}\n\n",
-        json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": CHUNKS}})
-    ));
-    parts.push("data: [DONE]\n\n".into());
-    // One write per chunk, as a model server flushes them.
-    let body = futures_util::stream::iter(parts.into_iter().map(Ok::<_, Infallible>));
     Response::builder()
         .header("content-type", "text/event-stream")
-        .body(Body::from_stream(body))
+        .body(Body::from_stream(chunks.chain(tail)))
         .unwrap()
 }
 
 async fn models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": "bench"}]}))
-}
-
-async fn fake_upstream() -> String {
-    let app = Router::new()
-        .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(completions));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/v1")
+    Json(json!({"object": "list", "data": [{"id": "paced"}, {"id": "burst"}]}))
 }
 
 struct Sample {
     first_token: Duration,
-    per_chunk: Duration,
+    /// Time from each chunk's write upstream to its arrival at the client.
+    chunk_latencies: Vec<Duration>,
+    /// From the first chunk's arrival to the last's.
+    span: Duration,
 }
 
-/// Streams one completion; times the first content chunk and the chunks after it.
-async fn measure(client: &reqwest::Client, url: &str) -> Sample {
+async fn measure(client: &reqwest::Client, url: &str, model: &str) -> Sample {
     let start = Instant::now();
     let res = client
         .post(url)
-        .json(&json!({"model": "bench", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .json(&json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let mut body = res.bytes_stream();
     let mut decoder = tokenmeter::domain::sse::SseDecoder::new();
-    let (mut first, mut last, mut chunks) = (None, start, 0usize);
+    let mut first = None;
+    let mut last = start;
+    let mut chunk_latencies = Vec::with_capacity(CHUNKS);
     while let Some(bytes) = body.next().await {
         for data in decoder.push(&bytes.unwrap()) {
-            if data.contains("\"content\"") {
+            let Ok(value) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if let Some(stamp) = value["choices"][0]["delta"]["content"].as_str() {
                 let now = Instant::now();
+                let written = Duration::from_nanos(stamp.parse().unwrap());
+                chunk_latencies.push(since_base().saturating_sub(written));
                 first.get_or_insert(now);
                 last = now;
-                chunks += 1;
             }
         }
     }
-    assert_eq!(chunks, CHUNKS, "every chunk arrived");
+    assert_eq!(chunk_latencies.len(), CHUNKS, "every chunk arrived");
     let first = first.unwrap();
     Sample {
         first_token: first - start,
-        per_chunk: (last - first) / (CHUNKS as u32 - 1),
+        chunk_latencies,
+        span: last - first,
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+fn percentile(values: &mut [Duration], p: f64) -> Duration {
+    values.sort();
+    values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-fn report(name: &str, samples: &[Sample]) -> (Duration, Duration, Duration, Duration) {
-    let mut ttft: Vec<Duration> = samples.iter().map(|s| s.first_token).collect();
-    let mut chunk: Vec<Duration> = samples.iter().map(|s| s.per_chunk).collect();
-    ttft.sort();
-    chunk.sort();
-    let figures = (
-        percentile(&ttft, 0.5),
-        percentile(&ttft, 0.99),
-        percentile(&chunk, 0.5),
-        percentile(&chunk, 0.99),
-    );
-    println!(
-        "{name:<8} first token p50 {:>9.3} ms  p99 {:>9.3} ms   per chunk p50 {:>7.1} µs  p99 {:>7.1} µs",
-        figures.0.as_secs_f64() * 1e3,
-        figures.1.as_secs_f64() * 1e3,
-        figures.2.as_secs_f64() * 1e6,
-        figures.3.as_secs_f64() * 1e6,
-    );
-    figures
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +138,14 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200);
-    let upstream = fake_upstream().await;
+    since_base();
+    let upstream = common::serve_on_loopback(
+        Router::new()
+            .route("/v1/models", get(models))
+            .route("/v1/chat/completions", post(completions)),
+    )
+    .await;
+    let upstream = format!("http://{upstream}/v1");
     let app = TestApp::start_with(
         Backend::Sqlite,
         &[("LLM_BASE_URL", upstream.as_str()), ("LLM_API_KEY", "k")],
@@ -138,31 +155,70 @@ async fn main() {
     let (_, token) = app
         .post(&user, "/api/profile/tokens", json!({"name": "bench"}))
         .await;
-    let proxy = app.bearer_client(token["data"]["secret"].as_str().unwrap());
-    let direct = app.bearer_client("k");
-    let direct_url = format!("{upstream}/chat/completions");
-    let proxy_url = app.url("/api/chat/completions");
+    let paths = [
+        (
+            "direct",
+            app.bearer_client("k"),
+            format!("{upstream}/chat/completions"),
+        ),
+        (
+            "proxied",
+            app.bearer_client(token["data"]["secret"].as_str().unwrap()),
+            app.url("/api/chat/completions"),
+        ),
+    ];
 
-    // Warm both paths (connections, tokenizer, caches).
-    for _ in 0..10 {
-        measure(&direct, &direct_url).await;
-        measure(&proxy, &proxy_url).await;
+    for (_, client, url) in &paths {
+        for _ in 0..10 {
+            measure(client, url, "paced").await;
+            measure(client, url, "burst").await;
+        }
     }
-    let (mut d, mut p) = (Vec::new(), Vec::new());
+    let mut paced: [Vec<Sample>; 2] = [vec![], vec![]];
+    let mut burst: [Vec<Sample>; 2] = [vec![], vec![]];
     for _ in 0..rounds {
-        d.push(measure(&direct, &direct_url).await);
-        p.push(measure(&proxy, &proxy_url).await);
+        for (i, (_, client, url)) in paths.iter().enumerate() {
+            paced[i].push(measure(client, url, "paced").await);
+            burst[i].push(measure(client, url, "burst").await);
+        }
     }
+
     println!(
-        "chat_proxy: {rounds} streamed completions of {CHUNKS} chunks each way, interleaved, SQLite, loopback"
+        "chat_proxy: {rounds} rounds; each round one paced ({CHUNKS} chunks, 1 per ms) and one \
+         burst ({CHUNKS} chunks at once) completion per path, interleaved; SQLite; loopback; 2 cores"
     );
-    let direct = report("direct", &d);
-    let proxied = report("proxied", &p);
+    let mut figures = Vec::new();
+    for (i, (name, _, _)) in paths.iter().enumerate() {
+        let mut ttft: Vec<Duration> = paced[i].iter().map(|s| s.first_token).collect();
+        let mut lat: Vec<Duration> = paced[i]
+            .iter()
+            .flat_map(|s| s.chunk_latencies.iter().copied())
+            .collect();
+        let rate: Vec<f64> = burst[i]
+            .iter()
+            .map(|s| (CHUNKS - 1) as f64 / s.span.as_secs_f64().max(1e-9))
+            .collect();
+        let mut rate_sorted = rate.clone();
+        rate_sorted.sort_by(f64::total_cmp);
+        let row = (
+            percentile(&mut ttft, 0.5),
+            percentile(&mut ttft, 0.99),
+            percentile(&mut lat, 0.5),
+            percentile(&mut lat, 0.99),
+            rate_sorted[rate_sorted.len() / 2],
+        );
+        println!(
+            "{name:<8} first token p50 {:>7.3} ms p99 {:>7.3} ms | chunk latency p50 {:>6.1} µs p99 {:>7.1} µs | burst {:>8.0} chunks/s",
+            ms(row.0), ms(row.1), us(row.2), us(row.3), row.4
+        );
+        figures.push(row);
+    }
+    let (d, p) = (figures[0], figures[1]);
     println!(
-        "added    first token p50 {:>9.3} ms  p99 {:>9.3} ms   per chunk p50 {:>7.1} µs  p99 {:>7.1} µs",
-        (proxied.0.as_secs_f64() - direct.0.as_secs_f64()) * 1e3,
-        (proxied.1.as_secs_f64() - direct.1.as_secs_f64()) * 1e3,
-        (proxied.2.as_secs_f64() - direct.2.as_secs_f64()) * 1e6,
-        (proxied.3.as_secs_f64() - direct.3.as_secs_f64()) * 1e6,
+        "added    first token p50 {:>7.3} ms p99 {:>7.3} ms | chunk latency p50 {:>6.1} µs p99 {:>7.1} µs",
+        ms(p.0) - ms(d.0),
+        ms(p.1) - ms(d.1),
+        us(p.2) - us(d.2),
+        us(p.3) - us(d.3),
     );
 }

@@ -137,9 +137,7 @@ async fn fake_upstream() -> String {
     let app = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(completions));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = common::serve_on_loopback(app).await;
     format!("http://{addr}/v1")
 }
 

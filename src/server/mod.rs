@@ -132,6 +132,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Sets `TCP_NODELAY` on every accepted connection. A streamed reply is written in small
+/// pieces; with Nagle's algorithm each piece after the response head waited for the client's
+/// delayed ACK, which added ~40 ms to the first token.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn no_delay(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    }
+    listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream))
+}
+
 /// Serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
     let addr = config.addr;
@@ -141,6 +156,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))?;
+    let listener = without_nagle(listener);
     tracing::info!(backend = db.backend(), "listening on http://{addr}");
     axum::serve(
         listener,

@@ -82,6 +82,7 @@ impl TestApp {
         let state = init_state(config).await.expect("server state");
         let db = state.db.clone();
         let app = router(state);
+        let listener = tokenmeter::server::without_nagle(listener);
         tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -269,4 +270,16 @@ pub async fn usage_days(
     )
     .await
     .expect("usage rows")
+}
+
+/// Serves a router (a fake upstream) on a free loopback port; returns its address.
+pub async fn serve_on_loopback(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    // Like real model servers (uvicorn sets TCP_NODELAY), each chunk leaves at once.
+    let listener = tokenmeter::server::without_nagle(listener);
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("fake server") });
+    addr
 }

@@ -208,13 +208,22 @@ impl Llm {
         Ok(models)
     }
 
+    /// Sends a request; the answer's head must arrive within the timeout.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let secs = self.timeout.as_secs();
+        tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| UpstreamError::Timeout(secs))?
+            .map_err(request_error(secs))
+    }
+
     /// Sends a request and reads a JSON answer within the timeout; non-2xx is an error.
     async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
         let secs = self.timeout.as_secs();
-        let response = tokio::time::timeout(self.timeout, request.send())
-            .await
-            .map_err(|_| UpstreamError::Timeout(secs))?
-            .map_err(request_error(secs))?;
+        let response = self.send(request).await?;
         let status = response.status().as_u16();
         let text = tokio::time::timeout(self.timeout, response.text())
             .await
@@ -339,11 +348,7 @@ impl Llm {
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
-        let secs = self.timeout.as_secs();
-        let response = tokio::time::timeout(self.timeout, request.send())
-            .await
-            .map_err(|_| UpstreamError::Timeout(secs))?
-            .map_err(request_error(secs))?;
+        let response = self.send(request).await?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let text = tokio::time::timeout(self.timeout, response.text())

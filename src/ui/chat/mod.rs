@@ -314,12 +314,23 @@ pub fn send_message(
                 true
             }
             StreamEnd::Stopped => {
-                state.pending.update(|p| {
-                    if let Some(p) = p {
-                        p.reply.status = Some(ReplyStatus::Stopped);
+                let arrived = state
+                    .pending
+                    .with_untracked(|p| p.as_ref().is_some_and(|p| !p.reply.content.is_empty()));
+                if arrived {
+                    state.pending.update(|p| {
+                        if let Some(p) = p {
+                            p.reply.status = Some(ReplyStatus::Stopped);
+                        }
+                    });
+                } else {
+                    // Stopped before the first word: nothing was kept, the text goes back.
+                    state.pending.set(None);
+                    if state.draft.get_untracked().is_empty() {
+                        state.draft.set(text.clone());
                     }
-                });
-                true
+                }
+                arrived
             }
             StreamEnd::Failed {
                 message, recorded, ..
@@ -353,8 +364,12 @@ pub fn send_message(
         let delay = if end == StreamEnd::Stopped { 400 } else { 0 };
         let refresh = move || {
             state.list_version.update(|v| *v += 1);
+            // A new chat gets its address, unless the user has moved on to another page.
+            let still_here = state.current.get_untracked() == conversation;
             match (conversation, named) {
-                (None, Some(id)) => navigate(&format!("/chat/{id}"), NavigateOptions::default()),
+                (None, Some(id)) if still_here => {
+                    navigate(&format!("/chat/{id}"), NavigateOptions::default())
+                }
                 _ => state.detail_version.update(|v| *v += 1),
             }
         };

@@ -19,6 +19,7 @@ on_both_backends!(
     deleting_a_conversation_keeps_its_usage,
     a_stopped_reply_keeps_what_arrived_and_counts_it,
     concurrent_sends_add_up_exactly,
+    usage_counts_for_the_day_of_the_configured_timezone,
 );
 
 async fn new_conversation(app: &TestApp, client: &reqwest::Client) -> String {
@@ -402,4 +403,31 @@ async fn concurrent_sends_add_up_exactly(backend: Backend) {
     assert_eq!(days[0].model_usage.0["demo"].tokens, total);
     let (_, list) = app.get(&alice, "/api/conversations").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 20);
+}
+
+async fn usage_counts_for_the_day_of_the_configured_timezone(backend: Backend) {
+    // UTC+14 and UTC-11: at any moment at least one of them is on another date than UTC.
+    for zone in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        let app = TestApp::start_with(backend, &[("TOKENMETER_TIMEZONE", zone)]).await;
+        let alice = app.signed_up("alice@example.com").await;
+        let alice_id = my_id(&app, &alice).await;
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let before = chrono::Utc::now().with_timezone(&tz).date_naive();
+        let (status, _) = app
+            .post(
+                &alice,
+                "/api/chat/completions",
+                json!({"model": "demo", "messages": [{"role": "user", "content": "what day is it?"}]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let after = chrono::Utc::now().with_timezone(&tz).date_naive();
+        let days = usage_days(&app, alice_id).await;
+        assert_eq!(days.len(), 1);
+        assert!(
+            days[0].date == before || days[0].date == after,
+            "{zone}: stored {} (local day {before})",
+            days[0].date
+        );
+    }
 }

@@ -438,6 +438,9 @@ async fn health_pages_and_unknown_routes(backend: Backend) {
 
     let (s, b) = app.get(&client, "/api/nothing/here").await;
     assert_error(s, &b, 404, "not_found");
+    let (s, b) = app.delete(&client, "/api/auth/me").await;
+    let message = assert_error(s, &b, 405, "method_not_allowed");
+    assert!(message.contains("DELETE"), "{message}");
 
     // Server functions answer at fixed URLs (no build-folder hash).
     let res = client

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     RateLimited,
     /// 409: the change conflicts with the current state (duplicate e-mail, illegal transition).
     Conflict,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
     /// 502: the LLM upstream failed.
     Upstream,
     /// 500: our fault; details are in the server log.
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Upstream => "upstream",
             ErrorCode::Internal => "internal",
         }
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Validation => 400,
             ErrorCode::QuotaExceeded | ErrorCode::RateLimited => 429,
             ErrorCode::Conflict => 409,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Upstream => 502,
             ErrorCode::Internal => 500,
         }

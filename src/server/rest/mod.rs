@@ -113,6 +113,13 @@ async fn not_found() -> ApiError {
     ApiError(AppError::new(ErrorCode::NotFound, "no such API endpoint"))
 }
 
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError(AppError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on this endpoint"),
+    ))
+}
+
 /// The REST routes (merged into the app's router).
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -153,4 +160,6 @@ pub fn routes() -> Router<AppState> {
                 .delete(not_found)
                 .put(not_found),
         )
+        // A known path with the wrong method: 405 in the envelope, not axum's empty answer.
+        .method_not_allowed_fallback(method_not_allowed)
 }

@@ -152,6 +152,19 @@ pub fn ModelPicker() -> impl IntoView {
                                     let selected = { let m = m.clone(); move || state.model.get() == m };
                                     view! { <option value=m.clone() selected=selected>{m.clone()}</option> }
                                 }).collect_view()}
+                                // A conversation's model the upstream no longer offers stays
+                                // visible (sending with it is refused with the list).
+                                {
+                                    let offered = list.models.clone();
+                                    move || {
+                                        let current = state.model.get();
+                                        (!current.is_empty() && !offered.contains(&current)).then(|| view! {
+                                            <option value=current.clone() selected=true disabled=true>
+                                                {format!("{current} (not offered)")}
+                                            </option>
+                                        })
+                                    }
+                                }
                             </select>
                             {demo.then(|| view! {
                                 <span class="rounded-full bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-800" data-testid="demo-badge"

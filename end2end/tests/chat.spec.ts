@@ -134,3 +134,26 @@ test('the chat works at 375 px wide', async ({ page }) => {
   await expect(page.getByRole('navigation', { name: 'Your conversations' })).toBeVisible();
   await snap(page, 'chat-375');
 });
+
+test('a conversation started by a program shows up in the chat, its system prompt set apart', async ({ page, baseURL }) => {
+  await signUp(page, uniqueEmail('api'));
+  const res = await page.request.post('/api/chat/completions', {
+    headers: { Origin: baseURL! },
+    data: {
+      model: 'demo',
+      messages: [
+        { role: 'system', content: 'Answer in one line.' },
+        { role: 'user', content: 'Sent by a script' },
+      ],
+    },
+  });
+  expect(res.status()).toBe(200);
+  const body = await res.json();
+  expect(body.usage.total_tokens).toBeGreaterThan(0);
+  await open(page, `/chat/${body.conversation_id}`);
+  await expect(page.locator('[data-testid="message"][data-role="system"]')).toContainText('System: Answer in one line.');
+  await expect(user(page)).toHaveText(['Sent by a script'].map((t) => new RegExp(t)));
+  await expect(assistant(page)).toHaveCount(1);
+  await expect(page.getByTestId('conversation-list').getByRole('link', { name: 'Sent by a script' })).toBeVisible();
+  await snap(page, 'chat-from-api');
+});

@@ -89,7 +89,17 @@ fn usage_line(m: &ShownMessage) -> String {
 #[component]
 pub fn MessageView(message: ShownMessage) -> impl IntoView {
     let label = role_label(message.role);
-    if message.role != Role::Assistant {
+    if message.role == Role::System {
+        // Instructions sent through the API: shown apart from the conversation proper.
+        return view! {
+            <div class="rounded-lg border border-dashed border-slate-300 px-3 py-2 text-xs text-slate-600" data-testid="message" data-role="system">
+                <span class="font-semibold">{label}": "</span>
+                <span class="whitespace-pre-wrap break-words">{message.content}</span>
+            </div>
+        }
+        .into_any();
+    }
+    if message.role == Role::User {
         return view! {
             <div class="flex justify-end" data-testid="message" data-role=message.role.as_str()>
                 <div class="max-w-[85%] rounded-2xl rounded-br-sm bg-indigo-600 px-4 py-2 text-sm text-white">

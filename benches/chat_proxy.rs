@@ -9,7 +9,8 @@
 //!   the time to the first token from sending the request.
 //! - burst: the upstream writes all chunks at once; the client measures chunks per second.
 //!
-//! Run: `cargo bench --features ssr --bench chat_proxy` (add `-- 500` for more rounds).
+//! Run: `cargo bench --features ssr --bench chat_proxy` (add `-- 500` for more rounds, and
+//! `-- postgres` under `scripts/with-postgres.sh` to record into PostgreSQL).
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_macros)]
@@ -134,10 +135,14 @@ fn us(d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200);
+    // `postgres`: record into a fresh database of TEST_DATABASE_URL's cluster instead of SQLite.
+    let backend = if args.iter().any(|a| a == "postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
     since_base();
     let upstream = common::serve_on_loopback(
         Router::new()
@@ -147,7 +152,7 @@ async fn main() {
     .await;
     let upstream = format!("http://{upstream}/v1");
     let app = TestApp::start_with(
-        Backend::Sqlite,
+        backend,
         &[("LLM_BASE_URL", upstream.as_str()), ("LLM_API_KEY", "k")],
     )
     .await;
@@ -185,7 +190,7 @@ async fn main() {
 
     println!(
         "chat_proxy: {rounds} rounds; each round one paced ({CHUNKS} chunks, 1 per ms) and one \
-         burst ({CHUNKS} chunks at once) completion per path, interleaved; SQLite; loopback; 2 cores"
+         burst ({CHUNKS} chunks at once) completion per path, interleaved; {backend:?}; loopback"
     );
     let mut figures = Vec::new();
     for (i, (name, _, _)) in paths.iter().enumerate() {

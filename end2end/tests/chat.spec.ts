@@ -157,3 +157,18 @@ test('a conversation started by a program shows up in the chat, its system promp
   await expect(page.getByTestId('conversation-list').getByRole('link', { name: 'Sent by a script' })).toBeVisible();
   await snap(page, 'chat-from-api');
 });
+
+test('the keyboard is enough: Enter sends, Escape stops', async ({ page }) => {
+  await signUp(page, uniqueEmail('keys'));
+  await open(page, '/chat');
+  await expect(page.getByTestId('model-picker')).toHaveValue('demo');
+  await page.getByLabel('Message').focus();
+  await page.keyboard.type('Typed, not clicked');
+  await page.keyboard.press('Enter');
+  const reply = assistant(page).first();
+  await expect(reply).toHaveAttribute('data-status', 'streaming');
+  await expect.poll(async () => (await reply.innerText()).length).toBeGreaterThan(20);
+  await page.keyboard.press('Escape');
+  await expect(reply).toHaveAttribute('data-status', 'stopped');
+  await expect(page.getByLabel('Message')).toBeFocused();
+});

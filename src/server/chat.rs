@@ -257,31 +257,32 @@ fn validate(request: &SendRequest) -> Result<()> {
 }
 
 /// Starts a send: checks, opens the upstream, and hands back the reply as it streams.
-#[tracing::instrument(skip(state, request), fields(model = %request.model), err)]
+/// (Failures are logged where they are understood: upstream ones as warnings, ours as errors.)
+#[tracing::instrument(skip(state, request), fields(model = %request.model))]
 pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Result<Started> {
     validate(&request)?;
     let started_at = db::now();
-    let (conversation_id, new_conversation, history) = match request.conversation_id {
+    // Ownership first: another user's conversation is a 404 whatever else is wrong.
+    let (conversation_id, history) = match request.conversation_id {
         Some(id) => {
             conversations::find_owned(&state.db, id, user_id)
                 .await?
                 .ok_or_else(not_found)?;
-            (id, None, conversations::list_messages(&state.db, id).await?)
+            (id, Some(conversations::list_messages(&state.db, id).await?))
         }
-        None => {
-            let title = title_from_message(&request.messages.last().expect("validated").content);
-            let row = ConversationRow {
-                id: Uuid::new_v4(),
-                user_id,
-                title,
-                model: request.model.clone(),
-                created_at: started_at,
-                updated_at: started_at,
-            };
-            (row.id, Some(row), vec![])
-        }
+        None => (Uuid::new_v4(), None),
     };
     let model = check_model(state, &request.model).await?;
+    // A new conversation is written with the exchange, so a failed first send leaves none.
+    let new_conversation = history.is_none().then(|| ConversationRow {
+        id: conversation_id,
+        user_id,
+        title: title_from_message(&request.messages.last().expect("validated").content),
+        model: model.clone(),
+        created_at: started_at,
+        updated_at: started_at,
+    });
+    let history = history.unwrap_or_default();
     let mut context: Vec<WireMessage> = history
         .iter()
         .filter(|m| !m.content.is_empty())

@@ -241,7 +241,7 @@ impl Llm {
     /// The key a user's requests go upstream with: none for the demo, the shared key for a
     /// plain OpenAI-compatible endpoint, the user's own LiteLLM virtual key (created on first
     /// use) for LiteLLM.
-    #[tracing::instrument(skip(self, db), err)]
+    #[tracing::instrument(skip(self, db))]
     pub async fn user_key(&self, db: &Db, user_id: Uuid) -> Result<Option<String>> {
         let (base, master) = match &self.upstream {
             Upstream::Demo => return Ok(None),

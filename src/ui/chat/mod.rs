@@ -52,7 +52,8 @@ pub struct ChatState {
     /// `/chat/<not a uuid>`.
     pub bad_id: Memo<bool>,
     pub model: RwSignal<String>,
-    /// The current conversation's title, once loaded.
+    /// The current conversation's title, once loaded: copied from the thread's resource so the
+    /// header shows it without reading that resource under a second `<Transition>`.
     pub title: RwSignal<Option<String>>,
     pub draft: RwSignal<String>,
     pub pending: RwSignal<Option<Pending>>,

@@ -141,6 +141,8 @@ test('changing the password: the old one stops working, the new one works', asyn
   await page.getByTestId('user-menu').locator('summary').click();
   await page.getByTestId('user-menu').getByRole('button', { name: 'Log out' }).click();
   await expect(page).toHaveURL(/\/login$/);
+  // A full page load: wait until it can act on a click (or the form posts without JS).
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill('password-123');
   await page.getByRole('button', { name: 'Log in' }).click();

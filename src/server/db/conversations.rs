@@ -43,21 +43,22 @@ macro_rules! message_columns {
     };
 }
 
+/// The insert of a conversation, also run inside an exchange's transaction.
+pub(super) const INSERT: &str = "insert into conversations
+     (id, user_id, title, model, created_at, updated_at) values ($1, $2, $3, $4, $5, $6)";
+
 pub async fn insert(db: &Db, row: &ConversationRow) -> Result<(), sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query(
-            "insert into conversations (id, user_id, title, model, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(row.id)
-        .bind(row.user_id)
-        .bind(&row.title)
-        .bind(&row.model)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
+        sqlx::query(INSERT)
+            .bind(row.id)
+            .bind(row.user_id)
+            .bind(&row.title)
+            .bind(&row.model)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })
 }
 

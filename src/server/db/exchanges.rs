@@ -49,18 +49,15 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
         let mut tx = pool.begin().await?;
         // The first statement writes, so SQLite takes its write lock at once (no upgrade).
         if let Some(c) = &exchange.new_conversation {
-            sqlx::query(
-                "insert into conversations (id, user_id, title, model, created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(c.id)
-            .bind(c.user_id)
-            .bind(&c.title)
-            .bind(&c.model)
-            .bind(c.created_at)
-            .bind(c.updated_at)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::conversations::INSERT)
+                .bind(c.id)
+                .bind(c.user_id)
+                .bind(&c.title)
+                .bind(&c.model)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await?;
         }
         for input in &exchange.inputs {
             sqlx::query(

@@ -15,7 +15,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -148,61 +148,51 @@ fn sse(started: Started) -> impl IntoResponse {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         })
     };
-    let events = stream::unfold(
-        (pieces, true, Vec::<Event>::new()),
-        move |(mut pieces, mut first, mut queued)| {
-            let chunk = chunk.clone();
-            async move {
-                if let Some(event) = queued.pop() {
-                    return Some((Ok::<_, Infallible>(event), (pieces, first, queued)));
-                }
-                let events: Vec<Event> = match pieces.recv().await? {
-                    Piece::Delta(text) => {
-                        let delta = if first {
-                            json!({"role": "assistant", "content": text})
-                        } else {
-                            json!({"content": text})
-                        };
-                        first = false;
-                        vec![Event::default().data(chunk(delta, None).to_string())]
-                    }
-                    Piece::End(outcome) => {
-                        let mut end = Vec::new();
-                        match &outcome.error {
-                            Some(error) => {
-                                let mut body = json!({
-                                    "error": error,
-                                    "status": outcome.status,
-                                    "recorded": outcome.recorded,
-                                });
-                                if outcome.recorded {
-                                    body["usage"] = usage_json(&outcome);
-                                }
-                                end.push(Event::default().data(body.to_string()));
-                            }
-                            None => {
-                                end.push(
-                                    Event::default()
-                                        .data(chunk(json!({}), Some("stop")).to_string()),
-                                );
-                                let mut usage = chunk(json!({}), None);
-                                usage["choices"] = json!([]);
-                                usage["usage"] = usage_json(&outcome);
-                                end.push(Event::default().data(usage.to_string()));
-                            }
+    let pieces = stream::unfold(
+        pieces,
+        |mut rx| async move { rx.recv().await.map(|p| (p, rx)) },
+    );
+    // Each piece becomes one event (a delta) or the closing ones (finish, usage, [DONE]).
+    let events = pieces.enumerate().flat_map(move |(i, piece)| {
+        let events: Vec<Event> = match piece {
+            Piece::Delta(text) => {
+                // Like OpenAI, the first chunk names the role.
+                let delta = if i == 0 {
+                    json!({"role": "assistant", "content": text})
+                } else {
+                    json!({"content": text})
+                };
+                vec![Event::default().data(chunk(delta, None).to_string())]
+            }
+            Piece::End(outcome) => {
+                let mut end = match &outcome.error {
+                    Some(error) => {
+                        let mut body = json!({
+                            "error": error,
+                            "status": outcome.status,
+                            "recorded": outcome.recorded,
+                        });
+                        if outcome.recorded {
+                            body["usage"] = usage_json(&outcome);
                         }
-                        end.push(Event::default().data("[DONE]"));
-                        end.reverse();
-                        end
+                        vec![Event::default().data(body.to_string())]
+                    }
+                    None => {
+                        let mut usage = chunk(json!({}), None);
+                        usage["choices"] = json!([]);
+                        usage["usage"] = usage_json(&outcome);
+                        vec![
+                            Event::default().data(chunk(json!({}), Some("stop")).to_string()),
+                            Event::default().data(usage.to_string()),
+                        ]
                     }
                 };
-                let mut events = events;
-                let event = events.pop()?;
-                queued = events;
-                Some((Ok(event), (pieces, first, queued)))
+                end.push(Event::default().data("[DONE]"));
+                end
             }
-        },
-    );
+        };
+        stream::iter(events.into_iter().map(Ok::<_, Infallible>))
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 

@@ -4,4 +4,6 @@
 pub mod account;
 pub mod chat;
 pub mod money;
+pub mod period;
+pub mod quota;
 pub mod sse;

@@ -103,7 +103,7 @@ mod tests {
         let local = start.with_timezone(&santiago);
         assert_eq!(local.date_naive(), day);
         assert!(
-            local.format("%H:%M").to_string() <= "01:00".to_string(),
+            local.format("%H:%M").to_string().as_str() <= "01:00",
             "{local}"
         );
     }

@@ -98,6 +98,56 @@ pub fn quota_status(used: i64, limit: Option<i64>, thresholds: Thresholds) -> Qu
     }
 }
 
+/// Why a send is refused before it reaches the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The period's usage (with sends under way) has reached the block threshold.
+    Blocked,
+    /// What is left cannot hold the prompt and at least one token of reply.
+    TooLittleLeft { available: i64 },
+}
+
+/// What a send may use: the reply's token cap and the tokens to hold back until it is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    pub max_output: i64,
+    pub reserve: i64,
+}
+
+/// Admits a send whose prompt is estimated at `prompt` tokens and which asks for at most
+/// `max_output` tokens of reply, given what the period has `used`, what sends under way hold
+/// (`reserved`), and the limit. The reply's cap shrinks to what is left, so concurrent sends
+/// can never together pass the block threshold (as long as the estimates hold).
+pub fn admit(
+    used: i64,
+    reserved: i64,
+    limit: Option<i64>,
+    thresholds: Thresholds,
+    prompt: i64,
+    max_output: i64,
+) -> Result<Admission, Refusal> {
+    let Some(limit) = limit else {
+        return Ok(Admission {
+            max_output,
+            reserve: 0,
+        });
+    };
+    let cap = (i128::from(limit.max(0)) * i128::from(thresholds.block) / 100) as i64;
+    let committed = used.max(0) + reserved.max(0);
+    if committed >= cap {
+        return Err(Refusal::Blocked);
+    }
+    let available = cap - committed;
+    if available < prompt + 1 {
+        return Err(Refusal::TooLittleLeft { available });
+    }
+    let max_output = max_output.clamp(1, available - prompt);
+    Ok(Admission {
+        max_output,
+        reserve: prompt + max_output,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +211,70 @@ mod tests {
         for (w, u, b) in [(0, 95, 100), (96, 95, 100), (80, 101, 100), (80, 95, 101)] {
             assert!(Thresholds::new(w, u, b).is_err(), "{w}/{u}/{b}");
         }
+    }
+
+    #[test]
+    fn admission_shrinks_the_reply_to_what_is_left_and_never_passes_the_limit() {
+        let t = Thresholds::default();
+        // Plenty left: as asked, and the whole estimate is held back.
+        assert_eq!(
+            admit(0, 0, Some(10_000), t, 100, 1_000),
+            Ok(Admission {
+                max_output: 1_000,
+                reserve: 1_100
+            })
+        );
+        // 9,000 used and 500 held by a send under way: 500 left, the reply gets 400.
+        assert_eq!(
+            admit(9_000, 500, Some(10_000), t, 100, 4_096),
+            Ok(Admission {
+                max_output: 400,
+                reserve: 500
+            })
+        );
+        assert_eq!(
+            admit(9_000, 900, Some(10_000), t, 100, 4_096),
+            Err(Refusal::TooLittleLeft { available: 100 })
+        );
+        assert_eq!(
+            admit(10_000, 0, Some(10_000), t, 1, 1),
+            Err(Refusal::Blocked)
+        );
+        assert_eq!(
+            admit(9_000, 1_000, Some(10_000), t, 1, 1),
+            Err(Refusal::Blocked)
+        );
+        assert_eq!(admit(0, 0, Some(0), t, 1, 1), Err(Refusal::Blocked));
+        // Unlimited: nothing held back.
+        assert_eq!(
+            admit(i64::MAX / 2, 0, None, t, 10, 20),
+            Ok(Admission {
+                max_output: 20,
+                reserve: 0
+            })
+        );
+        // A block threshold below 100 %: the cap is that share of the limit.
+        let early = Thresholds::new(50, 80, 90).unwrap();
+        assert_eq!(
+            admit(9_000, 0, Some(10_000), early, 1, 1),
+            Err(Refusal::Blocked)
+        );
+    }
+
+    #[test]
+    fn any_order_of_admissions_stays_within_the_limit() {
+        let t = Thresholds::default();
+        let limit = 10_000;
+        let mut reserved = 0;
+        let mut admitted = 0;
+        // 20 sends arrive while none has finished: what they hold never passes the limit.
+        for _ in 0..20 {
+            if let Ok(a) = admit(9_000, reserved, Some(limit), t, 30, 4_096) {
+                reserved += a.reserve;
+                admitted += 1;
+            }
+        }
+        assert!(9_000 + reserved <= limit, "{reserved}");
+        assert_eq!(admitted, 1, "the first takes what is left");
     }
 }

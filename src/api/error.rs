@@ -68,6 +68,9 @@ impl ErrorCode {
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
+    /// Facts a client can act on, e.g. `resets_at` and `upgrade_url` of a `quota_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl fmt::Display for AppError {
@@ -81,7 +84,12 @@ impl AppError {
         Self {
             code,
             message: message.into(),
+            details: None,
         }
+    }
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
     pub fn unauthorized() -> Self {
         Self::new(ErrorCode::Unauthorized, "sign in to continue")

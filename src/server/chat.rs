@@ -14,6 +14,7 @@ use crate::server::db::exchanges::{Exchange, NewMessage, Reply};
 use crate::server::db::{self, conversations};
 use crate::server::error::{Error, Result};
 use crate::server::llm::{tokens, ChatCall, Event, ReportedUsage, WireMessage};
+use crate::server::quota;
 use crate::server::state::AppState;
 use chrono::{Duration, Utc};
 use futures_util::StreamExt;
@@ -295,16 +296,33 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
         role: m.role.as_str().into(),
         content: m.content.clone(),
     }));
+    // The quota: hold back what this send may use (the reply's cap shrinks to what is left),
+    // so that concurrent sends cannot together pass the limit.
+    let prompt_estimate = tokens::count_chat(
+        context
+            .iter()
+            .map(|m| (m.role.as_str(), m.content.as_str())),
+    );
+    let admitted = quota::admit_send(state, user_id, prompt_estimate, request.max_tokens).await?;
     let call = ChatCall {
         model: model.clone(),
         messages: context,
-        max_tokens: request.max_tokens,
+        max_tokens: admitted.max_output,
         temperature: request.temperature,
         top_p: request.top_p,
         stop: request.stop.clone(),
     };
-    let key = state.llm.user_key(&state.db, user_id).await?;
-    let upstream = state.llm.stream(key.as_deref(), &call).await?;
+    let opened = async {
+        let key = state.llm.user_key(&state.db, user_id).await?;
+        Ok::<_, Error>(state.llm.stream(key.as_deref(), &call).await?)
+    };
+    let upstream = match opened.await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            quota::release(state, admitted.reservation).await;
+            return Err(e);
+        }
+    };
 
     let (tx, rx) = mpsc::channel(64);
     let reply_id = Uuid::new_v4();
@@ -317,6 +335,7 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
         call,
         inputs: request.messages,
         started_at,
+        reservation: admitted.reservation,
     };
     tokio::spawn(recorder.run(upstream, tx));
     Ok(Started {
@@ -337,6 +356,8 @@ struct Recorder {
     call: ChatCall,
     inputs: Vec<Input>,
     started_at: chrono::DateTime<Utc>,
+    /// The tokens held back for this send: settled with the record, else released.
+    reservation: Option<Uuid>,
 }
 
 impl Recorder {
@@ -380,6 +401,7 @@ impl Recorder {
         let outcome = self.outcome(status, &content, usage, failure.as_ref());
         if content.is_empty() && usage.is_none() {
             // Nothing arrived and nothing was reported: nothing to keep (the client may retry).
+            quota::release(&self.state, self.reservation).await;
             let _ = tx
                 .send(Piece::End(Outcome {
                     recorded: false,
@@ -394,6 +416,7 @@ impl Recorder {
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not record a reply");
+                quota::release(&self.state, self.reservation).await;
                 let _ = tx
                     .send(Piece::End(Outcome {
                         error: Some(AppError::internal()),
@@ -466,6 +489,7 @@ impl Recorder {
             user_id: self.user_id,
             conversation_id: self.conversation_id,
             new_conversation: self.new_conversation.clone(),
+            reservation: self.reservation,
             inputs,
             reply: Reply {
                 id: self.reply_id,

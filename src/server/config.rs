@@ -1,6 +1,7 @@
 //! Configuration from the environment. Every variable and its default is listed in README.md.
 
 use crate::domain::money::{parse_price_table, ModelPrice};
+use crate::domain::quota::Thresholds;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -67,6 +68,10 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     /// Pause between two tokens of the demo model's reply, in milliseconds.
     pub demo_token_delay_ms: u64,
+    /// Quota flags: warning, upgrade suggested, blocked (percent of the limit).
+    pub quota_thresholds: Thresholds,
+    /// The reply cap (and so the tokens held back) of a send that names none.
+    pub default_max_output_tokens: i64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tokenmeter.db";
@@ -146,6 +151,23 @@ impl Config {
                     format!("TOKENMETER_DEMO_DELAY_MS must be 0 to 10000 (got {raw:?})")
                 })?,
         };
+        let quota_thresholds = match var("TOKENMETER_QUOTA_THRESHOLDS") {
+            None => Thresholds::default(),
+            Some(raw) => {
+                let bad = |why: String| {
+                    format!("TOKENMETER_QUOTA_THRESHOLDS must be warning,upgrade,block percentages such as 80,95,100: {why} (got {raw:?})")
+                };
+                let parts: Vec<u32> = raw
+                    .split(',')
+                    .map(|p| p.trim().parse::<u32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| bad(e.to_string()))?;
+                match parts[..] {
+                    [w, u, b] => Thresholds::new(w, u, b).map_err(bad)?,
+                    _ => return Err(bad("three numbers are needed".into())),
+                }
+            }
+        };
         Ok(Config {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             db_max_connections: positive(&var, "TOKENMETER_DB_MAX_CONNECTIONS", 10)? as u32,
@@ -169,6 +191,12 @@ impl Config {
                 .into(),
             timezone,
             demo_token_delay_ms,
+            quota_thresholds,
+            default_max_output_tokens: positive(
+                &var,
+                "TOKENMETER_DEFAULT_MAX_OUTPUT_TOKENS",
+                4096,
+            )?,
         })
     }
 
@@ -256,6 +284,9 @@ mod tests {
             ("TOKENMETER_MODEL_PRICES", "gpt-4o=cheap"),
             ("TOKENMETER_LLM_TIMEOUT_SECONDS", "0"),
             ("TOKENMETER_DEMO_DELAY_MS", "-1"),
+            ("TOKENMETER_QUOTA_THRESHOLDS", "80,95"),
+            ("TOKENMETER_QUOTA_THRESHOLDS", "95,80,100"),
+            ("TOKENMETER_DEFAULT_MAX_OUTPUT_TOKENS", "0"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert!(err.contains(name), "{name}: {err}");

@@ -9,6 +9,7 @@ pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod llm;
+pub mod quota;
 pub mod rest;
 pub mod secret;
 pub mod state;

@@ -35,6 +35,8 @@ pub struct Exchange {
     pub conversation_id: Uuid,
     /// A conversation started by this exchange (an API call without `conversation_id`).
     pub new_conversation: Option<ConversationRow>,
+    /// The quota reservation this exchange settles (deleted as its usage is added).
+    pub reservation: Option<Uuid>,
     pub inputs: Vec<NewMessage>,
     pub reply: Reply,
     /// The day (of the configured timezone) the usage counts for.
@@ -132,6 +134,12 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
             .bind(Json(&models))
             .execute(&mut *tx)
             .await?;
+        if let Some(reservation) = exchange.reservation {
+            sqlx::query("delete from quota_reservations where id = $1")
+                .bind(reservation)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await
     })
 }

@@ -7,6 +7,8 @@ pub mod conversations;
 pub mod exchanges;
 pub mod llm_keys;
 pub mod login_failures;
+pub mod plans;
+pub mod quota;
 pub mod sessions;
 pub mod usage_history;
 pub mod users;

@@ -373,7 +373,11 @@ impl Llm {
             .find(|m| m.role == "user")
             .map(|m| m.content.as_str())
             .unwrap_or("");
-        let pieces = tokens::split(&demo_reply(prompt));
+        let mut pieces = tokens::split(&demo_reply(prompt));
+        // Like a real model, the demo stops at the reply's cap.
+        if let Some(cap) = call.max_tokens {
+            pieces.truncate(usize::try_from(cap.max(0)).unwrap_or(usize::MAX));
+        }
         let usage = ReportedUsage {
             prompt_tokens: tokens::count_chat(
                 call.messages

@@ -135,6 +135,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/profile/tokens/{id}", delete(profile::revoke_token))
         .route("/api/profile/password", post(profile::change_password))
+        .route("/api/profile/usage", get(profile::usage))
         .route("/api/chat/completions", post(chat::completions))
         .route("/api/models", get(chat::models))
         .route(

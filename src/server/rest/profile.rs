@@ -62,3 +62,11 @@ pub async fn change_password(
             .await?;
     ok(json!({"changed": true, "other_sessions_ended": ended}))
 }
+
+/// `GET /api/profile/usage`: the caller's usage in the current quota period, with the flags.
+pub async fn usage(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> ApiResult<crate::api::quota::UsageDto> {
+    ok(crate::server::quota::usage(&state, me.user.id).await?)
+}

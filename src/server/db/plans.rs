@@ -1,0 +1,63 @@
+//! The `plans` table and each user's effective plan (their own, else the default one).
+
+use super::{with_db, Db};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PlanRow {
+    pub id: Uuid,
+    pub name: String,
+    /// `None`: unlimited.
+    pub monthly_token_limit: Option<i64>,
+    pub price_label: String,
+    pub description: String,
+    pub sort_order: i64,
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user's plan and personal override.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserPlanRow {
+    #[sqlx(flatten)]
+    pub plan: PlanRow,
+    pub token_limit_override: Option<i64>,
+}
+
+impl UserPlanRow {
+    /// The limit that applies: the override, else the plan's.
+    pub fn limit(&self) -> Option<i64> {
+        self.token_limit_override.or(self.plan.monthly_token_limit)
+    }
+}
+
+pub async fn list(db: &Db) -> Result<Vec<PlanRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select id, name, monthly_token_limit, price_label, description, sort_order,
+                    is_default, created_at, updated_at
+             from plans order by sort_order, name",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// The user's plan (the default one when they have none) and override; `None` for no user.
+pub async fn for_user(db: &Db, user_id: Uuid) -> Result<Option<UserPlanRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select p.id, p.name, p.monthly_token_limit, p.price_label, p.description,
+                    p.sort_order, p.is_default, p.created_at, p.updated_at,
+                    u.token_limit_override
+             from users u
+             join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
+             where u.id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+    })
+}

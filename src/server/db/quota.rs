@@ -1,0 +1,119 @@
+//! Usage in a quota period and the tokens held back for sends under way. Admission runs in one
+//! transaction that first locks the user's row (PostgreSQL: the row; SQLite: the database), so
+//! two sends of one user, on any instance, are admitted one after the other.
+
+use super::{with_db, Db};
+use crate::domain::quota::{Admission, Refusal};
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+/// Totals of the user's days from `from` to `to`, both included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct PeriodTotals {
+    pub tokens_used: i64,
+    pub requests_count: i64,
+    pub cost_nanos: i64,
+}
+
+pub async fn period_totals(
+    db: &Db,
+    user_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<PeriodTotals, sqlx::Error> {
+    // `sum` is numeric on PostgreSQL: cast back to bigint; reads one row per day.
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select cast(coalesce(sum(tokens_used), 0) as bigint) as tokens_used,
+                    cast(coalesce(sum(requests_count), 0) as bigint) as requests_count,
+                    cast(coalesce(sum(cost_nanos), 0) as bigint) as cost_nanos
+             from usage_history where user_id = $1 and date >= $2 and date <= $3",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await
+    })
+}
+
+/// Inputs of an admission decided under the lock.
+pub struct Ask<'a> {
+    pub user_id: Uuid,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Decides from (tokens used in the period, tokens held by live reservations).
+    pub decide: &'a (dyn Fn(i64, i64) -> Result<Admission, Refusal> + Sync),
+}
+
+/// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
+/// (none when nothing needs holding, i.e. unlimited).
+pub async fn admit(
+    db: &Db,
+    ask: Ask<'_>,
+) -> Result<Result<(Admission, Option<Uuid>), Refusal>, sqlx::Error> {
+    with_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        // A write first: PostgreSQL locks the user's row, SQLite takes its write lock.
+        sqlx::query("update users set updated_at = updated_at where id = $1")
+            .bind(ask.user_id)
+            .execute(&mut *tx)
+            .await?;
+        let (used,): (i64,) = sqlx::query_as(
+            "select cast(coalesce(sum(tokens_used), 0) as bigint)
+             from usage_history where user_id = $1 and date >= $2 and date <= $3",
+        )
+        .bind(ask.user_id)
+        .bind(ask.from)
+        .bind(ask.to)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (reserved,): (i64,) = sqlx::query_as(
+            "select cast(coalesce(sum(tokens), 0) as bigint)
+             from quota_reservations where user_id = $1 and expires_at > $2",
+        )
+        .bind(ask.user_id)
+        .bind(ask.now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let admission = match (ask.decide)(used, reserved) {
+            Ok(a) => a,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        let id = if admission.reserve > 0 {
+            let id = Uuid::new_v4();
+            sqlx::query(
+                "insert into quota_reservations (id, user_id, tokens, created_at, expires_at)
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(ask.user_id)
+            .bind(admission.reserve)
+            .bind(ask.now)
+            .bind(ask.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            Some(id)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Ok((admission, id)))
+    })
+}
+
+/// Lets go of a reservation whose send recorded nothing.
+pub async fn release(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query("delete from quota_reservations where id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_error, my_id, usage_days, Backend, TestApp};
+const PRO: &str = "afdcac68-a1ab-52f6-b371-b4a3489815e1";
 use serde_json::{json, Value};
 use tokenmeter::server::db::Db;
 use uuid::Uuid;
@@ -87,6 +88,9 @@ on_both_backends!(
     a_blocked_send_is_429_with_when_and_where_and_writes_nothing,
     concurrent_sends_at_90_percent_never_pass_the_limit,
     usage_is_per_user,
+    admins_set_plans_and_personal_limits,
+    admins_manage_plans,
+    users_ask_for_a_plan_and_admins_see_it,
 );
 
 async fn a_new_user_is_on_the_free_plan_with_nothing_used(backend: Backend) {
@@ -219,4 +223,229 @@ async fn usage_is_per_user(backend: Backend) {
     use_tokens(&app, alice_id, 5_000).await;
     assert_eq!(usage(&app, &alice).await["tokens_used"], 5_000);
     assert_eq!(usage(&app, &bob).await["tokens_used"], 0);
+}
+
+async fn admins_set_plans_and_personal_limits(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.admin().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let id = my_id(&app, &alice).await;
+    let path = format!("/api/admin/users/{id}");
+    use_tokens(&app, id, 1_000).await;
+
+    let (status, body) = app.patch(&admin, &path, json!({"plan_id": PRO})).await;
+    assert_eq!(status, 200, "{body}");
+    let u = usage(&app, &alice).await;
+    assert_eq!(u["plan"]["name"], "Pro");
+    assert_eq!(u["quota"]["limit"], 2_000_000);
+    let (status, _) = app
+        .patch(&admin, &path, json!({"token_limit_override": 1_250}))
+        .await;
+    assert_eq!(status, 200);
+    let u = usage(&app, &alice).await;
+    assert_eq!(u["quota"]["limit"], 1_250);
+    assert_eq!(u["quota"]["percentage"], 80.0);
+    assert_eq!(u["is_warning"], true);
+    // The admin list says the same.
+    let (_, list) = app.get(&admin, "/api/admin/users").await;
+    let row = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["email"] == "alice@example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(row["plan_name"], "Pro");
+    assert_eq!(row["token_limit_override"], 1_250);
+    assert_eq!(row["tokens_used"], 1_000);
+    assert_eq!(row["percentage"], 80.0);
+    assert_eq!(row["is_warning"], true);
+    assert_eq!(row["is_blocked"], false);
+    // null clears the override, then the plan.
+    let (status, _) = app
+        .patch(&admin, &path, json!({"token_limit_override": null}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(usage(&app, &alice).await["quota"]["limit"], 2_000_000);
+    let (status, _) = app.patch(&admin, &path, json!({"plan_id": null})).await;
+    assert_eq!(status, 200);
+    assert_eq!(usage(&app, &alice).await["plan"]["name"], "Free");
+
+    for (body, code, status_want, text) in [
+        (
+            json!({"plan_id": Uuid::new_v4()}),
+            "validation",
+            400,
+            "plan_id",
+        ),
+        (
+            json!({"plan_id": "pro"}),
+            "validation",
+            400,
+            "plan_id must be a UUID",
+        ),
+        (
+            json!({"token_limit_override": -1}),
+            "validation",
+            400,
+            "token_limit_override",
+        ),
+        (
+            json!({"token_limit_override": "lots"}),
+            "validation",
+            400,
+            "token_limit_override",
+        ),
+        (json!({}), "validation", 400, "nothing to change"),
+    ] {
+        let (status, answer) = app.patch(&admin, &path, body.clone()).await;
+        let message = assert_error(status, &answer, status_want, code);
+        assert!(message.contains(text), "{body}: {message}");
+    }
+    // Nothing of that was written.
+    assert_eq!(usage(&app, &alice).await["quota"]["limit"], 100_000);
+    let (status, answer) = app
+        .patch(
+            &admin,
+            &format!("/api/admin/users/{}", Uuid::new_v4()),
+            json!({"token_limit_override": 5}),
+        )
+        .await;
+    assert_error(status, &answer, 404, "not_found");
+    let (status, answer) = app
+        .patch(&alice, &path, json!({"token_limit_override": 10_000_000}))
+        .await;
+    assert_error(status, &answer, 403, "forbidden");
+}
+
+async fn admins_manage_plans(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.admin().await;
+    let visitor = app.client();
+    let (status, public) = app.get(&visitor, "/api/plans").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = public["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Free", "Pro", "Team"]);
+
+    let (status, created) = app
+        .post(&admin, "/api/admin/plans", json!({"name": "Enterprise", "monthly_token_limit": null, "price_label": "Ask us", "sort_order": 4}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["data"]["monthly_token_limit"].is_null());
+    let enterprise = created["data"]["id"].as_str().unwrap().to_string();
+    let (status, answer) = app
+        .post(
+            &admin,
+            "/api/admin/plans",
+            json!({"name": "Enterprise", "monthly_token_limit": 5}),
+        )
+        .await;
+    assert_error(status, &answer, 409, "conflict");
+    let (status, answer) = app
+        .post(
+            &admin,
+            "/api/admin/plans",
+            json!({"name": "Neg", "monthly_token_limit": -5}),
+        )
+        .await;
+    let message = assert_error(status, &answer, 400, "validation");
+    assert!(message.contains("monthly_token_limit"), "{message}");
+
+    // A new default takes over; the old default cannot just stop being one.
+    let (status, answer) = app
+        .patch(
+            &admin,
+            &format!("/api/admin/plans/{enterprise}"),
+            json!({"is_default": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, plans) = app.get(&admin, "/api/admin/plans").await;
+    let defaults: Vec<&str> = plans["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["is_default"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(defaults, ["Enterprise"]);
+    let alice = app.signed_up("alice@example.com").await;
+    assert_eq!(usage(&app, &alice).await["plan"]["name"], "Enterprise");
+    assert!(usage(&app, &alice).await["quota"]["limit"].is_null());
+    let (status, answer) = app
+        .patch(
+            &admin,
+            &format!("/api/admin/plans/{enterprise}"),
+            json!({"is_default": false}),
+        )
+        .await;
+    assert_error(status, &answer, 409, "conflict");
+    let (status, answer) = app
+        .patch(
+            &admin,
+            &format!("/api/admin/plans/{PRO}"),
+            json!({"monthly_token_limit": 3_000_000, "description": "More"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["monthly_token_limit"], 3_000_000);
+    assert_eq!(answer["data"]["name"], "Pro");
+    let (status, answer) = app
+        .post(
+            &alice,
+            "/api/admin/plans",
+            json!({"name": "Mine", "monthly_token_limit": null}),
+        )
+        .await;
+    assert_error(status, &answer, 403, "forbidden");
+}
+
+async fn users_ask_for_a_plan_and_admins_see_it(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.admin().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let id = my_id(&app, &alice).await;
+    let (status, body) = app
+        .post(&alice, "/api/profile/plan-request", json!({"plan_id": PRO}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let row = |list: &Value| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["email"] == "alice@example.com")
+            .unwrap()
+            .clone()
+    };
+    let (_, list) = app.get(&admin, "/api/admin/users").await;
+    assert_eq!(row(&list)["requested_plan"]["name"], "Pro");
+    let (status, answer) = app
+        .post(
+            &alice,
+            "/api/profile/plan-request",
+            json!({"plan_id": Uuid::new_v4()}),
+        )
+        .await;
+    assert_error(status, &answer, 400, "validation");
+    // Granting it settles the request.
+    let (status, _) = app
+        .patch(
+            &admin,
+            &format!("/api/admin/users/{id}"),
+            json!({"plan_id": PRO}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, list) = app.get(&admin, "/api/admin/users").await;
+    assert!(row(&list)["requested_plan"].is_null());
+    let (status, answer) = app
+        .post(&alice, "/api/profile/plan-request", json!({"plan_id": PRO}))
+        .await;
+    assert_error(status, &answer, 409, "conflict");
 }

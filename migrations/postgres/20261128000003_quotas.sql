@@ -25,6 +25,10 @@ alter table users add column plan_id uuid references plans (id);
 alter table users add column token_limit_override bigint
     check (token_limit_override is null or token_limit_override >= 0);
 
+-- A user's request for another plan, for admins to act on (cleared when their plan changes).
+alter table users add column requested_plan_id uuid references plans (id);
+alter table users add column plan_requested_at timestamptz;
+
 create table quota_reservations (
     id         uuid primary key,
     user_id    uuid not null references users (id) on delete cascade,

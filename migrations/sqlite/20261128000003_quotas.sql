@@ -25,6 +25,10 @@ alter table users add column plan_id blob references plans (id);
 alter table users add column token_limit_override integer
     check (token_limit_override is null or token_limit_override >= 0);
 
+-- A user's request for another plan, for admins to act on (cleared when their plan changes).
+alter table users add column requested_plan_id blob references plans (id);
+alter table users add column plan_requested_at text;
+
 create table quota_reservations (
     id         blob primary key not null,
     user_id    blob not null references users (id) on delete cascade,

@@ -2,7 +2,7 @@
 //! never from messages) and the admission of a send, which holds back what it may use.
 
 use crate::api::error::{AppError, ErrorCode};
-use crate::api::quota::{PlanDto, QuotaDto, UsageDto};
+use crate::api::quota::{AdminUserDto, PlanDto, QuotaDto, RequestedPlanDto, UsageDto};
 use crate::domain::money::decimal_usd;
 use crate::domain::period::{month_period, Period};
 use crate::domain::quota::{admit, quota_status, Refusal};
@@ -28,6 +28,7 @@ fn plan_dto(plan: &plans::PlanRow) -> PlanDto {
         monthly_token_limit: plan.monthly_token_limit,
         price_label: plan.price_label.clone(),
         description: plan.description.clone(),
+        sort_order: plan.sort_order,
         is_default: plan.is_default,
     }
 }
@@ -149,4 +150,176 @@ pub async fn release(state: &AppState, reservation: Option<Uuid>) {
             tracing::warn!(error = %e, "could not release a quota reservation");
         }
     }
+}
+
+pub async fn list_plans(state: &AppState) -> Result<Vec<PlanDto>> {
+    Ok(plans::list(&state.db).await?.iter().map(plan_dto).collect())
+}
+
+/// A plan as an admin writes it.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanInput {
+    pub name: String,
+    /// `null`: unlimited.
+    pub monthly_token_limit: Option<i64>,
+    #[serde(default)]
+    pub price_label: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub sort_order: i64,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+fn check_plan(input: &PlanInput) -> Result<String> {
+    let name = input.name.trim();
+    let bad = |m: String| -> Error { AppError::validation(m).into() };
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(bad("name must be 1 to 60 characters".into()));
+    }
+    if input.monthly_token_limit.is_some_and(|l| l < 0) {
+        return Err(bad(
+            "monthly_token_limit must be a whole number >= 0, or null for unlimited".into(),
+        ));
+    }
+    if input.price_label.chars().count() > 40 {
+        return Err(bad("price_label must be at most 40 characters".into()));
+    }
+    if input.description.chars().count() > 300 {
+        return Err(bad("description must be at most 300 characters".into()));
+    }
+    Ok(name.to_string())
+}
+
+/// Creates a plan (`id` = `None`) or replaces one's fields. A taken name is 409; unknown id 404.
+pub async fn save_plan(state: &AppState, id: Option<Uuid>, input: PlanInput) -> Result<PlanDto> {
+    let name = check_plan(&input)?;
+    if let Some(id) = id {
+        let current = plans::find(&state.db, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("plan"))?;
+        if current.is_default && !input.is_default {
+            return Err(AppError::conflict(
+                "a plan stays the default until another plan is made the default",
+            )
+            .into());
+        }
+    }
+    let saved = plans::upsert(
+        &state.db,
+        id.unwrap_or_else(Uuid::new_v4),
+        plans::PlanFields {
+            name: &name,
+            monthly_token_limit: input.monthly_token_limit,
+            price_label: input.price_label.trim(),
+            description: input.description.trim(),
+            sort_order: input.sort_order,
+            is_default: input.is_default,
+        },
+        db::now(),
+        id.is_none(),
+    )
+    .await
+    .map_err(|e| {
+        if crate::server::error::is_unique_violation(&e) {
+            AppError::conflict(format!("a plan named {name:?} already exists")).into()
+        } else {
+            Error::from(e)
+        }
+    })?
+    .ok_or_else(|| AppError::not_found("plan"))?;
+    Ok(plan_dto(&saved))
+}
+
+/// Sets a user's plan (`Some(None)`: the default plan) and/or personal limit (`Some(None)`:
+/// cleared). Checked before anything is written: an unknown plan or a negative limit is 400.
+pub async fn set_user_quota(
+    state: &AppState,
+    user_id: Uuid,
+    plan: Option<Option<Uuid>>,
+    limit_override: Option<Option<i64>>,
+) -> Result<()> {
+    if let Some(Some(plan_id)) = plan {
+        if plans::find(&state.db, plan_id).await?.is_none() {
+            return Err(AppError::validation(format!(
+                "plan_id: no plan has the id {plan_id} (GET /api/admin/plans lists them)"
+            ))
+            .into());
+        }
+    }
+    if limit_override.flatten().is_some_and(|l| l < 0) {
+        return Err(AppError::validation(
+            "token_limit_override must be a whole number >= 0, or null to clear it",
+        )
+        .into());
+    }
+    if !crate::server::db::users::set_quota(&state.db, user_id, plan, limit_override, db::now())
+        .await?
+    {
+        return Err(AppError::not_found("user").into());
+    }
+    tracing::info!(%user_id, ?plan, ?limit_override, "quota settings changed");
+    Ok(())
+}
+
+/// A user asks for another plan; admins see it on the users page.
+pub async fn request_plan(state: &AppState, user_id: Uuid, plan_id: Uuid) -> Result<()> {
+    let current = user_plan(state, user_id).await?;
+    if plans::find(&state.db, plan_id).await?.is_none() {
+        return Err(AppError::validation(format!("plan_id: no plan has the id {plan_id}")).into());
+    }
+    if current.plan.id == plan_id {
+        return Err(AppError::conflict("that is already your plan").into());
+    }
+    crate::server::db::users::request_plan(&state.db, user_id, plan_id, db::now()).await?;
+    Ok(())
+}
+
+/// Users for the admin page, with plan and the current period's usage and flags.
+pub async fn admin_users(state: &AppState, limit: i64, offset: i64) -> Result<Vec<AdminUserDto>> {
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(AppError::validation("limit must be 1..=1000 and offset >= 0").into());
+    }
+    let period = period(state);
+    let rows = crate::server::db::users::list_with_usage(
+        &state.db,
+        limit,
+        offset,
+        period.first_day,
+        period.last_day,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let limit = r.token_limit_override.or(r.plan_limit);
+            let status = quota_status(r.tokens_used, limit, state.config.quota_thresholds);
+            AdminUserDto {
+                requested_plan: match (
+                    r.requested_plan_id,
+                    r.requested_plan_name,
+                    r.plan_requested_at,
+                ) {
+                    (Some(id), Some(name), Some(requested_at)) => Some(RequestedPlanDto {
+                        id,
+                        name,
+                        requested_at,
+                    }),
+                    _ => None,
+                },
+                user: r.user.into(),
+                plan_id: r.plan_id,
+                plan_name: r.plan_name,
+                token_limit_override: r.token_limit_override,
+                limit,
+                tokens_used: r.tokens_used,
+                percentage: status.percentage,
+                is_warning: status.is_warning,
+                is_upgrade_suggested: status.is_upgrade_suggested,
+                is_blocked: status.is_blocked,
+            }
+        })
+        .collect())
 }

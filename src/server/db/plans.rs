@@ -61,3 +61,73 @@ pub async fn for_user(db: &Db, user_id: Uuid) -> Result<Option<UserPlanRow>, sql
         .await
     })
 }
+
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<PlanRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select id, name, monthly_token_limit, price_label, description, sort_order,
+                    is_default, created_at, updated_at
+             from plans where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// A plan's fields as written by an admin.
+pub struct PlanFields<'a> {
+    pub name: &'a str,
+    pub monthly_token_limit: Option<i64>,
+    pub price_label: &'a str,
+    pub description: &'a str,
+    pub sort_order: i64,
+    pub is_default: bool,
+}
+
+/// Inserts a plan or, with `id` of an existing one, replaces its fields; making a plan the
+/// default takes that from the previous one in the same transaction. `None`: no such plan.
+pub async fn upsert(
+    db: &Db,
+    id: Uuid,
+    fields: PlanFields<'_>,
+    now: DateTime<Utc>,
+    create: bool,
+) -> Result<Option<PlanRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if fields.is_default {
+            sqlx::query("update plans set is_default = false, updated_at = $2 where is_default and id <> $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sql = if create {
+            "insert into plans (id, name, monthly_token_limit, price_label, description,
+                 sort_order, is_default, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             returning id, name, monthly_token_limit, price_label, description, sort_order,
+                 is_default, created_at, updated_at"
+        } else {
+            "update plans set name = $2, monthly_token_limit = $3, price_label = $4,
+                 description = $5, sort_order = $6, is_default = $7, updated_at = $8
+             where id = $1
+             returning id, name, monthly_token_limit, price_label, description, sort_order,
+                 is_default, created_at, updated_at"
+        };
+        let row: Option<PlanRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(fields.name)
+            .bind(fields.monthly_token_limit)
+            .bind(fields.price_label)
+            .bind(fields.description)
+            .bind(fields.sort_order)
+            .bind(fields.is_default)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    })
+}

@@ -166,3 +166,101 @@ pub async fn set_password(
         Ok(done.rows_affected() == 1)
     })
 }
+
+/// Changes a user's plan (`Some(None)`: back to the default plan) and/or personal limit
+/// (`Some(None)`: cleared); a plan change also settles their pending plan request. `false`
+/// when there is no such user.
+pub async fn set_quota(
+    db: &Db,
+    id: Uuid,
+    plan: Option<Option<Uuid>>,
+    limit_override: Option<Option<i64>>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = with_db!(db, |pool| {
+        sqlx::query(
+            "update users set
+                 plan_id = case when $2 then $3 else plan_id end,
+                 requested_plan_id = case when $2 then null else requested_plan_id end,
+                 plan_requested_at = case when $2 then null else plan_requested_at end,
+                 token_limit_override = case when $4 then $5 else token_limit_override end,
+                 updated_at = $6
+             where id = $1",
+        )
+        .bind(id)
+        .bind(plan.is_some())
+        .bind(plan.flatten())
+        .bind(limit_override.is_some())
+        .bind(limit_override.flatten())
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Records that the user asks for another plan (replacing an earlier request).
+pub async fn request_plan(
+    db: &Db,
+    id: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query("update users set requested_plan_id = $2, plan_requested_at = $3 where id = $1")
+            .bind(id)
+            .bind(plan_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}
+
+/// A user as the admin list shows them: plan, override, request, and the period's usage.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserQuotaRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub plan_id: Uuid,
+    pub plan_name: String,
+    pub plan_limit: Option<i64>,
+    pub token_limit_override: Option<i64>,
+    pub requested_plan_id: Option<Uuid>,
+    pub requested_plan_name: Option<String>,
+    pub plan_requested_at: Option<DateTime<Utc>>,
+    pub tokens_used: i64,
+}
+
+/// Users (oldest first) with their plan and their usage from `from` to `to` (the period).
+pub async fn list_with_usage(
+    db: &Db,
+    limit: i64,
+    offset: i64,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Vec<UserQuotaRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at, u.updated_at,
+                    p.id as plan_id, p.name as plan_name, p.monthly_token_limit as plan_limit,
+                    u.token_limit_override, u.requested_plan_id, r.name as requested_plan_name,
+                    u.plan_requested_at,
+                    cast(coalesce((select sum(h.tokens_used) from usage_history h
+                                   where h.user_id = u.id and h.date >= $3 and h.date <= $4), 0)
+                         as bigint) as tokens_used
+             from users u
+             join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
+             left join plans r on r.id = u.requested_plan_id
+             order by u.created_at, u.id
+             limit $1 offset $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
+    })
+}

@@ -2,11 +2,12 @@
 
 use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult};
 use crate::api::error::AppError;
+use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::api::UserDto;
 use crate::domain::account::Role;
-use crate::server::accounts;
 use crate::server::auth::AdminUser;
 use crate::server::state::AppState;
+use crate::server::{accounts, quota};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
@@ -17,19 +18,15 @@ pub struct Page {
     offset: Option<i64>,
 }
 
-/// `GET /api/admin/users?limit=100&offset=0`
+/// `GET /api/admin/users?limit=100&offset=0`: users with their plan and the period's usage.
 pub async fn list_users(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Vec<UserDto>> {
+) -> ApiResult<Vec<AdminUserDto>> {
     let Query(page) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
-    let users = accounts::list_users(
-        &state.db,
-        page.limit.unwrap_or(100),
-        page.offset.unwrap_or(0),
-    )
-    .await?;
+    let users =
+        quota::admin_users(&state, page.limit.unwrap_or(100), page.offset.unwrap_or(0)).await?;
     ok(users)
 }
 
@@ -61,14 +58,27 @@ pub async fn create_user(
     created(accounts::create_user(&state.db, &body.email, &body.password, role).await?)
 }
 
+/// A field that may be absent (leave it), `null` (clear it) or a value.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     role: Option<String>,
     disabled: Option<bool>,
+    /// `null`: back to the default plan.
+    #[serde(default, deserialize_with = "present")]
+    plan_id: Option<Option<String>>,
+    /// `null`: clears the personal limit.
+    #[serde(default, deserialize_with = "present")]
+    token_limit_override: Option<Option<i64>>,
 }
 
-/// `PATCH /api/admin/users/{id} {role?, disabled?}`
+/// `PATCH /api/admin/users/{id} {role?, disabled?, plan_id?, token_limit_override?}`
 pub async fn update_user(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -77,5 +87,80 @@ pub async fn update_user(
 ) -> ApiResult<UserDto> {
     let id = parse_id(&id, "id")?;
     let role = body.role.as_deref().map(parse_role).transpose()?;
-    ok(accounts::update_user(&state.db, &admin, id, role, body.disabled).await?)
+    let plan = body
+        .plan_id
+        .map(|p| p.map(|raw| parse_id(&raw, "plan_id")).transpose())
+        .transpose()?;
+    let quota_change = plan.is_some() || body.token_limit_override.is_some();
+    if role.is_none() && body.disabled.is_none() && !quota_change {
+        return Err(ApiError(AppError::validation(
+            "nothing to change: give role (user, admin), disabled (true, false), plan_id and/or token_limit_override",
+        )));
+    }
+    if quota_change {
+        quota::set_user_quota(&state, id, plan, body.token_limit_override).await?;
+    }
+    if role.is_some() || body.disabled.is_some() {
+        return ok(accounts::update_user(&state.db, &admin, id, role, body.disabled).await?);
+    }
+    let user = crate::server::db::users::find_by_id(&state.db, id)
+        .await
+        .map_err(crate::server::error::Error::from)?
+        .ok_or_else(|| ApiError(AppError::not_found("user")))?;
+    ok(user.into())
+}
+
+/// `GET /api/admin/plans` (also public as `GET /api/plans`).
+pub async fn list_plans(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+) -> ApiResult<Vec<PlanDto>> {
+    ok(quota::list_plans(&state).await?)
+}
+
+/// `POST /api/admin/plans {name, monthly_token_limit, price_label?, description?, sort_order?, is_default?}`
+pub async fn create_plan(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    ApiJson(body): ApiJson<quota::PlanInput>,
+) -> ApiResult<PlanDto> {
+    created(quota::save_plan(&state, None, body).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPatch {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    monthly_token_limit: Option<Option<i64>>,
+    price_label: Option<String>,
+    description: Option<String>,
+    sort_order: Option<i64>,
+    is_default: Option<bool>,
+}
+
+/// `PATCH /api/admin/plans/{id}`: the fields given change (`monthly_token_limit: null` is unlimited).
+pub async fn update_plan(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PlanPatch>,
+) -> ApiResult<PlanDto> {
+    let id = parse_id(&id, "id")?;
+    let current = quota::list_plans(&state)
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError(AppError::not_found("plan")))?;
+    let input = quota::PlanInput {
+        name: body.name.unwrap_or(current.name),
+        monthly_token_limit: body
+            .monthly_token_limit
+            .unwrap_or(current.monthly_token_limit),
+        price_label: body.price_label.unwrap_or(current.price_label),
+        description: body.description.unwrap_or(current.description),
+        sort_order: body.sort_order.unwrap_or(current.sort_order),
+        is_default: body.is_default.unwrap_or(current.is_default),
+    };
+    ok(quota::save_plan(&state, Some(id), input).await?)
 }

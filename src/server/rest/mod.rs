@@ -136,6 +136,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/profile/tokens/{id}", delete(profile::revoke_token))
         .route("/api/profile/password", post(profile::change_password))
         .route("/api/profile/usage", get(profile::usage))
+        .route("/api/profile/plan-request", post(profile::request_plan))
+        .route("/api/plans", get(profile::plans))
+        .route(
+            "/api/admin/plans",
+            get(admin::list_plans).post(admin::create_plan),
+        )
+        .route("/api/admin/plans/{id}", patch(admin::update_plan))
         .route("/api/chat/completions", post(chat::completions))
         .route("/api/models", get(chat::models))
         .route(

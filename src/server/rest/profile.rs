@@ -70,3 +70,24 @@ pub async fn usage(
 ) -> ApiResult<crate::api::quota::UsageDto> {
     ok(crate::server::quota::usage(&state, me.user.id).await?)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    plan_id: uuid::Uuid,
+}
+
+/// `POST /api/profile/plan-request {plan_id}`: asks the admins for another plan.
+pub async fn request_plan(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<PlanRequest>,
+) -> ApiResult<Value> {
+    crate::server::quota::request_plan(&state, me.user.id, body.plan_id).await?;
+    ok(json!({"requested": body.plan_id}))
+}
+
+/// `GET /api/plans`: the plans, for anyone (the pricing page).
+pub async fn plans(State(state): State<AppState>) -> ApiResult<Vec<crate::api::quota::PlanDto>> {
+    ok(crate::server::quota::list_plans(&state).await?)
+}

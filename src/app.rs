@@ -6,8 +6,9 @@ use crate::ui::admin::{AdminLayout, AdminOverviewPage, AdminUsersPage};
 use crate::ui::auth::{LoginPage, SignupPage};
 use crate::ui::chat::ChatPage;
 use crate::ui::layout::{Footer, TopBar};
-use crate::ui::pages::{HomePage, NotFoundPage, PricingPage};
+use crate::ui::pages::{HomePage, NotFoundPage};
 use crate::ui::profile::{AccountTab, ProfilePage, TokensTab};
+use crate::ui::quota::{provide_usage, PricingPage, UsageBanner};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -98,6 +99,7 @@ pub fn App() -> impl IntoView {
         signup,
         logout,
     });
+    provide_usage();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/tokenmeter.css"/>
@@ -110,6 +112,7 @@ pub fn App() -> impl IntoView {
                 <main class="mx-auto w-full max-w-6xl flex-1 px-4 py-6 sm:px-6 sm:py-10">
                     // Visitors of signed-in pages never get here: `auth::page_guard` answers them
                     // with a 302 to /login before rendering.
+                    <UsageBanner/>
                     <Routes fallback=|| view! { <NotFoundPage/> }>
                         <Route path=path!("") view=HomePage/>
                         <Route path=path!("login") view=LoginPage/>

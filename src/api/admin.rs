@@ -1,8 +1,10 @@
 //! Admin user management for the admin pages.
 
 use super::error::AppError;
+use super::quota::{AdminUserDto, PlanDto};
 use super::{UserCountsDto, UserDto};
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use uuid::Uuid;
 
 #[server(prefix = "/api/fn", endpoint = "admin_user_counts")]
@@ -11,10 +13,34 @@ pub async fn admin_user_counts() -> Result<UserCountsDto, AppError> {
     Ok(crate::server::accounts::user_counts(&state.db).await?)
 }
 
+/// What the users page shows: every user with plan and usage, and the plans to pick from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdminUsersPageDto {
+    pub users: Vec<AdminUserDto>,
+    pub plans: Vec<PlanDto>,
+}
+
 #[server(prefix = "/api/fn", endpoint = "admin_list_users")]
-pub async fn admin_list_users() -> Result<Vec<UserDto>, AppError> {
+pub async fn admin_list_users() -> Result<AdminUsersPageDto, AppError> {
     let (state, _admin) = super::ssr::require_admin().await?;
-    Ok(crate::server::accounts::list_users(&state.db, 1000, 0).await?)
+    Ok(AdminUsersPageDto {
+        users: crate::server::quota::admin_users(&state, 1000, 0).await?,
+        plans: crate::server::quota::list_plans(&state).await?,
+    })
+}
+
+/// Puts a user on a plan (`None`: the default plan); settles their plan request.
+#[server(prefix = "/api/fn", endpoint = "admin_set_plan", input = Json)]
+pub async fn admin_set_plan(id: Uuid, plan_id: Option<Uuid>) -> Result<(), AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::quota::set_user_quota(&state, id, Some(plan_id), None).await?)
+}
+
+/// Sets or (with `None`) clears a user's personal monthly token limit.
+#[server(prefix = "/api/fn", endpoint = "admin_set_limit", input = Json)]
+pub async fn admin_set_limit(id: Uuid, limit: Option<i64>) -> Result<(), AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::quota::set_user_quota(&state, id, None, Some(limit)).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "admin_create_user")]

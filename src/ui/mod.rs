@@ -7,3 +7,4 @@ pub mod common;
 pub mod layout;
 pub mod pages;
 pub mod profile;
+pub mod quota;

@@ -81,19 +81,6 @@ fn Shortcut(href: &'static str, title: &'static str, text: &'static str) -> impl
 
 /// Plans and quotas arrive with the quota issue; until then the page says so plainly.
 #[component]
-pub fn PricingPage() -> impl IntoView {
-    view! {
-        <Title text="Pricing"/>
-        <section class="mx-auto max-w-3xl">
-            <h1 class="text-2xl font-bold tracking-tight sm:text-3xl">"Plans"</h1>
-            <p class="mt-2 text-slate-600">
-                "Plans with monthly token quotas are set by the admins of this server. None are configured yet, so use is not limited by a plan."
-            </p>
-        </section>
-    }
-}
-
-#[component]
 pub fn NotFoundPage() -> impl IntoView {
     #[cfg(feature = "ssr")]
     {

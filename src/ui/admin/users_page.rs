@@ -1,7 +1,11 @@
-//! Admin › Users: every user with role and status; create users, change roles, disable.
+//! Admin › Users: every user with role, status, plan and this month's usage; create users,
+//! change roles, disable, put users on a plan or give them a personal limit, see plan requests.
 
-use crate::api::admin::{admin_list_users, AdminCreateUser, AdminSetDisabled, AdminSetRole};
-use crate::api::{format_time, UserDto};
+use crate::api::admin::{
+    admin_list_users, AdminCreateUser, AdminSetDisabled, AdminSetLimit, AdminSetPlan, AdminSetRole,
+};
+use crate::api::format_time;
+use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::app::use_session;
 use crate::domain::account::{Role, MIN_PASSWORD_LEN};
 use crate::ui::common::{
@@ -15,16 +19,28 @@ pub fn AdminUsersPage() -> impl IntoView {
     let create = ServerAction::<AdminCreateUser>::new();
     let set_role = ServerAction::<AdminSetRole>::new();
     let set_disabled = ServerAction::<AdminSetDisabled>::new();
+    let set_plan = ServerAction::<AdminSetPlan>::new();
+    let set_limit = ServerAction::<AdminSetLimit>::new();
     let users = Resource::new(
         move || {
             (
                 create.version().get(),
                 set_role.version().get(),
                 set_disabled.version().get(),
+                set_plan.version().get(),
+                set_limit.version().get(),
             )
         },
         |_| admin_list_users(),
     );
+    let plan_error = action_error(set_plan);
+    let limit_error = action_error(set_limit);
+    let actions = RowActions {
+        set_role,
+        set_disabled,
+        set_plan,
+        set_limit,
+    };
     let my_id = use_session().user().map(|u| u.id);
     let create_error = action_error(create);
     let form = reset_on_success(create);
@@ -52,15 +68,20 @@ pub fn AdminUsersPage() -> impl IntoView {
         </div>
 
         <div class="mt-4 space-y-2">
-            {move || role_error().or_else(disable_error).map(|message| view! { <ErrorNotice message/> })}
+            {move || role_error()
+                .or_else(disable_error)
+                .or_else(plan_error)
+                .or_else(limit_error)
+                .map(|message| view! { <ErrorNotice message/> })}
         </div>
 
         <div class="relative mt-4 overflow-x-auto rounded-2xl bg-white shadow-sm ring-1 ring-slate-200">
             <Transition fallback=|| view! { <div class="px-6"><Loading/></div> }>
                 {move || users.get().map(|r| match r {
                     Err(e) => view! { <div class="p-6"><ErrorNotice message=e.message/></div> }.into_any(),
-                    Ok(list) => {
+                    Ok(page) => {
                         let me = my_id;
+                        let plans = page.plans;
                         view! {
                             <table class="min-w-full divide-y divide-slate-200 text-sm" data-testid="users-table">
                                 <thead class="bg-slate-50 text-left text-xs font-semibold uppercase tracking-wide text-slate-500">
@@ -68,14 +89,17 @@ pub fn AdminUsersPage() -> impl IntoView {
                                         <th scope="col" class="px-4 py-3">"Email"</th>
                                         <th scope="col" class="px-4 py-3">"Role"</th>
                                         <th scope="col" class="px-4 py-3">"Status"</th>
+                                        <th scope="col" class="px-4 py-3">"Plan"</th>
+                                        <th scope="col" class="px-4 py-3">"This month"</th>
+                                        <th scope="col" class="px-4 py-3">"Personal limit"</th>
                                         <th scope="col" class="px-4 py-3">"Joined"</th>
                                         <th scope="col" class="px-4 py-3"><span class="sr-only">"Actions"</span></th>
                                     </tr>
                                 </thead>
                                 <tbody class="divide-y divide-slate-100">
-                                    {list.into_iter().map(|u| {
-                                        let is_me = me == Some(u.id);
-                                        view! { <UserRow user=u is_me set_role set_disabled/> }
+                                    {page.users.into_iter().map(|u| {
+                                        let is_me = me == Some(u.user.id);
+                                        view! { <UserRow row=u plans=plans.clone() is_me actions/> }
                                     }).collect_view()}
                                 </tbody>
                             </table>
@@ -87,13 +111,28 @@ pub fn AdminUsersPage() -> impl IntoView {
     }
 }
 
-#[component]
-fn UserRow(
-    user: UserDto,
-    is_me: bool,
+#[derive(Clone, Copy)]
+struct RowActions {
     set_role: ServerAction<AdminSetRole>,
     set_disabled: ServerAction<AdminSetDisabled>,
+    set_plan: ServerAction<AdminSetPlan>,
+    set_limit: ServerAction<AdminSetLimit>,
+}
+
+#[component]
+fn UserRow(
+    row: AdminUserDto,
+    plans: Vec<PlanDto>,
+    is_me: bool,
+    actions: RowActions,
 ) -> impl IntoView {
+    let RowActions {
+        set_role,
+        set_disabled,
+        set_plan,
+        set_limit,
+    } = actions;
+    let user = row.user.clone();
     let id = user.id;
     let disabled = user.disabled;
     let current_role = user.role;
@@ -124,6 +163,31 @@ fn UserRow(
                     view! { <span class="rounded-full bg-emerald-50 px-2 py-0.5 text-xs font-medium text-emerald-700 ring-1 ring-emerald-200">"active"</span> }.into_any()
                 }}
             </td>
+            <td class="px-4 py-3">
+                <select
+                    aria-label=format!("Plan of {}", user.email)
+                    class="rounded-md border-0 py-1 pl-2 pr-8 text-sm ring-1 ring-inset ring-slate-300"
+                    on:change=move |ev| {
+                        let plan_id = uuid::Uuid::parse_str(&event_target_value(&ev)).ok();
+                        set_plan.dispatch(AdminSetPlan { id, plan_id });
+                    }
+                >
+                    {plans.iter().map(|p| view! {
+                        <option value=p.id.to_string() selected=p.id == row.plan_id>{p.name.clone()}</option>
+                    }).collect_view()}
+                </select>
+                {row.requested_plan.clone().map(|r| view! {
+                    <p class="mt-1 text-xs font-medium text-indigo-700" data-testid="plan-request">
+                        {format!("asks for {} ({})", r.name, format_time(&r.requested_at))}
+                    </p>
+                })}
+            </td>
+            <td class="min-w-40 px-4 py-3">
+                <UsageCell row=row.clone()/>
+            </td>
+            <td class="px-4 py-3">
+                <LimitForm id email=user.email.clone() current=row.token_limit_override set_limit/>
+            </td>
             <td class="whitespace-nowrap px-4 py-3 text-slate-500">{format_time(&user.created_at)}</td>
             <td class="px-4 py-3 text-right">
                 <button
@@ -136,5 +200,82 @@ fn UserRow(
                 </button>
             </td>
         </tr>
+    }
+}
+
+/// "8,000 of 10,000 (80%)" with a bar and the flags that are up.
+#[component]
+fn UsageCell(row: AdminUserDto) -> impl IntoView {
+    let text = match row.limit {
+        Some(limit) => format!("{} of {} ({:.2}%)", row.tokens_used, limit, row.percentage),
+        None => format!("{} (unlimited)", row.tokens_used),
+    };
+    let width = row.percentage.clamp(0.0, 100.0);
+    let bar = if row.is_blocked || row.is_upgrade_suggested {
+        "bg-red-500"
+    } else if row.is_warning {
+        "bg-amber-500"
+    } else {
+        "bg-indigo-500"
+    };
+    let flag = if row.is_blocked {
+        Some(("blocked", "bg-red-50 text-red-700 ring-red-200"))
+    } else if row.is_upgrade_suggested {
+        Some(("95%+", "bg-red-50 text-red-700 ring-red-200"))
+    } else if row.is_warning {
+        Some(("80%+", "bg-amber-50 text-amber-800 ring-amber-200"))
+    } else {
+        None
+    };
+    view! {
+        <p class="whitespace-nowrap text-xs text-slate-600" data-testid="user-usage">{text}</p>
+        <div class="mt-1 h-1.5 w-full rounded-full bg-slate-100">
+            <div class=format!("h-1.5 rounded-full {bar}") style=format!("width: {width}%")></div>
+        </div>
+        {flag.map(|(label, colors)| view! {
+            <span class=format!("mt-1 inline-block rounded-full px-2 py-0.5 text-xs font-medium ring-1 {colors}") data-testid="user-flag">{label}</span>
+        })}
+    }
+}
+
+/// A personal monthly limit: a number overrides the plan, empty clears the override.
+#[component]
+fn LimitForm(
+    id: uuid::Uuid,
+    email: String,
+    current: Option<i64>,
+    set_limit: ServerAction<AdminSetLimit>,
+) -> impl IntoView {
+    let value = RwSignal::new(current.map(|l| l.to_string()).unwrap_or_default());
+    let problem = RwSignal::new(None::<String>);
+    view! {
+        <form class="flex items-center gap-2" on:submit=move |ev| {
+            ev.prevent_default();
+            let raw = value.get_untracked();
+            let raw = raw.trim();
+            if raw.is_empty() {
+                problem.set(None);
+                set_limit.dispatch(AdminSetLimit { id, limit: None });
+            } else {
+                match raw.replace([',', '_', ' '], "").parse::<i64>() {
+                    Ok(limit) if limit >= 0 => {
+                        problem.set(None);
+                        set_limit.dispatch(AdminSetLimit { id, limit: Some(limit) });
+                    }
+                    _ => problem.set(Some("a whole number of tokens, or empty for the plan's".into())),
+                }
+            }
+        }>
+            <input
+                class="w-28 rounded-md border-0 px-2 py-1 text-sm ring-1 ring-inset ring-slate-300"
+                inputmode="numeric"
+                placeholder="plan's"
+                aria-label=format!("Personal limit of {email}")
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+            <button type="submit" class="rounded-md px-2 py-1 text-xs font-semibold text-indigo-700 ring-1 ring-inset ring-indigo-200 hover:bg-indigo-50">"Save"</button>
+        </form>
+        {move || problem.get().map(|p| view! { <p class="mt-1 text-xs text-red-700" role="alert">{p}</p> })}
     }
 }

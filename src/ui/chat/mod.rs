@@ -15,6 +15,7 @@ use crate::api::error::AppError;
 use crate::api::UserDto;
 use crate::domain::chat::{ReplyStatus, Role};
 use crate::ui::common::{ErrorNotice, Loading, RequireUser};
+use crate::ui::quota::{resets_label, use_usage, QuotaBlockedModal, UsageState};
 use composer::Composer;
 use conversation_list::ConversationList;
 use leptos::prelude::*;
@@ -62,6 +63,9 @@ pub struct ChatState {
     pub list_version: RwSignal<u32>,
     pub detail_version: RwSignal<u32>,
     pub stopper: StoredValue<Option<Stopper>>,
+    pub usage: UsageState,
+    /// The "monthly limit reached" dialog.
+    pub blocked_open: RwSignal<bool>,
 }
 
 impl ChatState {
@@ -116,6 +120,8 @@ fn ChatScreen() -> impl IntoView {
         list_version: RwSignal::new(0),
         detail_version: RwSignal::new(0),
         stopper: StoredValue::new(None),
+        usage: use_usage(),
+        blocked_open: RwSignal::new(false),
     };
     provide_context(state);
 
@@ -160,6 +166,10 @@ fn ChatScreen() -> impl IntoView {
                 <Composer/>
             </section>
         </div>
+        <QuotaBlockedModal
+            open=state.blocked_open
+            resets=Signal::derive(move || state.usage.usage.get().map(|u| resets_label(&u)).unwrap_or_default())
+        />
     }
 }
 
@@ -258,6 +268,16 @@ pub fn send_message(
     if state.busy.get_untracked() || text.trim().is_empty() {
         return;
     }
+    // Used up: nothing is sent and the text stays where it is (the server would refuse too).
+    if state
+        .usage
+        .usage
+        .with_untracked(|u| u.as_ref().is_some_and(|u| u.is_blocked))
+    {
+        state.draft.set(text);
+        state.blocked_open.set(true);
+        return;
+    }
     let conversation = state.current.get_untracked();
     let body = SendBody {
         model: state.model.get_untracked(),
@@ -333,6 +353,16 @@ pub fn send_message(
                 }
                 arrived
             }
+            StreamEnd::Failed { code, .. } if code == "quota_exceeded" => {
+                // Refused before anything was sent: the dialog says why, the text goes back.
+                state.pending.set(None);
+                if state.draft.get_untracked().is_empty() {
+                    state.draft.set(text.clone());
+                }
+                state.blocked_open.set(true);
+                state.usage.refresh();
+                false
+            }
             StreamEnd::Failed {
                 message, recorded, ..
             } => {
@@ -361,6 +391,7 @@ pub fn send_message(
         if !kept {
             return;
         }
+        state.usage.refresh();
         // A stopped reply is written once the server notices the closed connection.
         let delay = if end == StreamEnd::Stopped { 400 } else { 0 };
         let refresh = move || {

@@ -1,0 +1,131 @@
+import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, open, signUp, snap, uniqueEmail } from './helpers';
+
+/** An API client signed in as the admin. */
+async function adminApi(baseURL: string): Promise<APIRequestContext> {
+  const api = await request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL } });
+  const res = await api.post('/api/auth/login', { data: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+  expect(res.status()).toBe(200);
+  return api;
+}
+
+/** Signs up, chats once with the demo model, and returns the user's id and tokens used. */
+async function userWithUsage(page: Page, baseURL: string): Promise<{ id: string; used: number }> {
+  await signUp(page, uniqueEmail('quota'));
+  const sent = await page.request.post('/api/chat/completions', {
+    headers: { Origin: baseURL },
+    data: { model: 'demo', messages: [{ role: 'user', content: 'count these tokens' }] },
+  });
+  expect(sent.status()).toBe(200);
+  const me = await (await page.request.get('/api/auth/me')).json();
+  const usage = await (await page.request.get('/api/profile/usage')).json();
+  return { id: me.data.id, used: usage.data.tokens_used };
+}
+
+async function setLimit(api: APIRequestContext, id: string, limit: number) {
+  const res = await api.patch(`/api/admin/users/${id}`, { data: { token_limit_override: limit } });
+  expect(res.status()).toBe(200);
+}
+
+test('at 85% an amber banner; dismissed it stays away until a reload', async ({ page, baseURL }) => {
+  const { id, used } = await userWithUsage(page, baseURL!);
+  const api = await adminApi(baseURL!);
+  await setLimit(api, id, Math.floor((used * 100) / 85));
+  await open(page, '/chat');
+  const banner = page.getByTestId('usage-banner');
+  await expect(banner).toHaveAttribute('data-level', 'warning');
+  await expect(page.getByTestId('usage-banner-text')).toHaveText(/^You've used 85(\.\d+)?% of your monthly quota$/);
+  await expect(banner.getByRole('progressbar')).toBeVisible();
+  await expect(banner.getByRole('link', { name: 'Upgrade' })).toHaveAttribute('href', '/pricing');
+  await expect(banner).toContainText('resets on');
+  await snap(page, 'banner-85');
+  await banner.getByRole('button', { name: 'Dismiss' }).click();
+  await expect(banner).toHaveCount(0);
+  await page.reload();
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
+  await expect(page.getByTestId('usage-banner')).toBeVisible();
+});
+
+test('at 96% the banner suggests upgrading', async ({ page, baseURL }) => {
+  const { id, used } = await userWithUsage(page, baseURL!);
+  const api = await adminApi(baseURL!);
+  await setLimit(api, id, Math.floor((used * 100) / 96));
+  await open(page, '/profile');
+  await expect(page.getByTestId('usage-banner')).toHaveAttribute('data-level', 'upgrade');
+  await expect(page.getByTestId('usage-banner-text')).toHaveText("You're almost at your limit. Upgrade for more tokens.");
+  await snap(page, 'banner-96');
+});
+
+test('at 100% Send opens the dialog, nothing is sent, and the text is kept', async ({ page, baseURL }) => {
+  const { id, used } = await userWithUsage(page, baseURL!);
+  const api = await adminApi(baseURL!);
+  await setLimit(api, id, used);
+  await open(page, '/chat');
+  await expect(page.getByTestId('usage-banner-text')).toHaveText("You've reached your limit. Upgrade to continue.");
+  await expect(page.getByTestId('model-picker')).toHaveValue('demo');
+  const composer = page.getByLabel('Message');
+  await composer.fill('One more, please');
+  await composer.press('Enter');
+  const dialog = page.getByRole('dialog', { name: "You've reached your monthly token limit" });
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toHaveAttribute('aria-modal', 'true');
+  await expect(dialog.getByRole('link', { name: 'Upgrade Plan' })).toBeFocused();
+  await snap(page, 'quota-modal');
+  // Esc and the backdrop leave it open; focus stays inside.
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeVisible();
+  await page.getByTestId('modal-backdrop').click({ position: { x: 5, y: 5 }, force: true });
+  await expect(dialog).toBeVisible();
+  await page.keyboard.press('Tab');
+  await expect(dialog.getByRole('button', { name: 'Close' })).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(dialog.getByRole('link', { name: 'Upgrade Plan' })).toBeFocused();
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toHaveCount(0);
+  await expect(composer).toHaveValue('One more, please');
+  await expect(page.locator('[data-testid="message"]')).toHaveCount(0);
+  // The server refuses as well, and stored nothing.
+  const usage = await (await page.request.get('/api/profile/usage')).json();
+  expect(usage.data.tokens_used).toBe(used);
+  const list = await (await page.request.get('/api/conversations')).json();
+  expect(list.data.length).toBe(1);
+});
+
+test('a 429 from the server opens the dialog too', async ({ page, baseURL }) => {
+  const { id, used } = await userWithUsage(page, baseURL!);
+  await open(page, '/chat');
+  await expect(page.getByTestId('model-picker')).toHaveValue('demo');
+  // Blocked after the page loaded its usage: only the server knows.
+  const api = await adminApi(baseURL!);
+  await setLimit(api, id, used);
+  await page.getByLabel('Message').fill('Sneaking one in');
+  await page.getByLabel('Message').press('Enter');
+  await expect(page.getByRole('dialog')).toBeVisible();
+  await expect(page.getByLabel('Message')).toHaveValue('Sneaking one in');
+  await expect(page.locator('[data-role="assistant"]')).toHaveCount(0);
+});
+
+test('pricing lists the plans, marks the current one, and takes a request', async ({ page, baseURL }) => {
+  await signUp(page, uniqueEmail('pricing'));
+  await open(page, '/pricing');
+  const plans = page.getByTestId('plan');
+  await expect(plans).toHaveCount(3);
+  const free = plans.filter({ hasText: 'Free' });
+  await expect(free.getByTestId('current-plan')).toBeVisible();
+  await expect(free).toContainText('100,000 tokens a month');
+  const pro = plans.filter({ hasText: 'Pro' });
+  await pro.getByRole('button', { name: 'Ask for this plan' }).click();
+  await expect(page.getByTestId('plan-requested')).toBeVisible();
+  await snap(page, 'pricing');
+  // The admin sees the request on the users page.
+  const adminPage = await page.context().browser()!.newPage();
+  await open(adminPage, '/login');
+  await adminPage.getByLabel('Email').fill(ADMIN_EMAIL);
+  await adminPage.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await adminPage.getByRole('button', { name: 'Log in' }).click();
+  await expect(adminPage).toHaveURL(/\/profile$/);
+  await open(adminPage, '/admin/users');
+  await expect(adminPage.getByTestId('plan-request').first()).toContainText('asks for Pro');
+  await snap(adminPage, 'admin-users-quota');
+  await adminPage.close();
+});

@@ -1,0 +1,107 @@
+//! Quotas in the pages: the signed-in user's usage, loaded in the browser after the page is
+//! up (it never holds a page back), the warning banner above every page, the modal that stops
+//! a send when the quota is used up, and the pricing page.
+
+mod pricing_page;
+mod quota_blocked_modal;
+mod usage_warning_banner;
+
+pub use pricing_page::PricingPage;
+pub use quota_blocked_modal::QuotaBlockedModal;
+pub use usage_warning_banner::UsageWarningBanner;
+
+use crate::api::quota::{get_usage, UsageDto};
+use crate::app::use_session;
+use leptos::prelude::*;
+
+/// The signed-in user's usage, shared by the banner, the chat and the pricing page.
+#[derive(Clone, Copy)]
+pub struct UsageState {
+    pub usage: RwSignal<Option<UsageDto>>,
+    version: RwSignal<u32>,
+}
+
+impl UsageState {
+    /// Reads the usage again (after a send).
+    pub fn refresh(&self) {
+        self.version.update(|v| *v += 1);
+    }
+}
+
+/// Provides [`UsageState`] and, in the browser, loads it for a signed-in user.
+pub fn provide_usage() {
+    let state = UsageState {
+        usage: RwSignal::new(None),
+        version: RwSignal::new(0),
+    };
+    provide_context(state);
+    let signed_in = use_session().user().is_some();
+    // Effects run only in the browser: the server renders pages without waiting for this.
+    Effect::new(move |_| {
+        state.version.track();
+        if signed_in {
+            leptos::task::spawn_local(async move {
+                match get_usage().await {
+                    Ok(usage) => state.usage.set(Some(usage)),
+                    Err(e) => leptos::logging::warn!("usage: {}", e.message),
+                }
+            });
+        }
+    });
+}
+
+pub fn use_usage() -> UsageState {
+    expect_context::<UsageState>()
+}
+
+/// The percentage as people read it: "85%", "85.5%", "99.99%".
+pub fn percent_label(percentage: f64) -> String {
+    let text = format!("{percentage:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+/// The day the quota resets, from the period's last day: "1 Dec 2026".
+pub fn resets_label(usage: &UsageDto) -> String {
+    chrono::NaiveDate::parse_from_str(&usage.period_end, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.succ_opt())
+        .map(|d| d.format("%-d %b %Y").to_string())
+        .unwrap_or_else(|| usage.resets_at.clone())
+}
+
+/// The banner above the page whenever a flag is up; dismissed until the next page load.
+#[component]
+pub fn UsageBanner() -> impl IntoView {
+    let state = use_usage();
+    let dismissed = RwSignal::new(false);
+    move || {
+        let usage = state.usage.get()?;
+        if dismissed.get() || !usage.is_warning {
+            return None;
+        }
+        Some(view! {
+            <UsageWarningBanner
+                percentage=usage.quota.percentage
+                is_warning=usage.is_warning
+                is_upgrade_suggested=usage.is_upgrade_suggested
+                is_blocked=usage.is_blocked
+                resets=resets_label(&usage)
+                on_dismiss=Callback::new(move |_| dismissed.set(true))
+            />
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_read_naturally() {
+        assert_eq!(percent_label(85.0), "85%");
+        assert_eq!(percent_label(85.5), "85.5%");
+        assert_eq!(percent_label(99.99), "99.99%");
+        assert_eq!(percent_label(150.0), "150%");
+    }
+}

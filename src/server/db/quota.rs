@@ -61,20 +61,19 @@ pub async fn admit(
             .bind(ask.user_id)
             .execute(&mut *tx)
             .await?;
-        let (used,): (i64,) = sqlx::query_as(
-            "select cast(coalesce(sum(tokens_used), 0) as bigint)
-             from usage_history where user_id = $1 and date >= $2 and date <= $3",
+        // One statement, so one snapshot: a reply recorded meanwhile adds its usage and drops
+        // its reservation in one commit, and both sums see that commit or neither does. (Two
+        // statements under READ COMMITTED could miss both and admit too much.)
+        let (used, reserved): (i64, i64) = sqlx::query_as(
+            "select
+                 cast(coalesce((select sum(tokens_used) from usage_history
+                                where user_id = $1 and date >= $2 and date <= $3), 0) as bigint),
+                 cast(coalesce((select sum(tokens) from quota_reservations
+                                where user_id = $1 and expires_at > $4), 0) as bigint)",
         )
         .bind(ask.user_id)
         .bind(ask.from)
         .bind(ask.to)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (reserved,): (i64,) = sqlx::query_as(
-            "select cast(coalesce(sum(tokens), 0) as bigint)
-             from quota_reservations where user_id = $1 and expires_at > $2",
-        )
-        .bind(ask.user_id)
         .bind(ask.now)
         .fetch_one(&mut *tx)
         .await?;

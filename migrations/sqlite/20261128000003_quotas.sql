@@ -37,3 +37,6 @@ create table quota_reservations (
     expires_at text not null                         -- a crashed send stops holding tokens then
 );
 create index quota_reservations_user on quota_reservations (user_id, expires_at);
+
+-- The period's sums read from the index alone (one entry per day), never from the rows.
+create index usage_history_period on usage_history (user_id, date, tokens_used, requests_count, cost_nanos);

@@ -43,9 +43,11 @@ async fn user_plan(state: &AppState, user_id: Uuid) -> Result<plans::UserPlanRow
 #[tracing::instrument(skip(state))]
 pub async fn usage(state: &AppState, user_id: Uuid) -> Result<UsageDto> {
     let period = period(state);
-    let plan = user_plan(state, user_id).await?;
-    let totals =
-        quota::period_totals(&state.db, user_id, period.first_day, period.last_day).await?;
+    // One query: the plan, the override and the period's sums (one row per day read).
+    let totals = plans::for_user_with_usage(&state.db, user_id, period.first_day, period.last_day)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let plan = &totals.plan;
     let status = quota_status(
         totals.tokens_used,
         plan.limit(),

@@ -131,3 +131,44 @@ pub async fn upsert(
         Ok(row)
     })
 }
+
+/// A user's plan, override and usage from `from` to `to`, in one query (the usage endpoint's
+/// only read besides authentication).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserPlanUsageRow {
+    #[sqlx(flatten)]
+    pub plan: UserPlanRow,
+    pub tokens_used: i64,
+    pub requests_count: i64,
+    pub cost_nanos: i64,
+}
+
+pub async fn for_user_with_usage(
+    db: &Db,
+    user_id: Uuid,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Option<UserPlanUsageRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select p.id, p.name, p.monthly_token_limit, p.price_label, p.description,
+                    p.sort_order, p.is_default, p.created_at, p.updated_at,
+                    u.token_limit_override,
+                    cast(coalesce(t.tokens_used, 0) as bigint) as tokens_used,
+                    cast(coalesce(t.requests_count, 0) as bigint) as requests_count,
+                    cast(coalesce(t.cost_nanos, 0) as bigint) as cost_nanos
+             from users u
+             join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
+             left join (select user_id, sum(tokens_used) as tokens_used,
+                               sum(requests_count) as requests_count, sum(cost_nanos) as cost_nanos
+                        from usage_history where user_id = $1 and date >= $2 and date <= $3
+                        group by user_id) t on t.user_id = u.id
+             where u.id = $1",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(pool)
+        .await
+    })
+}

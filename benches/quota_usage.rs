@@ -1,0 +1,386 @@
+//! Quota reads at scale: `GET /api/profile/usage` and the send path's quota check, with
+//! 10,000 users, 100,000 conversations, 1,000,000 messages and 300,000 days of usage stored,
+//! on SQLite or PostgreSQL. Each is measured as requests per second relative to a trivial
+//! handler of the same server (`GET /healthz`) in the same run, and by its p99 latency.
+//!
+//! - usage: `GET /api/profile/usage` for 64 signed-in users (one row per day of the month read).
+//! - blocked send: `POST /api/chat/completions` by users at their limit: authentication,
+//!   checks, the prompt's token count, and the admission transaction (user row lock, usage and
+//!   reservations summed), answered 429 before any model is called.
+//! - admission: the admission of a send and the release of its reservation, called in-process
+//!   (no HTTP), for users with quota left.
+//!
+//! Run: `cargo bench --features ssr --bench quota_usage` (SQLite) or, under
+//! `scripts/with-postgres.sh`, `cargo bench --features ssr --bench quota_usage -- postgres`.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_macros)]
+mod common;
+
+use common::Backend;
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokenmeter::server::config::Config;
+use tokenmeter::server::db::Db;
+use tokenmeter::server::state::AppState;
+
+const CLIENTS: usize = 64;
+const CONCURRENCY: usize = 32;
+const SECONDS: u64 = 8;
+
+async fn exec(db: &Db, sql: &str) {
+    match db {
+        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("{e}: {sql}"));
+}
+
+/// 10,000 users, 10 conversations each with 10 messages, and 30 days of usage each.
+async fn populate(db: &Db) {
+    let started = Instant::now();
+    match db {
+        Db::Sqlite(_) => {
+            exec(
+                db,
+                "with recursive s(i) as (select 1 union all select i + 1 from s where i < 10000)
+                insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
+                select randomblob(16), 'bench' || i || '@example.com', 'x', 'user', 0,
+                       '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00' from s",
+            )
+            .await;
+            exec(
+                db,
+                "with recursive s(i) as (select 1 union all select i + 1 from s where i < 10)
+                insert into conversations (id, user_id, title, model, created_at, updated_at)
+                select randomblob(16), u.id, 'c' || s.i, 'demo', '2026-01-01T00:00:00+00:00',
+                       '2026-01-01T00:00:00+00:00' from users u, s",
+            )
+            .await;
+            exec(
+                db,
+                "with recursive s(i) as (select 1 union all select i + 1 from s where i < 10)
+                insert into messages (id, conversation_id, role, content, created_at)
+                select randomblob(16), c.id, 'user', 'hello there, this is message ' || s.i,
+                       '2026-01-01T00:00:00+00:00' from conversations c, s",
+            )
+            .await;
+            exec(
+                db,
+                "with recursive s(i) as (select 0 union all select i + 1 from s where i < 29)
+                insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
+                    completion_tokens, requests_count, cost_nanos, created_at, updated_at)
+                select randomblob(16), u.id, date('now', '-' || s.i || ' days'), 100, 40, 60, 1, 0,
+                       '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00' from users u, s",
+            )
+            .await;
+            exec(db, "analyze").await;
+        }
+        Db::Postgres(_) => {
+            exec(db, "insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
+                select gen_random_uuid(), 'bench' || i || '@example.com', 'x', 'user', false, now(), now()
+                from generate_series(1, 10000) i").await;
+            exec(
+                db,
+                "insert into conversations (id, user_id, title, model, created_at, updated_at)
+                select gen_random_uuid(), u.id, 'c' || i, 'demo', now(), now()
+                from users u, generate_series(1, 10) i",
+            )
+            .await;
+            exec(
+                db,
+                "insert into messages (id, conversation_id, role, content, created_at)
+                select gen_random_uuid(), c.id, 'user', 'hello there, this is message ' || i, now()
+                from conversations c, generate_series(1, 10) i",
+            )
+            .await;
+            exec(
+                db,
+                "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
+                    completion_tokens, requests_count, cost_nanos, created_at, updated_at)
+                select gen_random_uuid(), u.id, current_date - i, 100, 40, 60, 1, 0, now(), now()
+                from users u, generate_series(0, 29) i",
+            )
+            .await;
+            exec(db, "analyze").await;
+        }
+    }
+    println!("populated in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn count(db: &Db, table: &str) -> i64 {
+    let sql = format!("select count(*) from {table}");
+    match db {
+        Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    }
+}
+
+struct Figures {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `CONCURRENCY` loops for `SECONDS`, each request from `make(i)`, all answers `want`.
+async fn load<F, Fut>(make: F, want: u16) -> Figures
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = u16> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let workers = (0..CONCURRENCY).map(|w| {
+        let make = make.clone();
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            let mut i = w;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let status = make(i).await;
+                assert_eq!(status, want);
+                times.push(t.elapsed());
+                i += CONCURRENCY;
+            }
+            times
+        })
+    });
+    let started = Instant::now();
+    let mut times: Vec<Duration> = Vec::new();
+    for w in workers {
+        times.extend(w.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    times.sort();
+    Figures {
+        rps: times.len() as f64 / elapsed.as_secs_f64(),
+        p50: times[times.len() / 2],
+        p99: times[(times.len() * 99) / 100],
+    }
+}
+
+fn row(name: &str, f: &Figures, base: Option<&Figures>) {
+    let ratio = base
+        .map(|b| format!("{:>5.1}% of /healthz", f.rps / b.rps * 100.0))
+        .unwrap_or_default();
+    println!(
+        "{name:<16} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {ratio}",
+        f.rps,
+        f.p50.as_secs_f64() * 1e3,
+        f.p99.as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let backend = if std::env::args().any(|a| a == "postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    let (url, _dir) = common::fresh_database(backend).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", url),
+        ("TOKENMETER_ADDR", addr.to_string()),
+        ("TOKENMETER_DB_MAX_CONNECTIONS", "16".to_string()),
+        ("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL.to_string()),
+        (
+            "TOKENMETER_ADMIN_PASSWORD",
+            common::ADMIN_PASSWORD.to_string(),
+        ),
+        ("TOKENMETER_DEMO_DELAY_MS", "0".to_string()),
+    ]);
+    let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+    let state: AppState = tokenmeter::server::init_state(config).await.unwrap();
+    populate(&state.db).await;
+    let app = tokenmeter::server::router(state.clone());
+    let listener = tokenmeter::server::without_nagle(listener);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let base = format!("http://{addr}");
+
+    // Signed-in clients: the first half with quota left, the second half at their limit.
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..CLIENTS {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers({
+                let mut h = reqwest::header::HeaderMap::new();
+                h.insert("origin", base.parse().unwrap());
+                h
+            })
+            .build()
+            .unwrap();
+        let res = client
+            .post(format!("{base}/api/auth/signup"))
+            .json(&json!({"email": format!("load{i}@example.com"), "password": "password-123"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let me: serde_json::Value = client
+            .get(format!("{base}/api/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id: uuid::Uuid = me["data"]["id"].as_str().unwrap().parse().unwrap();
+        let limit = if i < CLIENTS / 2 {
+            1_000_000_000
+        } else {
+            2_000
+        };
+        exec(
+            &state.db,
+            &format!(
+            "update users set token_limit_override = {limit} where email = 'load{i}@example.com'"
+        ),
+        )
+        .await;
+        clients.push(client);
+        ids.push(id);
+    }
+    // Their days: 30 each, like everyone's.
+    match &state.db {
+        Db::Sqlite(_) => exec(&state.db, "with recursive s(i) as (select 0 union all select i + 1 from s where i < 29)
+            insert into usage_history (id, user_id, date, tokens_used, prompt_tokens, completion_tokens,
+                requests_count, cost_nanos, created_at, updated_at)
+            select randomblob(16), u.id, date('now', '-' || s.i || ' days'), 100, 40, 60, 1, 0,
+                   '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00'
+            from users u, s where u.email like 'load%'").await,
+        Db::Postgres(_) => exec(&state.db, "insert into usage_history (id, user_id, date, tokens_used,
+                prompt_tokens, completion_tokens, requests_count, cost_nanos, created_at, updated_at)
+            select gen_random_uuid(), u.id, current_date - i, 100, 40, 60, 1, 0, now(), now()
+            from users u, generate_series(0, 29) i where u.email like 'load%'").await,
+    }
+    println!(
+        "quota_usage ({backend:?}): {} users, {} conversations, {} messages, {} usage days; {CONCURRENCY} concurrent requests for {SECONDS} s each, 2 cores, loopback",
+        count(&state.db, "users").await,
+        count(&state.db, "conversations").await,
+        count(&state.db, "messages").await,
+        count(&state.db, "usage_history").await,
+    );
+    let clients = std::sync::Arc::new(clients);
+    // Warm every client's connection first.
+    for c in clients.iter() {
+        for _ in 0..20 {
+            c.get(format!("{base}/healthz")).send().await.unwrap();
+        }
+    }
+    let c = clients.clone();
+    let b = base.clone();
+    let healthz = load(
+        move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                c[i % CLIENTS]
+                    .get(format!("{b}/healthz"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        },
+        200,
+    )
+    .await;
+    let c = clients.clone();
+    let b = base.clone();
+    let me = load(
+        move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                c[i % CLIENTS]
+                    .get(format!("{b}/api/auth/me"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        },
+        200,
+    )
+    .await;
+    let c = clients.clone();
+    let b = base.clone();
+    let usage = load(
+        move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                c[i % CLIENTS]
+                    .get(format!("{b}/api/profile/usage"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        },
+        200,
+    )
+    .await;
+    let c = clients.clone();
+    let b = base.clone();
+    let blocked = load(move |i| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            c[CLIENTS / 2 + i % (CLIENTS / 2)]
+                .post(format!("{b}/api/chat/completions"))
+                .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "one more, please"}]}))
+                .send().await.unwrap().status().as_u16()
+        }
+    }, 429).await;
+    let s = state.clone();
+    let ids = std::sync::Arc::new(ids);
+    let admission = load(
+        move |i| {
+            let (s, ids) = (s.clone(), ids.clone());
+            async move {
+                let admitted = tokenmeter::server::quota::admit_send(
+                    &s,
+                    ids[i % (CLIENTS / 2)],
+                    20,
+                    Some(100),
+                )
+                .await
+                .unwrap();
+                tokenmeter::server::quota::release(&s, admitted.reservation).await;
+                200
+            }
+        },
+        200,
+    )
+    .await;
+
+    row("GET /healthz", &healthz, None);
+    row("GET auth/me", &me, Some(&healthz));
+    row("GET usage", &usage, Some(&healthz));
+    row("blocked send", &blocked, Some(&healthz));
+    row("admission", &admission, Some(&healthz));
+}

@@ -262,6 +262,7 @@ fn validate(request: &SendRequest) -> Result<()> {
 #[tracing::instrument(skip(state, request), fields(model = %request.model))]
 pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Result<Started> {
     validate(&request)?;
+    quota::refuse_if_blocked(state, user_id).await?;
     let started_at = db::now();
     // Ownership first: another user's conversation is a 404 whatever else is wrong.
     let (conversation_id, history) = match request.conversation_id {

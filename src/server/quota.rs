@@ -93,18 +93,11 @@ pub async fn admit_send(
     max_output: Option<i64>,
 ) -> Result<Admitted> {
     let period = period(state);
-    let plan = user_plan(state, user_id).await?;
-    let limit = plan.limit();
-    if limit.is_none() {
-        return Ok(Admitted {
-            max_output,
-            reservation: None,
-        });
-    }
     let thresholds = state.config.quota_thresholds;
     let wanted = max_output.unwrap_or(state.config.default_max_output_tokens);
-    let decide =
-        move |used: i64, reserved: i64| admit(used, reserved, limit, thresholds, prompt, wanted);
+    let decide = move |st: quota::Standing| {
+        admit(st.used, st.reserved, st.limit, thresholds, prompt, wanted)
+    };
     let now = db::now();
     let decided = quota::admit(
         &state.db,
@@ -119,29 +112,61 @@ pub async fn admit_send(
     )
     .await?;
     match decided {
+        // Unlimited: nothing held back, the reply's cap as asked.
+        Ok((_, None)) => Ok(Admitted {
+            max_output,
+            reservation: None,
+        }),
         Ok((admission, reservation)) => Ok(Admitted {
             max_output: Some(admission.max_output),
             reservation,
         }),
-        Err(refusal) => {
-            let resets_at = period.end.to_rfc3339_opts(SecondsFormat::Secs, true);
-            let message = match refusal {
-                Refusal::Blocked => format!(
-                    "You have reached your monthly token limit. It resets at {resets_at}; upgrade at {UPGRADE_URL} for more."
-                ),
-                Refusal::TooLittleLeft { available } => format!(
-                    "Only {available} tokens are left this month, too few for this message. It resets at {resets_at}; upgrade at {UPGRADE_URL} for more."
-                ),
-            };
-            Err(Error::App(
-                AppError::new(ErrorCode::QuotaExceeded, message).with_details(json!({
-                    "resets_at": resets_at,
-                    "upgrade_url": UPGRADE_URL,
-                    "limit": limit,
-                })),
-            ))
-        }
+        Err(refusal) => Err(refused(&period, refusal)),
     }
+}
+
+/// Refuses at once a send by a user who is already at the block threshold: one read, no lock,
+/// before the send path does any other work. (The admission later decides for the others.)
+pub async fn refuse_if_blocked(state: &AppState, user_id: Uuid) -> Result<()> {
+    let period = period(state);
+    let st = quota::standing(
+        &state.db,
+        user_id,
+        period.first_day,
+        period.last_day,
+        db::now(),
+    )
+    .await?;
+    match admit(
+        st.used,
+        st.reserved,
+        st.limit,
+        state.config.quota_thresholds,
+        0,
+        1,
+    ) {
+        Err(Refusal::Blocked) => Err(refused(&period, Refusal::Blocked)),
+        _ => Ok(()),
+    }
+}
+
+/// The 429 of a refused send: what happened, when the quota resets, where to upgrade.
+fn refused(period: &Period, refusal: Refusal) -> Error {
+    let resets_at = period.end.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let message = match refusal {
+        Refusal::Blocked => format!(
+            "You have reached your monthly token limit. It resets at {resets_at}; upgrade at {UPGRADE_URL} for more."
+        ),
+        Refusal::TooLittleLeft { available } => format!(
+            "Only {available} tokens are left this month, too few for this message. It resets at {resets_at}; upgrade at {UPGRADE_URL} for more."
+        ),
+    };
+    Error::App(
+        AppError::new(ErrorCode::QuotaExceeded, message).with_details(json!({
+            "resets_at": resets_at,
+            "upgrade_url": UPGRADE_URL,
+        })),
+    )
 }
 
 /// Lets go of what a send held when it recorded nothing.

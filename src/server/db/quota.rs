@@ -44,8 +44,53 @@ pub struct Ask<'a> {
     pub to: NaiveDate,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// Decides from (tokens used in the period, tokens held by live reservations).
-    pub decide: &'a (dyn Fn(i64, i64) -> Result<Admission, Refusal> + Sync),
+    /// Decides from the user's [`Standing`].
+    pub decide: &'a (dyn Fn(Standing) -> Result<Admission, Refusal> + Sync),
+}
+
+/// Where a user stands: tokens used in the period, tokens held by sends under way, and the
+/// limit that applies (their override, else their plan's; `None`: unlimited).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Standing {
+    pub used: i64,
+    pub reserved: i64,
+    pub limit: Option<i64>,
+}
+
+/// One statement, so one snapshot: a reply recorded meanwhile adds its usage and drops its
+/// reservation in one commit, and the sums see that commit or neither does. (Two statements
+/// under READ COMMITTED could miss both and admit too much.)
+macro_rules! standing_sql {
+    () => {
+        "select
+             cast(coalesce((select sum(tokens_used) from usage_history
+                            where user_id = $1 and date >= $2 and date <= $3), 0) as bigint) as used,
+             cast(coalesce((select sum(tokens) from quota_reservations
+                            where user_id = $1 and expires_at > $4), 0) as bigint) as reserved,
+             (select coalesce(u.token_limit_override, p.monthly_token_limit)
+              from users u
+              join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
+              where u.id = $1) as \"limit\""
+    };
+}
+
+/// The user's standing without taking any lock (a quick refusal for a blocked user).
+pub async fn standing(
+    db: &Db,
+    user_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Standing, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(standing_sql!())
+            .bind(user_id)
+            .bind(from)
+            .bind(to)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+    })
 }
 
 /// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
@@ -61,23 +106,14 @@ pub async fn admit(
             .bind(ask.user_id)
             .execute(&mut *tx)
             .await?;
-        // One statement, so one snapshot: a reply recorded meanwhile adds its usage and drops
-        // its reservation in one commit, and both sums see that commit or neither does. (Two
-        // statements under READ COMMITTED could miss both and admit too much.)
-        let (used, reserved): (i64, i64) = sqlx::query_as(
-            "select
-                 cast(coalesce((select sum(tokens_used) from usage_history
-                                where user_id = $1 and date >= $2 and date <= $3), 0) as bigint),
-                 cast(coalesce((select sum(tokens) from quota_reservations
-                                where user_id = $1 and expires_at > $4), 0) as bigint)",
-        )
-        .bind(ask.user_id)
-        .bind(ask.from)
-        .bind(ask.to)
-        .bind(ask.now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let admission = match (ask.decide)(used, reserved) {
+        let standing: Standing = sqlx::query_as(standing_sql!())
+            .bind(ask.user_id)
+            .bind(ask.from)
+            .bind(ask.to)
+            .bind(ask.now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let admission = match (ask.decide)(standing) {
             Ok(a) => a,
             Err(refusal) => {
                 tx.rollback().await?;

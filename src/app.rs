@@ -2,7 +2,7 @@
 
 use crate::api::auth::{Login, Logout, Signup};
 use crate::api::UserDto;
-use crate::ui::admin::{AdminLayout, AdminOverviewPage, AdminUsersPage};
+use crate::ui::admin::{AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsersPage};
 use crate::ui::auth::{LoginPage, SignupPage};
 use crate::ui::chat::ChatPage;
 use crate::ui::layout::{Footer, TopBar};
@@ -127,6 +127,7 @@ pub fn App() -> impl IntoView {
                         <ParentRoute path=path!("admin") view=AdminLayout>
                             <Route path=path!("") view=AdminOverviewPage/>
                             <Route path=path!("users") view=AdminUsersPage/>
+                            <Route path=path!("plans") view=AdminPlansPage/>
                         </ParentRoute>
                     </Routes>
                 </main>

@@ -109,11 +109,14 @@ test('pricing lists the plans, marks the current one, and takes a request', asyn
   await signUp(page, uniqueEmail('pricing'));
   await open(page, '/pricing');
   const plans = page.getByTestId('plan');
-  await expect(plans).toHaveCount(3);
-  const free = plans.filter({ hasText: 'Free' });
+  // The seeded three (another test may add more).
+  for (const name of ['Free', 'Pro', 'Team']) {
+    await expect(plans.filter({ has: page.getByRole('heading', { name, exact: true }) })).toHaveCount(1);
+  }
+  const free = plans.filter({ has: page.getByRole('heading', { name: 'Free', exact: true }) });
   await expect(free.getByTestId('current-plan')).toBeVisible();
   await expect(free).toContainText('100,000 tokens a month');
-  const pro = plans.filter({ hasText: 'Pro' });
+  const pro = plans.filter({ has: page.getByRole('heading', { name: 'Pro', exact: true }) });
   await pro.getByRole('button', { name: 'Ask for this plan' }).click();
   await expect(page.getByTestId('plan-requested')).toBeVisible();
   await snap(page, 'pricing');
@@ -128,4 +131,31 @@ test('pricing lists the plans, marks the current one, and takes a request', asyn
   await expect(adminPage.getByTestId('plan-request').first()).toContainText('asks for Pro');
   await snap(adminPage, 'admin-users-quota');
   await adminPage.close();
+});
+
+test('an admin edits a plan and adds one; the pricing page shows them', async ({ page }) => {
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(ADMIN_EMAIL);
+  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/profile$/);
+  await open(page, '/admin/plans');
+  const forms = page.getByTestId('plan-form');
+  const team = forms.filter({ has: page.getByRole('heading', { name: 'Team', exact: true }) });
+  await team.getByLabel('Description').fill('For whole teams.');
+  await team.getByRole('button', { name: 'Save' }).click();
+  const name = `Gold ${Date.now()}`;
+  const fresh = forms.last();
+  await fresh.getByLabel('Name').fill(name);
+  await fresh.getByLabel('Tokens a month').fill('50,000,000');
+  await fresh.getByLabel('Price label').fill('$400 / month');
+  await fresh.getByLabel('Order').fill('9');
+  await fresh.getByRole('button', { name: 'Add plan' }).click();
+  await expect(page.getByRole('heading', { name })).toBeVisible();
+  await snap(page, 'admin-plans');
+  await open(page, '/pricing');
+  await expect(page.getByTestId('plan').filter({ hasText: name })).toContainText('50,000,000 tokens a month');
+  await expect(
+    page.getByTestId('plan').filter({ has: page.getByRole('heading', { name: 'Team', exact: true }) }),
+  ).toContainText('For whole teams.');
 });

@@ -68,3 +68,26 @@ pub async fn admin_set_disabled(id: Uuid, disabled: bool) -> Result<UserDto, App
     let (state, admin) = super::ssr::require_admin().await?;
     Ok(crate::server::accounts::update_user(&state.db, &admin, id, None, Some(disabled)).await?)
 }
+
+/// Creates a plan (`id` = `None`) or replaces one's fields.
+#[server(prefix = "/api/fn", endpoint = "admin_save_plan", input = Json)]
+pub async fn admin_save_plan(
+    id: Option<Uuid>,
+    name: String,
+    monthly_token_limit: Option<i64>,
+    price_label: String,
+    description: String,
+    sort_order: i64,
+    is_default: bool,
+) -> Result<PlanDto, AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    let input = crate::server::quota::PlanInput {
+        name,
+        monthly_token_limit,
+        price_label,
+        description,
+        sort_order,
+        is_default,
+    };
+    Ok(crate::server::quota::save_plan(&state, id, input).await?)
+}

@@ -1,9 +1,11 @@
 //! The admin area: its layout with the sidebar, the overview and user management.
 
 mod admin_sidebar;
+mod plans_page;
 mod users_page;
 
 pub use admin_sidebar::AdminSidebar;
+pub use plans_page::AdminPlansPage;
 pub use users_page::AdminUsersPage;
 
 use crate::api::admin::admin_user_counts;

@@ -40,6 +40,34 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// Turns on SQLite's query planner stability guarantee for a connection. Without it, once
+/// statistics exist (`ANALYZE`, `PRAGMA optimize`), SQLite re-plans a cached statement every
+/// time a parameter compared with an indexed column changes (`user_id = $1`): measured here, the
+/// period's usage query went from 20 to 80 µs a call. Our statements are planned by their
+/// indexes, not by the values bound to them.
+async fn stable_query_plans(
+    conn: &mut sqlx::SqliteConnection,
+) -> std::result::Result<(), sqlx::Error> {
+    use libsqlite3_sys::{sqlite3_db_config, SQLITE_DBCONFIG_ENABLE_QPSG, SQLITE_OK};
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked out of sqlx's worker thread for this call, and the variadic
+    // arguments are the (int, int*) pair this option takes; a null pointer asks for no report.
+    let rc = unsafe {
+        sqlite3_db_config(
+            handle.as_raw_handle().as_ptr(),
+            SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc != SQLITE_OK {
+        return Err(sqlx::Error::Configuration(
+            format!("SQLite refused SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Db {
     /// Connects (creating the SQLite file and its folder when missing).
     #[tracing::instrument(skip_all, err)]
@@ -67,6 +95,7 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                .after_connect(|conn, _| Box::pin(stable_query_plans(conn)))
                 .connect_with(options)
                 .await?;
             Ok(Db::Sqlite(pool))

@@ -1,14 +1,20 @@
 //! Quota reads at scale: `GET /api/profile/usage` and the send path's quota check, with
 //! 10,000 users, 100,000 conversations, 1,000,000 messages and 300,000 days of usage stored,
 //! on SQLite or PostgreSQL. Each is measured as requests per second relative to a trivial
-//! handler of the same server (`GET /healthz`) in the same run, and by its p99 latency.
+//! handler of the same server (`GET /healthz`: no database, no session) in the same run, and by
+//! its p99 latency. The kinds of request take turns in short slices, so that the shared
+//! machine's changing speed weighs on all of them alike.
 //!
-//! - usage: `GET /api/profile/usage` for 64 signed-in users (one row per day of the month read).
-//! - blocked send: `POST /api/chat/completions` by users at their limit: authentication,
-//!   checks, the prompt's token count, and the admission transaction (user row lock, usage and
-//!   reservations summed), answered 429 before any model is called.
+//! - auth/me: the cheapest signed-in request (the session lookup alone).
+//! - usage: `GET /api/profile/usage` for 64 signed-in users.
+//! - blocked send: `POST /api/chat/completions` by users at their limit: authentication, the
+//!   body, and the quota check, answered 429 before any model is called.
+//! - invalid send: the same POST with no messages, refused (400) just before the quota check:
+//!   the send path without the check, its natural baseline.
+//! - each of those again on a second server of the same state with its caches off (a cache
+//!   miss on every request: a first read, or a read right after a change).
 //! - admission: the admission of a send and the release of its reservation, called in-process
-//!   (no HTTP), for users with quota left.
+//!   (no HTTP), for users with quota left: the database transaction every admitted send runs.
 //!
 //! Run: `cargo bench --features ssr --bench quota_usage` (SQLite) or, under
 //! `scripts/with-postgres.sh`, `cargo bench --features ssr --bench quota_usage -- postgres`.
@@ -22,13 +28,17 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use tokenmeter::server::cache::Caches;
 use tokenmeter::server::config::Config;
 use tokenmeter::server::db::Db;
 use tokenmeter::server::state::AppState;
 
 const CLIENTS: usize = 64;
 const CONCURRENCY: usize = 32;
-const SECONDS: u64 = 8;
+/// Each kind of request runs for `SLICE`, the kinds taking turns for `ROUNDS` rounds, so a
+/// change in the machine's speed during the run (it is shared) weighs on all of them alike.
+const SLICE: Duration = Duration::from_millis(500);
+const ROUNDS: u32 = 16;
 
 async fn exec(db: &Db, sql: &str) {
     match db {
@@ -83,6 +93,9 @@ async fn populate(db: &Db) {
             )
             .await;
             exec(db, "analyze").await;
+            if std::env::var("NO_STAT4").is_ok() {
+                exec(db, "delete from sqlite_stat4").await;
+            }
         }
         Db::Postgres(_) => {
             exec(db, "insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
@@ -136,13 +149,32 @@ struct Figures {
     p99: Duration,
 }
 
-/// Runs `CONCURRENCY` loops for `SECONDS`, each request from `make(i)`, all answers `want`.
-async fn load<F, Fut>(make: F, want: u16) -> Figures
+/// Latencies and wall time of one kind of request, summed over its slices.
+#[derive(Default)]
+struct Samples {
+    times: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Samples {
+    fn figures(&mut self) -> Figures {
+        self.times.sort();
+        let n = self.times.len();
+        Figures {
+            rps: n as f64 / self.elapsed.as_secs_f64(),
+            p50: self.times[n / 2],
+            p99: self.times[(n * 99) / 100],
+        }
+    }
+}
+
+/// Runs `CONCURRENCY` loops for one slice, each request from `make(i)`, all answering `want`.
+async fn load<F, Fut>(into: &mut Samples, make: F, want: u16)
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = u16> + Send,
 {
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let deadline = Instant::now() + SLICE;
     let workers = (0..CONCURRENCY).map(|w| {
         let make = make.clone();
         tokio::spawn(async move {
@@ -159,17 +191,10 @@ where
         })
     });
     let started = Instant::now();
-    let mut times: Vec<Duration> = Vec::new();
     for w in workers {
-        times.extend(w.await.unwrap());
+        into.times.extend(w.await.unwrap());
     }
-    let elapsed = started.elapsed();
-    times.sort();
-    Figures {
-        rps: times.len() as f64 / elapsed.as_secs_f64(),
-        p50: times[times.len() / 2],
-        p99: times[(times.len() * 99) / 100],
-    }
+    into.elapsed += started.elapsed();
 }
 
 fn row(name: &str, f: &Figures, base: Option<&Figures>) {
@@ -182,6 +207,22 @@ fn row(name: &str, f: &Figures, base: Option<&Figures>) {
         f.p50.as_secs_f64() * 1e3,
         f.p99.as_secs_f64() * 1e3
     );
+}
+
+/// Serves the app of `state` on `listener`; returns its base URL.
+fn serve(listener: tokio::net::TcpListener, state: AppState) -> String {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = tokenmeter::server::router(state);
+    let listener = tokenmeter::server::without_nagle(listener);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    base
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -208,17 +249,17 @@ async fn main() {
     let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
     let state: AppState = tokenmeter::server::init_state(config).await.unwrap();
     populate(&state.db).await;
-    let app = tokenmeter::server::router(state.clone());
-    let listener = tokenmeter::server::without_nagle(listener);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
-    let base = format!("http://{addr}");
+    let base = serve(listener, state.clone());
+    // The same server with its caches off, on the same database: what every request costs
+    // when nothing is cached (a first read, or right after a change).
+    let uncached = AppState {
+        caches: std::sync::Arc::new(Caches::new(Duration::ZERO, true)),
+        ..state.clone()
+    };
+    let base_uncached = serve(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        uncached,
+    );
 
     // Signed-in clients: the first half with quota left, the second half at their limit.
     let mut clients = Vec::new();
@@ -278,11 +319,12 @@ async fn main() {
             from users u, generate_series(0, 29) i where u.email like 'load%'").await,
     }
     println!(
-        "quota_usage ({backend:?}): {} users, {} conversations, {} messages, {} usage days; {CONCURRENCY} concurrent requests for {SECONDS} s each, 2 cores, loopback",
+        "quota_usage ({backend:?}): {} users, {} conversations, {} messages, {} usage days; {CONCURRENCY} concurrent requests; the kinds take turns, {ROUNDS} rounds of {} ms each; 2 cores, loopback",
         count(&state.db, "users").await,
         count(&state.db, "conversations").await,
         count(&state.db, "messages").await,
         count(&state.db, "usage_history").await,
+        SLICE.as_millis(),
     );
     let clients = std::sync::Arc::new(clients);
     // Warm every client's connection first.
@@ -291,96 +333,101 @@ async fn main() {
             c.get(format!("{base}/healthz")).send().await.unwrap();
         }
     }
-    let c = clients.clone();
-    let b = base.clone();
-    let healthz = load(
-        move |i| {
+    // PostgreSQL: the caches are on once the server listens for other instances' changes.
+    while !state.caches.is_on() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A GET of `path` on the server at `base` by a signed-in client (cookies are per host,
+    // not per port: the same sessions work on both servers).
+    let get = |base: &String, path: &'static str| {
+        let (c, b) = (clients.clone(), base.clone());
+        move |i: usize| {
             let (c, b) = (c.clone(), b.clone());
             async move {
-                c[i % CLIENTS]
-                    .get(format!("{b}/healthz"))
+                let res = c[i % CLIENTS]
+                    .get(format!("{b}{path}"))
                     .send()
                     .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+                    .unwrap();
+                res.status().as_u16()
             }
-        },
-        200,
-    )
-    .await;
-    let c = clients.clone();
-    let b = base.clone();
-    let me = load(
-        move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move {
-                c[i % CLIENTS]
-                    .get(format!("{b}/api/auth/me"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }
-        },
-        200,
-    )
-    .await;
-    let c = clients.clone();
-    let b = base.clone();
-    let usage = load(
-        move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move {
-                c[i % CLIENTS]
-                    .get(format!("{b}/api/profile/usage"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }
-        },
-        200,
-    )
-    .await;
-    let c = clients.clone();
-    let b = base.clone();
-    let blocked = load(move |i| {
-        let (c, b) = (c.clone(), b.clone());
-        async move {
-            c[CLIENTS / 2 + i % (CLIENTS / 2)]
-                .post(format!("{b}/api/chat/completions"))
-                .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "one more, please"}]}))
-                .send().await.unwrap().status().as_u16()
         }
-    }, 429).await;
-    let s = state.clone();
-    let ids = std::sync::Arc::new(ids);
-    let admission = load(
-        move |i| {
-            let (s, ids) = (s.clone(), ids.clone());
+    };
+    let blocked_send = |base: &String| {
+        let (c, b) = (clients.clone(), base.clone());
+        move |i: usize| {
+            let (c, b) = (c.clone(), b.clone());
             async move {
-                let admitted = tokenmeter::server::quota::admit_send(
-                    &s,
-                    ids[i % (CLIENTS / 2)],
-                    20,
-                    Some(100),
-                )
+                let body = json!({"model": "demo", "messages": [{"role": "user", "content": "one more, please"}]});
+                let res = c[CLIENTS / 2 + i % (CLIENTS / 2)]
+                    .post(format!("{b}/api/chat/completions"))
+                    .header("origin", b.as_str())
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status().as_u16()
+            }
+        }
+    };
+    // The same POST, refused as invalid (no messages) just before the quota check: all of
+    // the send path's cost but the check (a POST with a JSON body costs twice a GET here).
+    let invalid_send = |base: &String| {
+        let (c, b) = (clients.clone(), base.clone());
+        move |i: usize| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                let body = json!({"model": "demo", "messages": []});
+                let res = c[CLIENTS / 2 + i % (CLIENTS / 2)]
+                    .post(format!("{b}/api/chat/completions"))
+                    .header("origin", b.as_str())
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status().as_u16()
+            }
+        }
+    };
+    let (s, ids) = (state.clone(), std::sync::Arc::new(ids));
+    let admission = move |i: usize| {
+        let (s, ids) = (s.clone(), ids.clone());
+        async move {
+            let user = ids[i % (CLIENTS / 2)];
+            let admitted = tokenmeter::server::quota::admit_send(&s, user, 20, Some(100))
                 .await
                 .unwrap();
-                tokenmeter::server::quota::release(&s, admitted.reservation).await;
-                200
-            }
-        },
-        200,
-    )
-    .await;
-
+            tokenmeter::server::quota::release(&s, admitted.reservation).await;
+            200
+        }
+    };
+    let (b, u) = (&base, &base_uncached);
+    let mut all: [Samples; 9] = Default::default();
+    for _ in 0..ROUNDS {
+        load(&mut all[0], get(b, "/healthz"), 200).await;
+        load(&mut all[1], get(b, "/api/auth/me"), 200).await;
+        load(&mut all[2], get(b, "/api/profile/usage"), 200).await;
+        load(&mut all[3], blocked_send(b), 429).await;
+        load(&mut all[4], invalid_send(b), 400).await;
+        load(&mut all[5], get(u, "/api/auth/me"), 200).await;
+        load(&mut all[6], get(u, "/api/profile/usage"), 200).await;
+        load(&mut all[7], blocked_send(u), 429).await;
+        load(&mut all[8], admission.clone(), 200).await;
+    }
+    let [healthz, me, usage, blocked, invalid, me_u, usage_u, blocked_u, admission] =
+        all.map(|mut s| s.figures());
     row("GET /healthz", &healthz, None);
     row("GET auth/me", &me, Some(&healthz));
     row("GET usage", &usage, Some(&healthz));
     row("blocked send", &blocked, Some(&healthz));
+    row("invalid send", &invalid, Some(&healthz));
+    println!(
+        "blocked send vs invalid send (the same POST without the quota check): {:.1}%",
+        blocked.rps / invalid.rps * 100.0
+    );
+    println!("caches off:");
+    row("GET auth/me", &me_u, Some(&healthz));
+    row("GET usage", &usage_u, Some(&healthz));
+    row("blocked send", &blocked_u, Some(&healthz));
     row("admission", &admission, Some(&healthz));
 }

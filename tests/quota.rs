@@ -5,10 +5,12 @@
 mod common;
 
 use common::{assert_error, my_id, usage_days, Backend, TestApp};
-const PRO: &str = "afdcac68-a1ab-52f6-b371-b4a3489815e1";
 use serde_json::{json, Value};
+use tokenmeter::server::cache::{changed, Change};
 use tokenmeter::server::db::Db;
 use uuid::Uuid;
+
+const PRO: &str = "afdcac68-a1ab-52f6-b371-b4a3489815e1";
 
 /// Sets a user's personal limit straight in the database (the admin API comes later).
 async fn set_limit(app: &TestApp, user: Uuid, limit: i64) {
@@ -28,6 +30,8 @@ async fn set_limit(app: &TestApp, user: Uuid, limit: i64) {
             .map(|_| ()),
     }
     .unwrap();
+    // Written behind the server's back: say so, as the app's own writes do.
+    changed(&app.state, Change::Usage(user)).await;
 }
 
 /// Records `tokens` of today's usage for the user, as earlier chats would have.
@@ -62,6 +66,7 @@ async fn use_tokens(app: &TestApp, user: Uuid, tokens: i64) {
             .map(|_| ()),
     }
     .unwrap();
+    changed(&app.state, Change::Usage(user)).await;
 }
 
 async fn reservations(app: &TestApp) -> i64 {

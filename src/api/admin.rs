@@ -60,13 +60,13 @@ pub async fn admin_set_role(id: Uuid, role: String) -> Result<UserDto, AppError>
     use crate::domain::account::Role;
     let (state, admin) = super::ssr::require_admin().await?;
     let role: Role = role.parse().map_err(AppError::validation)?;
-    Ok(crate::server::accounts::update_user(&state.db, &admin, id, Some(role), None).await?)
+    Ok(crate::server::accounts::update_user(&state, &admin, id, Some(role), None).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "admin_set_disabled")]
 pub async fn admin_set_disabled(id: Uuid, disabled: bool) -> Result<UserDto, AppError> {
     let (state, admin) = super::ssr::require_admin().await?;
-    Ok(crate::server::accounts::update_user(&state.db, &admin, id, None, Some(disabled)).await?)
+    Ok(crate::server::accounts::update_user(&state, &admin, id, None, Some(disabled)).await?)
 }
 
 /// Creates a plan (`id` = `None`) or replaces one's fields.

@@ -55,7 +55,7 @@ pub async fn change_password(
 ) -> Result<u64, AppError> {
     let (state, me) = super::ssr::require_user().await?;
     Ok(
-        crate::server::accounts::change_password(&state.db, &me, &current_password, &new_password)
+        crate::server::accounts::change_password(&state, &me, &current_password, &new_password)
             .await?,
     )
 }

@@ -5,6 +5,7 @@ use crate::api::error::{AppError, ErrorCode};
 use crate::api::{ApiTokenDto, CreatedTokenDto, UserCountsDto, UserDto};
 use crate::domain::account::{normalize_email, normalize_token_name, validate_password, Role};
 use crate::server::auth::{self, new_secret, Principal, TOKEN_PREFIX};
+use crate::server::cache::{self, Change};
 use crate::server::config::SignupMode;
 use crate::server::db::{self, api_tokens, login_failures, sessions, users, Db};
 use crate::server::error::{is_unique_violation, Error, Result};
@@ -126,6 +127,7 @@ pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<(
     }) = principal
     {
         sessions::delete(&state.db, id_hash).await?;
+        cache::changed(state, Change::Session(id_hash.clone())).await;
     }
     Ok(())
 }
@@ -134,18 +136,19 @@ pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<(
 /// sessions (a password change is what people do when they fear someone else is signed in).
 #[tracing::instrument(skip_all, fields(user_id = %principal.user.id), err)]
 pub async fn change_password(
-    db: &Db,
+    state: &AppState,
     principal: &Principal,
     current: &str,
     new: &str,
 ) -> Result<u64> {
-    let row = users::find_by_id(db, principal.user.id)
+    let row = users::find_by_id(&state.db, principal.user.id)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     if !auth::verify_password(current.to_string(), Some(row.password_hash)).await? {
         return Err(validation("current_password is wrong".into()));
     }
     validate_password(new).map_err(|m| validation(format!("new_{m}")))?;
+    let db = &state.db;
     let hash = auth::hash_password(new.to_string()).await?;
     users::set_password(db, row.id, &hash, db::now()).await?;
     let keep = match &principal.via {
@@ -153,6 +156,7 @@ pub async fn change_password(
         auth::AuthVia::ApiToken(_) => None,
     };
     let ended = sessions::delete_others(db, row.id, keep).await?;
+    cache::changed(state, Change::User(row.id)).await;
     tracing::info!(ended_sessions = ended, "password changed");
     Ok(ended)
 }
@@ -181,9 +185,9 @@ pub async fn user_counts(db: &Db) -> Result<UserCountsDto> {
 
 /// An admin changes a user's role or disabled flag. Admins cannot demote or disable
 /// themselves (409): that is how a server ends up with no admin.
-#[tracing::instrument(skip(db, actor), fields(actor = %actor.user.id), err)]
+#[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err)]
 pub async fn update_user(
-    db: &Db,
+    state: &AppState,
     actor: &Principal,
     id: Uuid,
     role: Option<Role>,
@@ -200,9 +204,10 @@ pub async fn update_user(
         )
         .into());
     }
-    let row = users::update(db, id, role.map(Role::as_str), disabled, db::now())
+    let row = users::update(&state.db, id, role.map(Role::as_str), disabled, db::now())
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
+    cache::changed(state, Change::User(id)).await;
     tracing::info!(user_id = %id, ?role, ?disabled, "user updated");
     Ok(row.into())
 }
@@ -272,6 +277,8 @@ pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDt
             let row = users::promote_to_admin(db, existing.id, &hash, db::now())
                 .await?
                 .ok_or_else(|| Error::internal("user vanished while promoting"))?;
+            // Run from the command line: running servers on PostgreSQL hear of it.
+            cache::tell_others(db, &Change::User(row.id)).await;
             Ok(row.into())
         }
     }

@@ -4,6 +4,7 @@
 use crate::api::error::AppError;
 use crate::api::UserDto;
 use crate::domain::account::Role;
+use crate::server::cache::CachedSession;
 use crate::server::db::{self, api_tokens, sessions, users::UserRow};
 use crate::server::error::{Error, Result};
 use crate::server::state::AppState;
@@ -203,9 +204,25 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Optio
         return Ok(None);
     };
     let id_hash = sha256_hex(&secret);
-    let user = sessions::find_user(&state.db, &id_hash, db::now()).await?;
-    Ok(user.map(|user| Principal {
-        user: user.into(),
+    let now = db::now();
+    if let Some(user) = state.caches.session(&id_hash, now) {
+        return Ok(Some(Principal {
+            user,
+            via: AuthVia::Session(id_hash),
+        }));
+    }
+    let ticket = state.caches.ticket();
+    let Some(found) = sessions::find_user(&state.db, &id_hash, now).await? else {
+        return Ok(None);
+    };
+    let user = UserDto::from(found.user);
+    let session = CachedSession {
+        user: user.clone(),
+        expires_at: found.expires_at,
+    };
+    state.caches.keep_session(ticket, &id_hash, session);
+    Ok(Some(Principal {
+        user,
         via: AuthVia::Session(id_hash),
     }))
 }
@@ -266,9 +283,13 @@ fn needs_sign_in(path: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct SignedIn(pub Option<Principal>);
 
-/// Requests that render a page (not the API, not the built assets).
+/// Requests that render a page (not the API, not the probes, not the built assets).
 fn is_page(path: &str) -> bool {
-    !(path.starts_with("/api/") || path.starts_with("/pkg/") || path.contains('.'))
+    !(path.starts_with("/api/")
+        || path.starts_with("/pkg/")
+        || path.contains('.')
+        || path == "/healthz"
+        || path == "/readyz")
 }
 
 /// For page requests: resolves the user once (for the page to render with) and sends visitors
@@ -366,6 +387,22 @@ mod tests {
             "/api/auth/me",
         ] {
             assert!(!needs_sign_in(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_pages_resolve_their_user_up_front() {
+        for path in ["/", "/chat", "/admin/users", "/pricing"] {
+            assert!(is_page(path), "{path}");
+        }
+        for path in [
+            "/api/profile/usage",
+            "/pkg/tokenmeter.js",
+            "/favicon.ico",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(!is_page(path), "{path}");
         }
     }
 

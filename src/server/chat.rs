@@ -9,6 +9,7 @@ use crate::domain::chat::{
     normalize_title, title_from_message, ReplyStatus, Role, MAX_MESSAGE_CHARS,
 };
 use crate::domain::money::decimal_usd;
+use crate::server::cache::Change;
 use crate::server::db::conversations::{ConversationRow, MessageRow};
 use crate::server::db::exchanges::{Exchange, NewMessage, Reply};
 use crate::server::db::{self, conversations};
@@ -507,6 +508,7 @@ impl Recorder {
             date: now.with_timezone(&self.state.config.timezone).date_naive(),
         };
         db::exchanges::record(&self.state.db, &exchange).await?;
+        crate::server::cache::changed(&self.state, Change::Usage(self.user_id)).await;
         Ok(())
     }
 }

@@ -72,6 +72,8 @@ pub struct Config {
     pub quota_thresholds: Thresholds,
     /// The reply cap (and so the tokens held back) of a send that names none.
     pub default_max_output_tokens: i64,
+    /// How long a cached session or usage may be kept (zero: no caching).
+    pub cache_ttl: std::time::Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tokenmeter.db";
@@ -151,6 +153,17 @@ impl Config {
                     format!("TOKENMETER_DEMO_DELAY_MS must be 0 to 10000 (got {raw:?})")
                 })?,
         };
+        let cache_seconds = match var("TOKENMETER_CACHE_SECONDS") {
+            None => 30,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 3600)
+                .ok_or_else(|| {
+                    format!("TOKENMETER_CACHE_SECONDS must be 0 to 3600 (got {raw:?})")
+                })?,
+        };
         let quota_thresholds = match var("TOKENMETER_QUOTA_THRESHOLDS") {
             None => Thresholds::default(),
             Some(raw) => {
@@ -197,6 +210,7 @@ impl Config {
                 "TOKENMETER_DEFAULT_MAX_OUTPUT_TOKENS",
                 4096,
             )?,
+            cache_ttl: std::time::Duration::from_secs(cache_seconds),
         })
     }
 
@@ -287,6 +301,8 @@ mod tests {
             ("TOKENMETER_QUOTA_THRESHOLDS", "80,95"),
             ("TOKENMETER_QUOTA_THRESHOLDS", "95,80,100"),
             ("TOKENMETER_DEFAULT_MAX_OUTPUT_TOKENS", "0"),
+            ("TOKENMETER_CACHE_SECONDS", "-1"),
+            ("TOKENMETER_CACHE_SECONDS", "3601"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert!(err.contains(name), "{name}: {err}");
@@ -298,5 +314,8 @@ mod tests {
         .unwrap();
         assert_eq!(ok.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(ok.model_prices.len(), 1);
+        assert_eq!(ok.cache_ttl, std::time::Duration::from_secs(30));
+        let off = config(&[("TOKENMETER_CACHE_SECONDS", "0")]).unwrap();
+        assert!(off.cache_ttl.is_zero());
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod cli;
 pub mod config;
@@ -63,12 +64,17 @@ pub async fn init_state(config: Config) -> Result<AppState> {
     let llm = llm::Llm::new(&config, secrets)?;
     // The tokenizer's tables take a moment to load: not during the first chat.
     tokio::task::spawn_blocking(llm::tokens::warm_up);
+    // SQLite is this process's own file: nothing changes behind its back. PostgreSQL may be
+    // shared by several instances: caching starts once their change notices are heard.
+    let caches = cache::Caches::new(config.cache_ttl, matches!(db, db::Db::Sqlite(_)));
     let state = AppState {
         leptos_options: leptos_options(&config),
         db,
         config: Arc::new(config),
         llm: Arc::new(llm),
+        caches: Arc::new(caches),
     };
+    cache::listen(&state);
     if let Some((admin, generated)) = accounts::ensure_admin(&state).await? {
         match generated {
             Some(password) => {

@@ -6,6 +6,7 @@ use crate::api::quota::{AdminUserDto, PlanDto, QuotaDto, RequestedPlanDto, Usage
 use crate::domain::money::decimal_usd;
 use crate::domain::period::{month_period, Period};
 use crate::domain::quota::{admit, quota_status, Refusal};
+use crate::server::cache::{self, CachedUsage, Change};
 use crate::server::db::{self, plans, quota};
 use crate::server::error::{Error, Result};
 use crate::server::state::AppState;
@@ -39,14 +40,33 @@ async fn user_plan(state: &AppState, user_id: Uuid) -> Result<plans::UserPlanRow
         .ok_or_else(|| AppError::not_found("user").into())
 }
 
+/// The user's plan, override and sums of `period`: from the cache, else in one query (one
+/// index entry per day read).
+async fn period_usage(
+    state: &AppState,
+    user_id: Uuid,
+    period: &Period,
+) -> Result<plans::UserPlanUsageRow> {
+    if let Some(row) = state.caches.usage(user_id, period.first_day) {
+        return Ok(row);
+    }
+    let ticket = state.caches.ticket();
+    let row = plans::for_user_with_usage(&state.db, user_id, period.first_day, period.last_day)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let cached = CachedUsage {
+        first_day: period.first_day,
+        row: row.clone(),
+    };
+    state.caches.keep_usage(ticket, user_id, cached);
+    Ok(row)
+}
+
 /// The user's usage in the current period and the flags that go with it.
 #[tracing::instrument(skip(state))]
 pub async fn usage(state: &AppState, user_id: Uuid) -> Result<UsageDto> {
     let period = period(state);
-    // One query: the plan, the override and the period's sums (one row per day read).
-    let totals = plans::for_user_with_usage(&state.db, user_id, period.first_day, period.last_day)
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))?;
+    let totals = period_usage(state, user_id, &period).await?;
     let plan = &totals.plan;
     let status = quota_status(
         totals.tokens_used,
@@ -125,29 +145,21 @@ pub async fn admit_send(
     }
 }
 
-/// Refuses at once a send by a user who is already at the block threshold: one read, no lock,
-/// before the send path does any other work. (The admission later decides for the others.)
+/// Refuses at once a send by a user whose usage is already at the block threshold, from the
+/// cached usage when there is one, before the send path does any other work. (The admission,
+/// which reads the database under the user's lock, decides for everyone else.)
 pub async fn refuse_if_blocked(state: &AppState, user_id: Uuid) -> Result<()> {
     let period = period(state);
-    let st = quota::standing(
-        &state.db,
-        user_id,
-        period.first_day,
-        period.last_day,
-        db::now(),
-    )
-    .await?;
-    match admit(
-        st.used,
-        st.reserved,
-        st.limit,
+    let usage = period_usage(state, user_id, &period).await?;
+    let status = quota_status(
+        usage.tokens_used,
+        usage.plan.limit(),
         state.config.quota_thresholds,
-        0,
-        1,
-    ) {
-        Err(Refusal::Blocked) => Err(refused(&period, Refusal::Blocked)),
-        _ => Ok(()),
+    );
+    if status.is_blocked {
+        return Err(refused(&period, Refusal::Blocked));
     }
+    Ok(())
 }
 
 /// The 429 of a refused send: what happened, when the quota resets, where to upgrade.
@@ -257,6 +269,7 @@ pub async fn save_plan(state: &AppState, id: Option<Uuid>, input: PlanInput) -> 
         }
     })?
     .ok_or_else(|| AppError::not_found("plan"))?;
+    cache::changed(state, Change::Plans).await;
     Ok(plan_dto(&saved))
 }
 
@@ -287,6 +300,7 @@ pub async fn set_user_quota(
     {
         return Err(AppError::not_found("user").into());
     }
+    cache::changed(state, Change::Usage(user_id)).await;
     tracing::info!(%user_id, ?plan, ?limit_override, "quota settings changed");
     Ok(())
 }

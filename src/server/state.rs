@@ -1,5 +1,6 @@
 //! What every handler can reach: the database, the configuration and Leptos' options.
 
+use crate::server::cache::Caches;
 use crate::server::config::Config;
 use crate::server::db::Db;
 use crate::server::llm::Llm;
@@ -14,4 +15,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The LLM upstream (or the demo model).
     pub llm: Arc<Llm>,
+    /// Sessions and usage read recently (see `server::cache`).
+    pub caches: Arc<Caches>,
 }

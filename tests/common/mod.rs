@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use tokenmeter::server::state::AppState;
 use tokenmeter::server::{config::Config, init_state, router};
 
 /// Runs each listed test on both backends.
@@ -52,7 +53,12 @@ pub struct TestApp {
     pub base: String,
     /// The server's own database pool, for checking what was stored.
     pub db: tokenmeter::server::db::Db,
-    _dir: Option<tempfile::TempDir>,
+    /// The server's state, for tests that change the database behind its back and must say so.
+    pub state: AppState,
+    /// Its `DATABASE_URL` and configuration, for a second instance on the same database.
+    url: String,
+    extra: Vec<(String, String)>,
+    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl TestApp {
@@ -63,25 +69,42 @@ impl TestApp {
     /// Starts a server with extra configuration variables.
     pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
         let (url, dir) = fresh_database(backend).await;
+        let extra = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::serve(url, extra, dir.map(std::sync::Arc::new)).await
+    }
+
+    /// Another server on this one's database (as a second instance behind a load balancer).
+    pub async fn another_instance(&self) -> Self {
+        Self::serve(self.url.clone(), self.extra.clone(), self._dir.clone()).await
+    }
+
+    async fn serve(
+        url: String,
+        extra: Vec<(String, String)>,
+        dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let mut vars: HashMap<String, String> = HashMap::from([
-            ("DATABASE_URL".into(), url),
+            ("DATABASE_URL".into(), url.clone()),
             ("TOKENMETER_ADDR".into(), addr.to_string()),
             ("TOKENMETER_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
             ("TOKENMETER_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             // The demo model answers at once unless a test wants to watch it stream.
             ("TOKENMETER_DEMO_DELAY_MS".into(), "0".into()),
         ]);
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
+        for (k, v) in &extra {
+            vars.insert(k.clone(), v.clone());
         }
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
         let state = init_state(config).await.expect("server state");
         let db = state.db.clone();
-        let app = router(state);
+        let app = router(state.clone());
         let listener = tokenmeter::server::without_nagle(listener);
         tokio::spawn(async move {
             axum::serve(
@@ -94,6 +117,9 @@ impl TestApp {
         TestApp {
             base: format!("http://{addr}"),
             db,
+            state,
+            url,
+            extra,
             _dir: dir,
         }
     }

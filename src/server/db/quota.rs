@@ -7,36 +7,6 @@ use crate::domain::quota::{Admission, Refusal};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-/// Totals of the user's days from `from` to `to`, both included.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct PeriodTotals {
-    pub tokens_used: i64,
-    pub requests_count: i64,
-    pub cost_nanos: i64,
-}
-
-pub async fn period_totals(
-    db: &Db,
-    user_id: Uuid,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<PeriodTotals, sqlx::Error> {
-    // `sum` is numeric on PostgreSQL: cast back to bigint; reads one row per day.
-    with_db!(db, |pool| {
-        sqlx::query_as(
-            "select cast(coalesce(sum(tokens_used), 0) as bigint) as tokens_used,
-                    cast(coalesce(sum(requests_count), 0) as bigint) as requests_count,
-                    cast(coalesce(sum(cost_nanos), 0) as bigint) as cost_nanos
-             from usage_history where user_id = $1 and date >= $2 and date <= $3",
-        )
-        .bind(user_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(pool)
-        .await
-    })
-}
-
 /// Inputs of an admission decided under the lock.
 pub struct Ask<'a> {
     pub user_id: Uuid,
@@ -72,25 +42,6 @@ macro_rules! standing_sql {
               join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
               where u.id = $1) as \"limit\""
     };
-}
-
-/// The user's standing without taking any lock (a quick refusal for a blocked user).
-pub async fn standing(
-    db: &Db,
-    user_id: Uuid,
-    from: NaiveDate,
-    to: NaiveDate,
-    now: DateTime<Utc>,
-) -> Result<Standing, sqlx::Error> {
-    with_db!(db, |pool| {
-        sqlx::query_as(standing_sql!())
-            .bind(user_id)
-            .bind(from)
-            .bind(to)
-            .bind(now)
-            .fetch_one(pool)
-            .await
-    })
 }
 
 /// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id

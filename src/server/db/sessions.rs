@@ -27,15 +27,24 @@ pub async fn insert(
     })
 }
 
+/// A session's user and when the session ends.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionUserRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The enabled user a live session belongs to.
 pub async fn find_user(
     db: &Db,
     id_hash: &str,
     now: DateTime<Utc>,
-) -> Result<Option<UserRow>, sqlx::Error> {
+) -> Result<Option<SessionUserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at, u.updated_at
+            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at, u.updated_at,
+                    s.expires_at
              from sessions s join users u on u.id = s.user_id
              where s.id_hash = $1 and s.expires_at > $2 and not u.disabled",
         )

@@ -101,7 +101,7 @@ pub async fn update_user(
         quota::set_user_quota(&state, id, plan, body.token_limit_override).await?;
     }
     if role.is_some() || body.disabled.is_some() {
-        return ok(accounts::update_user(&state.db, &admin, id, role, body.disabled).await?);
+        return ok(accounts::update_user(&state, &admin, id, role, body.disabled).await?);
     }
     let user = crate::server::db::users::find_by_id(&state.db, id)
         .await

@@ -58,8 +58,7 @@ pub async fn change_password(
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<Value> {
     let ended =
-        accounts::change_password(&state.db, &me, &body.current_password, &body.new_password)
-            .await?;
+        accounts::change_password(&state, &me, &body.current_password, &body.new_password).await?;
     ok(json!({"changed": true, "other_sessions_ended": ended}))
 }
 

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod chat;
 pub mod money;
+pub mod numbers;
 pub mod period;
 pub mod quota;
 pub mod sse;

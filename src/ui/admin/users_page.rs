@@ -8,9 +8,9 @@ use crate::api::format_time;
 use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::app::use_session;
 use crate::domain::account::{Role, MIN_PASSWORD_LEN};
+use crate::domain::numbers::grouped;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_PRIMARY, BTN_SECONDARY, CARD,
-    INPUT, LABEL,
+    action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_PRIMARY, CARD, INPUT, LABEL,
 };
 use leptos::prelude::*;
 
@@ -86,14 +86,11 @@ pub fn AdminUsersPage() -> impl IntoView {
                             <table class="min-w-full divide-y divide-slate-200 text-sm" data-testid="users-table">
                                 <thead class="bg-slate-50 text-left text-xs font-semibold uppercase tracking-wide text-slate-500">
                                     <tr>
-                                        <th scope="col" class="px-4 py-3">"Email"</th>
+                                        <th scope="col" class="px-4 py-3">"User"</th>
                                         <th scope="col" class="px-4 py-3">"Role"</th>
-                                        <th scope="col" class="px-4 py-3">"Status"</th>
                                         <th scope="col" class="px-4 py-3">"Plan"</th>
                                         <th scope="col" class="px-4 py-3">"This month"</th>
                                         <th scope="col" class="px-4 py-3">"Personal limit"</th>
-                                        <th scope="col" class="px-4 py-3">"Joined"</th>
-                                        <th scope="col" class="px-4 py-3"><span class="sr-only">"Actions"</span></th>
                                     </tr>
                                 </thead>
                                 <tbody class="divide-y divide-slate-100">
@@ -138,9 +135,27 @@ fn UserRow(
     let current_role = user.role;
     view! {
         <tr>
-            <td class="px-4 py-3 font-medium">
-                {user.email.clone()}
-                {is_me.then(|| view! { <span class="ml-2 rounded bg-slate-100 px-1.5 py-0.5 text-xs text-slate-600">"you"</span> })}
+            <td class="max-w-64 px-4 py-3">
+                <p class="break-all font-medium">
+                    {user.email.clone()}
+                    {is_me.then(|| view! { <span class="ml-2 inline-block break-normal rounded bg-slate-100 px-1.5 py-0.5 text-xs text-slate-600">"you"</span> })}
+                </p>
+                <p class="mt-1 flex flex-wrap items-center gap-x-2 gap-y-1 text-xs text-slate-500">
+                    {if disabled {
+                        view! { <span class="rounded-full bg-red-50 px-2 py-0.5 font-medium text-red-700 ring-1 ring-red-200">"disabled"</span> }.into_any()
+                    } else {
+                        view! { <span class="rounded-full bg-emerald-50 px-2 py-0.5 font-medium text-emerald-700 ring-1 ring-emerald-200">"active"</span> }.into_any()
+                    }}
+                    <span class="whitespace-nowrap">{format!("joined {}", format_time(&user.created_at))}</span>
+                    <button
+                        type="button"
+                        class="rounded-md px-2 py-0.5 font-semibold text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-50 disabled:cursor-not-allowed disabled:opacity-40"
+                        disabled=is_me
+                        on:click=move |_| { set_disabled.dispatch(AdminSetDisabled { id, disabled: !disabled }); }
+                    >
+                        {if disabled { "Enable" } else { "Disable" }}
+                    </button>
+                </p>
             </td>
             <td class="px-4 py-3">
                 <select
@@ -155,13 +170,6 @@ fn UserRow(
                         <option value=r.as_str() selected=*r == current_role>{r.as_str()}</option>
                     }).collect_view()}
                 </select>
-            </td>
-            <td class="px-4 py-3">
-                {if disabled {
-                    view! { <span class="rounded-full bg-red-50 px-2 py-0.5 text-xs font-medium text-red-700 ring-1 ring-red-200">"disabled"</span> }.into_any()
-                } else {
-                    view! { <span class="rounded-full bg-emerald-50 px-2 py-0.5 text-xs font-medium text-emerald-700 ring-1 ring-emerald-200">"active"</span> }.into_any()
-                }}
             </td>
             <td class="px-4 py-3">
                 <select
@@ -188,17 +196,6 @@ fn UserRow(
             <td class="px-4 py-3">
                 <LimitForm id email=user.email.clone() current=row.token_limit_override set_limit/>
             </td>
-            <td class="whitespace-nowrap px-4 py-3 text-slate-500">{format_time(&user.created_at)}</td>
-            <td class="px-4 py-3 text-right">
-                <button
-                    type="button"
-                    class=BTN_SECONDARY
-                    disabled=is_me
-                    on:click=move |_| { set_disabled.dispatch(AdminSetDisabled { id, disabled: !disabled }); }
-                >
-                    {if disabled { "Enable" } else { "Disable" }}
-                </button>
-            </td>
         </tr>
     }
 }
@@ -207,8 +204,13 @@ fn UserRow(
 #[component]
 fn UsageCell(row: AdminUserDto) -> impl IntoView {
     let text = match row.limit {
-        Some(limit) => format!("{} of {} ({:.2}%)", row.tokens_used, limit, row.percentage),
-        None => format!("{} (unlimited)", row.tokens_used),
+        Some(limit) => format!(
+            "{} of {} ({:.2}%)",
+            grouped(row.tokens_used),
+            grouped(limit),
+            row.percentage
+        ),
+        None => format!("{} (unlimited)", grouped(row.tokens_used)),
     };
     let width = row.percentage.clamp(0.0, 100.0);
     let bar = if row.is_blocked || row.is_upgrade_suggested {
@@ -221,9 +223,9 @@ fn UsageCell(row: AdminUserDto) -> impl IntoView {
     let flag = if row.is_blocked {
         Some(("blocked", "bg-red-50 text-red-700 ring-red-200"))
     } else if row.is_upgrade_suggested {
-        Some(("95%+", "bg-red-50 text-red-700 ring-red-200"))
+        Some(("near limit", "bg-red-50 text-red-700 ring-red-200"))
     } else if row.is_warning {
-        Some(("80%+", "bg-amber-50 text-amber-800 ring-amber-200"))
+        Some(("warning", "bg-amber-50 text-amber-800 ring-amber-200"))
     } else {
         None
     };
@@ -267,7 +269,7 @@ fn LimitForm(
             }
         }>
             <input
-                class="w-28 rounded-md border-0 px-2 py-1 text-sm ring-1 ring-inset ring-slate-300"
+                class="w-24 rounded-md border-0 px-2 py-1 text-sm ring-1 ring-inset ring-slate-300"
                 inputmode="numeric"
                 placeholder="plan's"
                 aria-label=format!("Personal limit of {email}")

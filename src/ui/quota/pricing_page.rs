@@ -4,6 +4,7 @@
 use super::use_usage;
 use crate::api::quota::{list_plans, PlanDto, RequestPlan};
 use crate::app::use_session;
+use crate::domain::numbers::grouped;
 use crate::ui::common::{action_error, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,17 +13,7 @@ use leptos_router::components::A;
 fn limit_label(limit: Option<i64>) -> String {
     match limit {
         None => "Unlimited tokens".into(),
-        Some(n) => {
-            let digits = n.to_string();
-            let mut grouped = String::new();
-            for (i, c) in digits.chars().enumerate() {
-                if i > 0 && (digits.len() - i) % 3 == 0 {
-                    grouped.push(',');
-                }
-                grouped.push(c);
-            }
-            format!("{grouped} tokens a month")
-        }
+        Some(n) => format!("{} tokens a month", grouped(n)),
     }
 }
 

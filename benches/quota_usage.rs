@@ -26,7 +26,6 @@ mod common;
 use common::Backend;
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokenmeter::server::cache::Caches;
 use tokenmeter::server::config::Config;
@@ -212,16 +211,7 @@ fn row(name: &str, f: &Figures, base: Option<&Figures>) {
 /// Serves the app of `state` on `listener`; returns its base URL.
 fn serve(listener: tokio::net::TcpListener, state: AppState) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = tokenmeter::server::router(state);
-    let listener = tokenmeter::server::without_nagle(listener);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    common::serve_app(listener, state);
     base
 }
 

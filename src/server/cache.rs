@@ -349,6 +349,13 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
     }
 
+    fn cached(tokens: i64) -> CachedUsage {
+        CachedUsage {
+            first_day: day(1),
+            row: usage_row(tokens),
+        }
+    }
+
     fn caches() -> Caches {
         Caches::new(Duration::from_secs(30), true)
     }
@@ -375,24 +382,10 @@ mod tests {
         let id = Uuid::new_v4();
         let ticket = c.ticket();
         c.forget(&Change::Usage(Uuid::new_v4())); // any change, even another user's
-        c.keep_usage(
-            ticket,
-            id,
-            CachedUsage {
-                first_day: day(1),
-                row: usage_row(5),
-            },
-        );
+        c.keep_usage(ticket, id, cached(5));
         assert!(c.usage(id, day(1)).is_none());
         let ticket = c.ticket();
-        c.keep_usage(
-            ticket,
-            id,
-            CachedUsage {
-                first_day: day(1),
-                row: usage_row(5),
-            },
-        );
+        c.keep_usage(ticket, id, cached(5));
         assert_eq!(c.usage(id, day(1)).unwrap().tokens_used, 5);
         // Another period is another value.
         assert!(c.usage(id, day(2)).is_none());
@@ -408,14 +401,7 @@ mod tests {
                 c.keep_session(c.ticket(), hash, session(id));
             }
             for id in [a, b] {
-                c.keep_usage(
-                    c.ticket(),
-                    id,
-                    CachedUsage {
-                        first_day: day(1),
-                        row: usage_row(1),
-                    },
-                );
+                c.keep_usage(c.ticket(), id, cached(1));
             }
         };
         fill(&c);

@@ -104,16 +104,7 @@ impl TestApp {
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
         let state = init_state(config).await.expect("server state");
         let db = state.db.clone();
-        let app = router(state.clone());
-        let listener = tokenmeter::server::without_nagle(listener);
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("server");
-        });
+        serve_app(listener, state.clone());
         TestApp {
             base: format!("http://{addr}"),
             db,
@@ -299,6 +290,20 @@ pub async fn usage_days(
 }
 
 /// Serves a router (a fake upstream) on a free loopback port; returns its address.
+/// Serves the whole app of `state` on `listener`, as `tokenmeter serve` does.
+pub fn serve_app(listener: tokio::net::TcpListener, state: AppState) {
+    let app = router(state);
+    let listener = tokenmeter::server::without_nagle(listener);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("server");
+    });
+}
+
 pub async fn serve_on_loopback(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -24,7 +24,7 @@
 mod common;
 
 use common::Backend;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokenmeter::server::cache::Caches;
@@ -343,12 +343,13 @@ async fn main() {
             }
         }
     };
-    let blocked_send = |base: &String| {
+    // A send with `messages` by a client at its limit, on the server at `base`.
+    let send = |base: &String, messages: Value| {
         let (c, b) = (clients.clone(), base.clone());
+        let body = json!({"model": "demo", "messages": messages});
         move |i: usize| {
-            let (c, b) = (c.clone(), b.clone());
+            let (c, b, body) = (c.clone(), b.clone(), body.clone());
             async move {
-                let body = json!({"model": "demo", "messages": [{"role": "user", "content": "one more, please"}]});
                 let res = c[CLIENTS / 2 + i % (CLIENTS / 2)]
                     .post(format!("{b}/api/chat/completions"))
                     .header("origin", b.as_str())
@@ -360,25 +361,10 @@ async fn main() {
             }
         }
     };
+    let one_more = || json!([{"role": "user", "content": "one more, please"}]);
     // The same POST, refused as invalid (no messages) just before the quota check: all of
     // the send path's cost but the check (a POST with a JSON body costs twice a GET here).
-    let invalid_send = |base: &String| {
-        let (c, b) = (clients.clone(), base.clone());
-        move |i: usize| {
-            let (c, b) = (c.clone(), b.clone());
-            async move {
-                let body = json!({"model": "demo", "messages": []});
-                let res = c[CLIENTS / 2 + i % (CLIENTS / 2)]
-                    .post(format!("{b}/api/chat/completions"))
-                    .header("origin", b.as_str())
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                res.status().as_u16()
-            }
-        }
-    };
+    let nothing = || json!([]);
     let (s, ids) = (state.clone(), std::sync::Arc::new(ids));
     let admission = move |i: usize| {
         let (s, ids) = (s.clone(), ids.clone());
@@ -397,11 +383,11 @@ async fn main() {
         load(&mut all[0], get(b, "/healthz"), 200).await;
         load(&mut all[1], get(b, "/api/auth/me"), 200).await;
         load(&mut all[2], get(b, "/api/profile/usage"), 200).await;
-        load(&mut all[3], blocked_send(b), 429).await;
-        load(&mut all[4], invalid_send(b), 400).await;
+        load(&mut all[3], send(b, one_more()), 429).await;
+        load(&mut all[4], send(b, nothing()), 400).await;
         load(&mut all[5], get(u, "/api/auth/me"), 200).await;
         load(&mut all[6], get(u, "/api/profile/usage"), 200).await;
-        load(&mut all[7], blocked_send(u), 429).await;
+        load(&mut all[7], send(u, one_more()), 429).await;
         load(&mut all[8], admission.clone(), 200).await;
     }
     let [healthz, me, usage, blocked, invalid, me_u, usage_u, blocked_u, admission] =

@@ -21,6 +21,7 @@
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_macros)]
+#[macro_use]
 mod common;
 
 use common::Backend;
@@ -40,16 +41,10 @@ const SLICE: Duration = Duration::from_millis(500);
 const ROUNDS: u32 = 16;
 
 async fn exec(db: &Db, sql: &str) {
-    match db {
-        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
+    with_pool!(db, |p| sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(p)
+        .await
+        .map(|_| ()))
     .unwrap_or_else(|e| panic!("{e}: {sql}"));
 }
 
@@ -130,16 +125,10 @@ async fn populate(db: &Db) {
 
 async fn count(db: &Db, table: &str) -> i64 {
     let sql = format!("select count(*) from {table}");
-    match db {
-        Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(p)
-            .await
-            .unwrap(),
-        Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(p)
-            .await
-            .unwrap(),
-    }
+    with_pool!(db, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(p)
+        .await
+        .unwrap())
 }
 
 struct Figures {

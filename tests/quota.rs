@@ -7,31 +7,18 @@ mod common;
 use common::{assert_error, my_id, usage_days, Backend, TestApp};
 use serde_json::{json, Value};
 use tokenmeter::server::cache::{changed, Change};
-use tokenmeter::server::db::Db;
 use uuid::Uuid;
 
 const PRO: &str = "afdcac68-a1ab-52f6-b371-b4a3489815e1";
 
-/// Sets a user's personal limit straight in the database (the admin API comes later).
+/// Sets a user's personal limit, as an admin does.
 async fn set_limit(app: &TestApp, user: Uuid, limit: i64) {
-    let sql = "update users set token_limit_override = $1 where id = $2";
-    match &app.db {
-        Db::Sqlite(p) => sqlx::query(sql)
-            .bind(limit)
-            .bind(user)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Db::Postgres(p) => sqlx::query(sql)
-            .bind(limit)
-            .bind(user)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
-    .unwrap();
-    // Written behind the server's back: say so, as the app's own writes do.
-    changed(&app.state, Change::Usage(user)).await;
+    let admin = app.admin().await;
+    let path = format!("/api/admin/users/{user}");
+    let (status, body) = app
+        .patch(&admin, &path, json!({"token_limit_override": limit}))
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Records `tokens` of today's usage for the user, as earlier chats would have.
@@ -45,36 +32,26 @@ async fn use_tokens(app: &TestApp, user: Uuid, tokens: i64) {
                    tokens_used = usage_history.tokens_used + excluded.tokens_used,
                    completion_tokens = usage_history.completion_tokens + excluded.tokens_used,
                    requests_count = usage_history.requests_count + 1";
-    match &app.db {
-        Db::Sqlite(p) => sqlx::query(sql)
-            .bind(Uuid::new_v4())
-            .bind(user)
-            .bind(today)
-            .bind(tokens)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Db::Postgres(p) => sqlx::query(sql)
-            .bind(Uuid::new_v4())
-            .bind(user)
-            .bind(today)
-            .bind(tokens)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
+    with_pool!(&app.db, |p| sqlx::query(sql)
+        .bind(Uuid::new_v4())
+        .bind(user)
+        .bind(today)
+        .bind(tokens)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ()))
     .unwrap();
+    // Written behind the server's back: say so, as the app's own writes do.
     changed(&app.state, Change::Usage(user)).await;
 }
 
 async fn reservations(app: &TestApp) -> i64 {
     let sql = "select count(*) from quota_reservations";
-    match &app.db {
-        Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
-        Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
-    }
+    with_pool!(&app.db, |p| sqlx::query_scalar(sql)
+        .fetch_one(p)
+        .await
+        .unwrap())
 }
 
 async fn usage(app: &TestApp, client: &reqwest::Client) -> Value {

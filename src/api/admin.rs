@@ -89,5 +89,8 @@ pub async fn admin_save_plan(
         sort_order,
         is_default,
     };
-    Ok(crate::server::quota::save_plan(&state, id, input).await?)
+    Ok(match id {
+        None => crate::server::quota::create_plan(&state, input).await?,
+        Some(id) => crate::server::quota::update_plan(&state, id, |_| input).await?,
+    })
 }

@@ -100,7 +100,10 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    fn get<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         map.get(key)
             .filter(|(_, until)| Instant::now() < *until)
@@ -179,7 +182,7 @@ impl Caches {
             return None;
         }
         self.sessions
-            .get(&id_hash.to_string())
+            .get(id_hash)
             .filter(|s| s.expires_at > now)
             .map(|s| s.user)
     }

@@ -34,12 +34,6 @@ fn plan_dto(plan: &plans::PlanRow) -> PlanDto {
     }
 }
 
-async fn user_plan(state: &AppState, user_id: Uuid) -> Result<plans::UserPlanRow> {
-    plans::for_user(&state.db, user_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("user").into())
-}
-
 /// The user's plan, override and sums of `period`: from the cache, else in one query (one
 /// index entry per day read).
 async fn period_usage(
@@ -232,20 +226,41 @@ fn check_plan(input: &PlanInput) -> Result<String> {
     Ok(name.to_string())
 }
 
-/// Creates a plan (`id` = `None`) or replaces one's fields. A taken name is 409; unknown id 404.
-pub async fn save_plan(state: &AppState, id: Option<Uuid>, input: PlanInput) -> Result<PlanDto> {
-    let name = check_plan(&input)?;
-    if let Some(id) = id {
-        let current = plans::find(&state.db, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("plan"))?;
-        if current.is_default && !input.is_default {
-            return Err(AppError::conflict(
-                "a plan stays the default until another plan is made the default",
-            )
-            .into());
-        }
+/// Creates a plan. A taken name is 409.
+pub async fn create_plan(state: &AppState, input: PlanInput) -> Result<PlanDto> {
+    store_plan(state, None, input).await
+}
+
+/// Changes a plan: `edit` gets its current fields and returns the new ones. Unknown id 404, a
+/// taken name or un-defaulting the default plan 409.
+pub async fn update_plan(
+    state: &AppState,
+    id: Uuid,
+    edit: impl FnOnce(PlanInput) -> PlanInput,
+) -> Result<PlanDto> {
+    let current = plans::find(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("plan"))?;
+    let was_default = current.is_default;
+    let input = edit(PlanInput {
+        name: current.name,
+        monthly_token_limit: current.monthly_token_limit,
+        price_label: current.price_label,
+        description: current.description,
+        sort_order: current.sort_order,
+        is_default: current.is_default,
+    });
+    if was_default && !input.is_default {
+        return Err(AppError::conflict(
+            "a plan stays the default until another plan is made the default",
+        )
+        .into());
     }
+    store_plan(state, Some(id), input).await
+}
+
+async fn store_plan(state: &AppState, id: Option<Uuid>, input: PlanInput) -> Result<PlanDto> {
+    let name = check_plan(&input)?;
     let saved = plans::upsert(
         &state.db,
         id.unwrap_or_else(Uuid::new_v4),
@@ -307,7 +322,7 @@ pub async fn set_user_quota(
 
 /// A user asks for another plan; admins see it on the users page.
 pub async fn request_plan(state: &AppState, user_id: Uuid, plan_id: Uuid) -> Result<()> {
-    let current = user_plan(state, user_id).await?;
+    let current = period_usage(state, user_id, &period(state)).await?.plan;
     if plans::find(&state.db, plan_id).await?.is_none() {
         return Err(AppError::validation(format!("plan_id: no plan has the id {plan_id}")).into());
     }

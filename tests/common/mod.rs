@@ -11,6 +11,18 @@ use std::net::SocketAddr;
 use tokenmeter::server::state::AppState;
 use tokenmeter::server::{config::Config, init_state, router};
 
+/// Runs `$body` with `$pool` bound to the live pool of `$db` (a `Db`), so that a test's SQL
+/// is written once for both backends (the app's own `with_db!` is private to the crate).
+#[allow(unused_macros)]
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            tokenmeter::server::db::Db::Sqlite($pool) => $body,
+            tokenmeter::server::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Runs each listed test on both backends.
 #[allow(unused_macros)]
 macro_rules! on_both_backends {
@@ -289,7 +301,6 @@ pub async fn usage_days(
     .expect("usage rows")
 }
 
-/// Serves a router (a fake upstream) on a free loopback port; returns its address.
 /// Serves the whole app of `state` on `listener`, as `tokenmeter serve` does.
 pub fn serve_app(listener: tokio::net::TcpListener, state: AppState) {
     let app = router(state);
@@ -304,6 +315,7 @@ pub fn serve_app(listener: tokio::net::TcpListener, state: AppState) {
     });
 }
 
+/// Serves a router (a fake upstream) on a free loopback port; returns its address.
 pub async fn serve_on_loopback(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

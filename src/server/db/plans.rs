@@ -45,23 +45,6 @@ pub async fn list(db: &Db) -> Result<Vec<PlanRow>, sqlx::Error> {
     })
 }
 
-/// The user's plan (the default one when they have none) and override; `None` for no user.
-pub async fn for_user(db: &Db, user_id: Uuid) -> Result<Option<UserPlanRow>, sqlx::Error> {
-    with_db!(db, |pool| {
-        sqlx::query_as(
-            "select p.id, p.name, p.monthly_token_limit, p.price_label, p.description,
-                    p.sort_order, p.is_default, p.created_at, p.updated_at,
-                    u.token_limit_override
-             from users u
-             join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
-             where u.id = $1",
-        )
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-    })
-}
-
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<PlanRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(

@@ -124,7 +124,7 @@ pub async fn create_plan(
     AdminUser(_admin): AdminUser,
     ApiJson(body): ApiJson<quota::PlanInput>,
 ) -> ApiResult<PlanDto> {
-    created(quota::save_plan(&state, None, body).await?)
+    created(quota::create_plan(&state, body).await?)
 }
 
 #[derive(Deserialize)]
@@ -147,12 +147,7 @@ pub async fn update_plan(
     ApiJson(body): ApiJson<PlanPatch>,
 ) -> ApiResult<PlanDto> {
     let id = parse_id(&id, "id")?;
-    let current = quota::list_plans(&state)
-        .await?
-        .into_iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| ApiError(AppError::not_found("plan")))?;
-    let input = quota::PlanInput {
+    let plan = quota::update_plan(&state, id, |current| quota::PlanInput {
         name: body.name.unwrap_or(current.name),
         monthly_token_limit: body
             .monthly_token_limit
@@ -161,6 +156,7 @@ pub async fn update_plan(
         description: body.description.unwrap_or(current.description),
         sort_order: body.sort_order.unwrap_or(current.sort_order),
         is_default: body.is_default.unwrap_or(current.is_default),
-    };
-    ok(quota::save_plan(&state, Some(id), input).await?)
+    })
+    .await?;
+    ok(plan)
 }

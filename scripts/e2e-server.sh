@@ -15,6 +15,8 @@ export TOKENMETER_ADMIN_EMAIL=admin@example.com
 export TOKENMETER_ADMIN_PASSWORD=admin-password-1
 export LEPTOS_SITE_ROOT="$root/target/site"
 export RUST_LOG=${RUST_LOG:-warn}
+# Not UTC, so that the pages show they use the configured zone (+05:30, no summer time).
+export TOKENMETER_TIMEZONE=${TOKENMETER_TIMEZONE:-Asia/Kolkata}
 # The demo model streams at a pace a test can watch and stop.
 export TOKENMETER_DEMO_DELAY_MS=${TOKENMETER_DEMO_DELAY_MS:-20}
 "$bin" serve

@@ -9,6 +9,7 @@ use crate::ui::layout::{Footer, TopBar};
 use crate::ui::pages::{HomePage, NotFoundPage};
 use crate::ui::profile::{AccountTab, ProfilePage, TokensTab};
 use crate::ui::quota::{provide_usage, PricingPage, UsageBanner};
+use crate::ui::time::{zone_name, DisplayZone};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -24,6 +25,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <meta name="tm-user" content=signed_in_user_json()/>
+                <meta name="tm-timezone" content=crate::ui::time::zone_name()/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -100,6 +102,7 @@ pub fn App() -> impl IntoView {
         logout,
     });
     provide_usage();
+    provide_context(DisplayZone(zone_name()));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/tokenmeter.css"/>

@@ -149,3 +149,28 @@ test('changing the password: the old one stops working, the new one works', asyn
   await expect(page.getByRole('alert')).toHaveText('wrong email or password');
   await logIn(page, email, 'brand-new-pass');
 });
+
+test('times are shown in the configured zone, the same from the server and from the browser', async ({ page }) => {
+  await signUp(page, uniqueEmail('zone'));
+  // Rendered by the server (sign-up ends in a full page load).
+  const since = page.getByTestId('member-since');
+  await expect(since).toHaveText(/^\d{4}-\d\d-\d\d \d\d:\d\d \+05:30$/);
+  const fromServer = (await since.textContent())!;
+  const me = await (await page.request.get('/api/auth/me')).json();
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', {
+      timeZone: 'Asia/Kolkata', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+      hour: '2-digit', minute: '2-digit',
+    }).formatToParts(new Date(me.data.created_at)).map((p) => [p.type, p.value]),
+  );
+  expect(fromServer).toBe(`${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} +05:30`);
+
+  // Rendered by the browser: to the tokens tab and back without a page load.
+  const tabs = page.getByRole('navigation', { name: 'Profile' });
+  await tabs.getByRole('link', { name: 'API tokens' }).click();
+  await page.getByLabel('Name').fill('zone check');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByTestId('token-list')).toContainText(/created \d{4}-\d\d-\d\d \d\d:\d\d \+05:30 · last used never/);
+  await tabs.getByRole('link', { name: 'Account' }).click();
+  await expect(page.getByTestId('member-since')).toHaveText(fromServer);
+});

@@ -58,11 +58,6 @@ pub struct UserCountsDto {
     pub disabled: i64,
 }
 
-/// Formats a UTC time for people: `2026-11-28 14:05 UTC`.
-pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 /// Server-side helpers for the server functions: the state, the request, and the two checks
 /// every server function starts with.
 #[cfg(feature = "ssr")]

@@ -8,3 +8,4 @@ pub mod numbers;
 pub mod period;
 pub mod quota;
 pub mod sse;
+pub mod time;

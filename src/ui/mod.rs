@@ -8,3 +8,4 @@ pub mod layout;
 pub mod pages;
 pub mod profile;
 pub mod quota;
+pub mod time;

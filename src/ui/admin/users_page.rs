@@ -4,7 +4,6 @@
 use crate::api::admin::{
     admin_list_users, AdminCreateUser, AdminSetDisabled, AdminSetLimit, AdminSetPlan, AdminSetRole,
 };
-use crate::api::format_time;
 use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::app::use_session;
 use crate::domain::account::{Role, MIN_PASSWORD_LEN};
@@ -12,6 +11,7 @@ use crate::domain::numbers::grouped;
 use crate::ui::common::{
     action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_PRIMARY, CARD, INPUT, LABEL,
 };
+use crate::ui::time::format_time;
 use leptos::prelude::*;
 
 #[component]

@@ -1,12 +1,13 @@
 //! Profile › Account: who you are on this server.
 
 use crate::api::auth::ChangePassword;
-use crate::api::{format_time, UserDto};
+use crate::api::UserDto;
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
 use crate::ui::common::{
     action_error, reset_on_success, ErrorNotice, Field, BTN_PRIMARY, BTN_SECONDARY, CARD,
 };
+use crate::ui::time::format_time;
 use leptos::prelude::*;
 
 #[component]
@@ -33,7 +34,7 @@ fn AccountDetails(user: UserDto) -> impl IntoView {
                 </div>
                 <div>
                     <dt class="text-xs font-medium uppercase tracking-wide text-slate-500">"Member since"</dt>
-                    <dd class="mt-1 text-sm font-medium">{format_time(&user.created_at)}</dd>
+                    <dd class="mt-1 text-sm font-medium" data-testid="member-since">{format_time(&user.created_at)}</dd>
                 </div>
             </dl>
             <div class="mt-6 border-t border-slate-100 pt-6">

@@ -1,11 +1,12 @@
 //! Profile › API tokens: create (the secret is shown once), list and revoke personal tokens.
 
 use crate::api::tokens::{list_api_tokens, CreateApiToken, RevokeApiToken};
-use crate::api::{format_time, ApiTokenDto};
+use crate::api::ApiTokenDto;
 use crate::domain::account::MAX_TOKEN_NAME_LEN;
 use crate::ui::common::{
     action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_DANGER, BTN_PRIMARY, CARD,
 };
+use crate::ui::time::format_time;
 use leptos::prelude::*;
 
 #[component]

@@ -36,7 +36,11 @@ async fn litellm_get(path: &str) -> Value {
         .unwrap()
 }
 
-on_both_backends!(chat_through_litellm_records_what_litellm_reports);
+on_both_backends!(
+    chat_through_litellm_records_what_litellm_reports,
+    a_sync_stores_what_litellm_reports_per_day,
+    in_a_non_utc_zone_a_sync_stores_local_days,
+);
 
 async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
     let (url, key) = peer();
@@ -185,4 +189,180 @@ async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
     }
     let keys = litellm_get(&format!("/key/list?user_id={bob_id}")).await;
     assert_eq!(keys["total_count"], 1, "{keys}");
+}
+
+async fn app_on_peer(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let (url, key) = peer();
+    let mut vars = vec![
+        ("LITELLM_URL", url.as_str()),
+        ("LITELLM_MASTER_KEY", key.as_str()),
+        ("TOKENMETER_SECRET", "integration-test-secret"),
+    ];
+    vars.extend_from_slice(extra);
+    TestApp::start_with(backend, &vars).await
+}
+
+/// Sends `models` one after the other as `client`.
+async fn chat(app: &TestApp, client: &reqwest::Client, models: &[&str]) {
+    for model in models {
+        let (status, body) = app
+            .post(
+                client,
+                "/api/chat/completions",
+                json!({"model": model, "messages": [{"role": "user", "content": "count my tokens"}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Polls a LiteLLM read until `ready` holds (LiteLLM writes its spend a few seconds late).
+async fn litellm_when(path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let body = litellm_get(path).await;
+        if ready(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "LiteLLM never got there: {path}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn nanos(v: &Value) -> i64 {
+    usd_f64_to_nanos(v.as_f64().unwrap()).unwrap()
+}
+
+async fn a_sync_stores_what_litellm_reports_per_day(backend: Backend) {
+    let app = app_on_peer(backend, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    chat(&app, &alice, &["gpt-4o-mini", "claude-mock", "gpt-4o-mini"]).await;
+    let today = chrono::Utc::now().date_naive();
+    let path =
+        format!("/user/daily/activity?user_id={alice_id}&start_date={today}&end_date={today}");
+    let activity = litellm_when(&path, |b| {
+        b["metadata"]["total_successful_requests"].as_i64() == Some(3)
+    })
+    .await;
+
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/admin/users/{alice_id}/usage/sync"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let days = usage_days(&app, alice_id).await;
+    assert_eq!(days.len(), 1, "{days:?}");
+    let day = &days[0];
+    let result = &activity["results"][0];
+    let m = &result["metrics"];
+    assert_eq!(result["date"], today.to_string());
+    assert_eq!(day.tokens_used, m["total_tokens"].as_i64().unwrap());
+    assert_eq!(day.prompt_tokens, m["prompt_tokens"].as_i64().unwrap());
+    assert_eq!(
+        day.completion_tokens,
+        m["completion_tokens"].as_i64().unwrap()
+    );
+    assert_eq!(day.requests_count, 3);
+    assert_eq!(day.cost_nanos, nanos(&m["spend"]));
+    let groups = result["breakdown"]["model_groups"].as_object().unwrap();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for (model, group) in groups {
+        let stored = &day.model_usage.0[model];
+        let g = &group["metrics"];
+        assert_eq!(
+            stored.tokens,
+            g["total_tokens"].as_i64().unwrap(),
+            "{model}"
+        );
+        assert_eq!(
+            stored.requests,
+            g["successful_requests"].as_i64().unwrap(),
+            "{model}"
+        );
+        assert_eq!(stored.cost_nanos, nanos(&g["spend"]), "{model}");
+    }
+    assert_eq!(day.source, "litellm");
+    assert!(!day.drifted, "the app recorded what LiteLLM did");
+
+    // Again: the same rows.
+    let before = format!("{days:?}");
+    app.post(
+        &admin,
+        &format!("/api/admin/users/{alice_id}/usage/sync"),
+        json!({}),
+    )
+    .await;
+    let after = usage_days(&app, alice_id).await;
+    assert_eq!(
+        format!("{after:?}").replace(char::is_whitespace, ""),
+        before.replace(char::is_whitespace, "")
+    );
+}
+
+async fn in_a_non_utc_zone_a_sync_stores_local_days(backend: Backend) {
+    let app = app_on_peer(backend, &[("TOKENMETER_TIMEZONE", "Asia/Kolkata")]).await;
+    let carol = app.signed_up("carol@example.com").await;
+    let carol_id = my_id(&app, &carol).await;
+    chat(&app, &carol, &["claude-mock", "gpt-4o-mini"]).await;
+    let now = chrono::Utc::now();
+    let (from, to) = (
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(1),
+    );
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d%%20%H:%M:%S").to_string();
+    let logs = litellm_when(
+        &format!(
+            "/spend/logs/v2?user_id={carol_id}&start_date={}&end_date={}",
+            fmt(from),
+            fmt(to)
+        ),
+        |b| b["data"].as_array().is_some_and(|d| d.len() == 2),
+    )
+    .await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/admin/users/{carol_id}/usage/sync"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Every request on its local day; the sums equal LiteLLM's logs.
+    let days = usage_days(&app, carol_id).await;
+    let mut want: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
+    for log in logs["data"].as_array().unwrap() {
+        let start: chrono::DateTime<chrono::Utc> =
+            log["startTime"].as_str().unwrap().parse().unwrap();
+        let day = start
+            .with_timezone(&chrono_tz::Asia::Kolkata)
+            .date_naive()
+            .to_string();
+        let e = want.entry(day).or_default();
+        e.0 += log["total_tokens"].as_i64().unwrap();
+        e.1 += 1;
+        e.2 += nanos(&log["spend"]);
+    }
+    let got: std::collections::BTreeMap<String, (i64, i64, i64)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.date.to_string(),
+                (d.tokens_used, d.requests_count, d.cost_nanos),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        days.iter().all(|d| d.source == "litellm" && !d.drifted),
+        "{days:?}"
+    );
 }

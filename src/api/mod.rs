@@ -11,6 +11,7 @@ pub mod chat;
 pub mod error;
 pub mod quota;
 pub mod tokens;
+pub mod usage;
 
 use crate::domain::account::Role;
 use chrono::{DateTime, Utc};

@@ -9,3 +9,4 @@ pub mod period;
 pub mod quota;
 pub mod sse;
 pub mod time;
+pub mod usage;

@@ -74,6 +74,10 @@ pub struct Config {
     pub default_max_output_tokens: i64,
     /// How long a cached session or usage may be kept (zero: no caching).
     pub cache_ttl: std::time::Duration,
+    /// How many days back a user's first usage sync reads from LiteLLM.
+    pub usage_backfill_days: i64,
+    /// How many users a sync of everyone reads from LiteLLM at once.
+    pub usage_sync_concurrency: usize,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tokenmeter.db";
@@ -211,6 +215,9 @@ impl Config {
                 4096,
             )?,
             cache_ttl: std::time::Duration::from_secs(cache_seconds),
+            usage_backfill_days: bounded(&var, "TOKENMETER_USAGE_BACKFILL_DAYS", 90, 1..=3650)?,
+            usage_sync_concurrency: bounded(&var, "TOKENMETER_USAGE_SYNC_CONCURRENCY", 8, 1..=64)?
+                as usize,
         })
     }
 
@@ -231,6 +238,30 @@ fn http_url(name: &str, raw: &str) -> Result<String, String> {
         Err(format!(
             "{name} must start with http:// or https:// (got {raw:?})"
         ))
+    }
+}
+
+/// A whole number within `range`, `default` when unset.
+fn bounded(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "{name} must be a whole number from {} to {} (got {raw:?})",
+                    range.start(),
+                    range.end()
+                )
+            }),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod rest;
 pub mod secret;
 pub mod state;
 pub mod telemetry;
+pub mod usage_sync;
 
 use crate::app::{shell, App};
 use crate::server::config::Config;

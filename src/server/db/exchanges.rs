@@ -97,20 +97,32 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        // Add to the day's totals; the row stays locked until commit, so the per-model JSON
-        // read next cannot be changed by a concurrent exchange in between.
-        let (row_id, Json(mut models)): (Uuid, Json<ModelUsageMap>) = sqlx::query_as(
+        // Add to the day's totals, shown and the app's own; the row stays locked until commit,
+        // so the per-model JSON read next cannot be changed by a concurrent exchange in between.
+        let (row_id, Json(mut models), Json(mut app_models)): (
+            Uuid,
+            Json<ModelUsageMap>,
+            Json<ModelUsageMap>,
+        ) = sqlx::query_as(
             "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
-                 completion_tokens, requests_count, cost_nanos, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8)
+                 completion_tokens, requests_count, cost_nanos, app_tokens_used,
+                 app_prompt_tokens, app_completion_tokens, app_requests_count, app_cost_nanos,
+                 created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, 1, $7, $4, $5, $6, 1, $7, $8, $8)
              on conflict (user_id, date) do update set
                  tokens_used = usage_history.tokens_used + excluded.tokens_used,
                  prompt_tokens = usage_history.prompt_tokens + excluded.prompt_tokens,
                  completion_tokens = usage_history.completion_tokens + excluded.completion_tokens,
                  requests_count = usage_history.requests_count + 1,
                  cost_nanos = usage_history.cost_nanos + excluded.cost_nanos,
+                 app_tokens_used = usage_history.app_tokens_used + excluded.tokens_used,
+                 app_prompt_tokens = usage_history.app_prompt_tokens + excluded.prompt_tokens,
+                 app_completion_tokens =
+                     usage_history.app_completion_tokens + excluded.completion_tokens,
+                 app_requests_count = usage_history.app_requests_count + 1,
+                 app_cost_nanos = usage_history.app_cost_nanos + excluded.cost_nanos,
                  updated_at = excluded.updated_at
-             returning id, model_usage",
+             returning id, model_usage, app_model_usage",
         )
         .bind(Uuid::new_v4())
         .bind(exchange.user_id)
@@ -122,18 +134,23 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        add_model_usage(
-            &mut models,
-            &reply.model,
-            reply.prompt_tokens,
-            reply.completion_tokens,
-            reply.cost_nanos,
-        );
-        sqlx::query("update usage_history set model_usage = $2 where id = $1")
-            .bind(row_id)
-            .bind(Json(&models))
-            .execute(&mut *tx)
-            .await?;
+        for map in [&mut models, &mut app_models] {
+            add_model_usage(
+                map,
+                &reply.model,
+                reply.prompt_tokens,
+                reply.completion_tokens,
+                reply.cost_nanos,
+            );
+        }
+        sqlx::query(
+            "update usage_history set model_usage = $2, app_model_usage = $3 where id = $1",
+        )
+        .bind(row_id)
+        .bind(Json(&models))
+        .bind(Json(&app_models))
+        .execute(&mut *tx)
+        .await?;
         if let Some(reservation) = exchange.reservation {
             sqlx::query("delete from quota_reservations where id = $1")
                 .bind(reservation)

@@ -3,7 +3,8 @@
 
 use super::{with_db, Db};
 use crate::domain::chat::ModelUsageMap;
-use chrono::NaiveDate;
+use crate::domain::usage::{DayUsage, HistoryDay};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -18,6 +19,27 @@ pub struct UsageDayRow {
     pub cost_nanos: i64,
     pub model_usage: Json<ModelUsageMap>,
     pub source: String,
+    pub drifted: bool,
+    /// LiteLLM's tokens at the last sync (`None`: never synced).
+    pub litellm_tokens_used: Option<i64>,
+}
+
+impl From<UsageDayRow> for HistoryDay {
+    fn from(row: UsageDayRow) -> Self {
+        HistoryDay {
+            date: row.date,
+            usage: DayUsage {
+                tokens: row.tokens_used,
+                prompt_tokens: row.prompt_tokens,
+                completion_tokens: row.completion_tokens,
+                requests: row.requests_count,
+                cost_nanos: row.cost_nanos,
+                models: row.model_usage.0,
+            },
+            source: row.source,
+            drifted: row.drifted,
+        }
+    }
 }
 
 /// A user's rows from `from` to `to` (inclusive), oldest first.
@@ -30,7 +52,8 @@ pub async fn list_range(
     with_db!(db, |pool| {
         sqlx::query_as(
             "select user_id, date, tokens_used, prompt_tokens, completion_tokens,
-                    requests_count, cost_nanos, model_usage, source
+                    requests_count, cost_nanos, model_usage, source, drifted,
+                    litellm_tokens_used
              from usage_history where user_id = $1 and date >= $2 and date <= $3
              order by date",
         )
@@ -39,5 +62,148 @@ pub async fn list_range(
         .bind(to)
         .fetch_all(pool)
         .await
+    })
+}
+
+/// LiteLLM's figures for one day, as a sync writes them.
+pub struct SyncedDay<'a> {
+    pub date: NaiveDate,
+    pub usage: &'a DayUsage,
+}
+
+/// Writes a sync of the user's days from `from` to `to` in one transaction: each day LiteLLM
+/// reported and every other stored day of the range, and the user's `usage_synced_at`.
+///
+/// LiteLLM's figures are shown for a day unless the app recorded more tokens than LiteLLM did
+/// (LiteLLM writes its totals a few seconds late, or it missed something): then the app's stay,
+/// so a sync never lowers the usage a quota is checked against below what the app saw. Either
+/// way LiteLLM's figures are kept, and the day is marked drifted when LiteLLM's tokens,
+/// requests or cost differ from the app's by more than 1% of LiteLLM's. The choice is made in
+/// the statement, against the row as it is then, so a reply recorded meanwhile is not lost.
+pub async fn write_sync(
+    db: &Db,
+    user_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+    days: &[SyncedDay<'_>],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        // A write first: PostgreSQL locks the user's row (admissions wait for the sync, and
+        // the other way round), SQLite takes its write lock.
+        sqlx::query("update users set usage_synced_at = $2, usage_sync_error = null where id = $1")
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        for day in days {
+            let u = day.usage;
+            sqlx::query(
+                "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
+                     completion_tokens, requests_count, cost_nanos, model_usage, source,
+                     litellm_tokens_used, litellm_requests_count, litellm_cost_nanos, drifted,
+                     synced_at, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'litellm', $4, $7, $8, $10,
+                         $11, $11, $11)
+                 on conflict (user_id, date) do update set
+                     tokens_used = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then excluded.tokens_used else usage_history.app_tokens_used end,
+                     prompt_tokens = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then excluded.prompt_tokens else usage_history.app_prompt_tokens end,
+                     completion_tokens = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then excluded.completion_tokens else usage_history.app_completion_tokens end,
+                     requests_count = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then excluded.requests_count else usage_history.app_requests_count end,
+                     cost_nanos = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then excluded.cost_nanos else usage_history.app_cost_nanos end,
+                     model_usage = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then excluded.model_usage else usage_history.app_model_usage end,
+                     source = case when excluded.tokens_used >= usage_history.app_tokens_used
+                         then 'litellm' else 'app' end,
+                     litellm_tokens_used = excluded.litellm_tokens_used,
+                     litellm_requests_count = excluded.litellm_requests_count,
+                     litellm_cost_nanos = excluded.litellm_cost_nanos,
+                     drifted = abs(excluded.tokens_used - usage_history.app_tokens_used) * 100
+                                   > excluded.tokens_used
+                               or abs(excluded.requests_count - usage_history.app_requests_count) * 100
+                                   > excluded.requests_count
+                               or abs(excluded.cost_nanos - usage_history.app_cost_nanos) * 100
+                                   > excluded.cost_nanos,
+                     synced_at = excluded.synced_at,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(Uuid::new_v4())
+            .bind(user_id)
+            .bind(day.date)
+            .bind(u.tokens)
+            .bind(u.prompt_tokens)
+            .bind(u.completion_tokens)
+            .bind(u.requests)
+            .bind(u.cost_nanos)
+            .bind(Json(&u.models))
+            // A new row: the app recorded nothing that day.
+            .bind(u.tokens > 0 || u.requests > 0 || u.cost_nanos > 0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Stored days LiteLLM did not report: it saw nothing, the app's figures stay.
+        sqlx::query(
+            "update usage_history set
+                 tokens_used = app_tokens_used, prompt_tokens = app_prompt_tokens,
+                 completion_tokens = app_completion_tokens, requests_count = app_requests_count,
+                 cost_nanos = app_cost_nanos, model_usage = app_model_usage, source = 'app',
+                 litellm_tokens_used = 0, litellm_requests_count = 0, litellm_cost_nanos = 0,
+                 drifted = (app_tokens_used > 0 or app_requests_count > 0 or app_cost_nanos > 0),
+                 synced_at = $4, updated_at = $4
+             where user_id = $1 and date >= $2 and date <= $3
+               and (synced_at is null or synced_at <> $4)",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
+}
+
+/// Records why a user's sync failed (their usage is left as it was).
+pub async fn write_sync_failure(db: &Db, user_id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query("update users set usage_sync_error = $2 where id = $1")
+            .bind(user_id)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(drop)
+    })
+}
+
+/// When a user's usage was last synced, and the last failure since.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SyncState {
+    pub usage_synced_at: Option<DateTime<Utc>>,
+    pub usage_sync_error: Option<String>,
+}
+
+/// `None`: no such user.
+pub async fn find_sync_state(db: &Db, user_id: Uuid) -> Result<Option<SyncState>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as("select usage_synced_at, usage_sync_error from users where id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// The ids of the users a sync of everyone covers: the active ones, oldest first.
+pub async fn list_active_user_ids(db: &Db) -> Result<Vec<Uuid>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_scalar("select id from users where not disabled order by created_at, id")
+            .fetch_all(pool)
+            .await
     })
 }

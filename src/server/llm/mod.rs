@@ -3,6 +3,7 @@
 //! upstream (with `stream_options.include_usage`), so one code path serves the chat page and
 //! both shapes of `POST /api/chat/completions`.
 
+pub mod activity;
 pub mod tokens;
 
 use crate::api::error::{AppError, ErrorCode};

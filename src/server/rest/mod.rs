@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod chat;
 mod profile;
+mod usage;
 
 use crate::api::error::{AppError, ErrorCode};
 use crate::server::error::Error;
@@ -136,6 +137,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/profile/tokens/{id}", delete(profile::revoke_token))
         .route("/api/profile/password", post(profile::change_password))
         .route("/api/profile/usage", get(profile::usage))
+        .route("/api/profile/usage/history", get(usage::own_history))
         .route("/api/profile/plan-request", post(profile::request_plan))
         .route("/api/plans", get(profile::plans))
         .route(
@@ -160,6 +162,11 @@ pub fn routes() -> Router<AppState> {
             get(admin::list_users).post(admin::create_user),
         )
         .route("/api/admin/users/{id}", patch(admin::update_user))
+        .route(
+            "/api/admin/users/{id}/usage/history",
+            get(usage::user_history),
+        )
+        .route("/api/admin/users/{id}/usage/sync", post(usage::sync_user))
         .route(
             "/api/{*rest}",
             get(not_found)

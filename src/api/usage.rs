@@ -1,0 +1,86 @@
+//! Usage history: a user's days (their own, or anyone's for an admin), the totals and the
+//! per-model breakdown, as the Usage tab, the admin user page and the history API see them.
+
+use super::error::AppError;
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// One model's share of a day or of a range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsageDto {
+    pub tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests: i64,
+    /// Exact USD as a decimal string.
+    pub cost: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageDayDto {
+    /// `YYYY-MM-DD`, a day of the configured timezone.
+    pub date: String,
+    pub tokens_used: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests_count: i64,
+    /// Exact USD as a decimal string.
+    pub estimated_cost: String,
+    pub model_usage: BTreeMap<String, ModelUsageDto>,
+    /// `"app"` (recorded by tokenmeter) or `"litellm"` (LiteLLM's figures, from a sync).
+    pub source: String,
+    /// The app's and LiteLLM's figures differed by more than 1% at the last sync.
+    pub drifted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotalsDto {
+    pub tokens_used: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests_count: i64,
+    pub estimated_cost: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageHistoryDto {
+    pub user_id: Uuid,
+    pub days: i64,
+    pub from: String,
+    pub to: String,
+    pub timezone: String,
+    /// Every day of the range, oldest first; days without use are zero.
+    pub daily: Vec<UsageDayDto>,
+    pub totals: UsageTotalsDto,
+    /// The range's usage per model, most tokens first.
+    pub by_model: Vec<(String, ModelUsageDto)>,
+    /// The last successful sync with LiteLLM (`None`: never).
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// Why the last sync since then failed.
+    pub sync_error: Option<String>,
+}
+
+/// The caller's own history of `days` days (1 to 365) ending today.
+#[server(prefix = "/api/fn", endpoint = "get_usage_history")]
+pub async fn get_usage_history(days: i64) -> Result<UsageHistoryDto, AppError> {
+    let (state, me) = super::ssr::require_user().await?;
+    Ok(crate::server::usage_sync::get_user_usage_history(&state, me.user.id, days).await?)
+}
+
+/// Anyone's history, for admins.
+#[server(prefix = "/api/fn", endpoint = "admin_usage_history")]
+pub async fn admin_usage_history(user_id: Uuid, days: i64) -> Result<UsageHistoryDto, AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::usage_sync::get_user_usage_history(&state, user_id, days).await?)
+}
+
+/// Syncs one user's usage from LiteLLM now, for admins; answers with the days written.
+#[server(prefix = "/api/fn", endpoint = "admin_sync_user_usage")]
+pub async fn admin_sync_user_usage(user_id: Uuid) -> Result<i64, AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    let synced = crate::server::usage_sync::sync_user_usage(&state, user_id).await?;
+    Ok(synced.days_reported)
+}

@@ -1,0 +1,111 @@
+//! Usage history over REST: `/api/profile/usage/history` (the caller's), and for admins
+//! `/api/admin/users/{id}/usage/history` and `/api/admin/users/{id}/usage/sync`. Histories
+//! come as JSON or, with `format=csv`, as a CSV download.
+
+use super::{ok, parse_id, ApiError, ApiResult};
+use crate::api::error::AppError;
+use crate::domain::usage::{history_csv, parse_history_days};
+use crate::server::auth::{AdminUser, AuthUser};
+use crate::server::state::AppState;
+use crate::server::usage_sync;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    days: Option<String>,
+    format: Option<String>,
+}
+
+enum Format {
+    Json,
+    Csv,
+}
+
+fn parse_query(
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<(i64, Format), ApiError> {
+    let Query(q) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
+    let days = parse_history_days(q.days.as_deref()).map_err(AppError::validation)?;
+    let format = match q.format.as_deref() {
+        None | Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some(other) => {
+            return Err(ApiError(AppError::validation(format!(
+                "format must be one of: json, csv (got {other:?})"
+            ))))
+        }
+    };
+    Ok((days, format))
+}
+
+async fn history(
+    state: &AppState,
+    user_id: Uuid,
+    days: i64,
+    format: Format,
+) -> Result<Response, ApiError> {
+    match format {
+        Format::Json => {
+            let dto = usage_sync::get_user_usage_history(state, user_id, days).await?;
+            Ok(ok(dto).into_response())
+        }
+        Format::Csv => {
+            let history = usage_sync::history_days(state, user_id, days).await?;
+            let (from, to) = (history.from, history.to);
+            let disposition = format!("attachment; filename=\"usage-{from}-to-{to}.csv\"");
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                history_csv(&history.days),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// `GET /api/profile/usage/history?days=30[&format=csv]`: the caller's days, zero-filled.
+pub async fn own_history(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (days, format) = parse_query(query)?;
+    history(&state, me.user.id, days, format).await
+}
+
+/// `GET /api/admin/users/{id}/usage/history?days=30[&format=csv]`: anyone's, for admins.
+pub async fn user_history(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "user_id")?;
+    let (days, format) = parse_query(query)?;
+    history(&state, id, days, format).await
+}
+
+/// `POST /api/admin/users/{id}/usage/sync`: syncs the user's usage from LiteLLM now.
+pub async fn sync_user(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let id = parse_id(&id, "user_id")?;
+    let synced = usage_sync::sync_user_usage(&state, id).await?;
+    ok(json!({
+        "user_id": id,
+        "from": synced.from.to_string(),
+        "to": synced.to.to_string(),
+        "days_reported": synced.days_reported,
+    }))
+}

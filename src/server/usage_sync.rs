@@ -1,0 +1,259 @@
+//! The usage history and its sync with LiteLLM: LiteLLM sees every request made with a user's
+//! key, so its figures replace the app's own for the days it covers (see
+//! [`db::usage_history::write_sync`] for the rule and the drift mark). Each user's sync is one
+//! ranged read from LiteLLM (all pages) and then one transaction; nothing is written when the
+//! read fails. The job runner calls these too.
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::api::usage::{ModelUsageDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto};
+use crate::domain::chat::ModelUsage;
+use crate::domain::money::decimal_usd;
+use crate::domain::usage::{
+    history_range, sync_range, totals, zero_filled, DayUsage, HistoryDay, HISTORY_DAYS,
+};
+use crate::server::cache::{self, Change};
+use crate::server::db::{self, usage_history};
+use crate::server::error::{Error, Result};
+use crate::server::state::AppState;
+use chrono::NaiveDate;
+use futures_util::stream::{self, StreamExt};
+use uuid::Uuid;
+
+/// Today in the configured timezone.
+pub fn today(state: &AppState) -> NaiveDate {
+    db::now().with_timezone(&state.config.timezone).date_naive()
+}
+
+/// What one user's sync did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserSync {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Days LiteLLM reported use on.
+    pub days_reported: i64,
+}
+
+/// Reads the user's days from `from` to `to` from LiteLLM and writes them in one transaction;
+/// a failed read is recorded on the user and nothing else is written.
+async fn sync_range_of(
+    state: &AppState,
+    user_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<UserSync> {
+    let tz = &state.config.timezone;
+    let days = match state
+        .llm
+        .usage_days(&user_id.to_string(), from, to, tz)
+        .await
+    {
+        Ok(days) => days,
+        Err(e) => {
+            let message = e.to_string();
+            tracing::warn!(%user_id, error = %message, "usage sync failed");
+            usage_history::write_sync_failure(&state.db, user_id, &message).await?;
+            return Err(Error::App(AppError::new(
+                ErrorCode::Upstream,
+                format!("Could not read usage from {message}"),
+            )));
+        }
+    };
+    let synced: Vec<usage_history::SyncedDay> = days
+        .iter()
+        .map(|(date, usage)| usage_history::SyncedDay { date: *date, usage })
+        .collect();
+    usage_history::write_sync(&state.db, user_id, from, to, &synced, db::now()).await?;
+    cache::changed(state, Change::Usage(user_id)).await;
+    Ok(UserSync {
+        from,
+        to,
+        days_reported: synced.len() as i64,
+    })
+}
+
+/// Syncs one day of the user's usage from LiteLLM.
+#[tracing::instrument(skip(state), err)]
+pub async fn aggregate_daily_usage(
+    state: &AppState,
+    user_id: Uuid,
+    date: NaiveDate,
+) -> Result<UserSync> {
+    require_user(state, user_id).await?;
+    sync_range_of(state, user_id, date, date).await
+}
+
+/// Syncs every day missing since the user's last sync (at most the backfill window), and
+/// always yesterday and today, in one ranged read.
+#[tracing::instrument(skip(state), err)]
+pub async fn sync_user_usage(state: &AppState, user_id: Uuid) -> Result<UserSync> {
+    let sync_state = require_user(state, user_id).await?;
+    let last = sync_state
+        .usage_synced_at
+        .map(|t| t.with_timezone(&state.config.timezone).date_naive());
+    let (from, to) = sync_range(today(state), last, state.config.usage_backfill_days);
+    sync_range_of(state, user_id, from, to).await
+}
+
+async fn require_user(state: &AppState, user_id: Uuid) -> Result<usage_history::SyncState> {
+    Ok(usage_history::find_sync_state(&state.db, user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?)
+}
+
+/// How a sync of everyone is going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub done: usize,
+    pub failed: usize,
+    pub total: usize,
+}
+
+/// The end of a sync of everyone: the failures, user by user.
+#[derive(Clone, Debug, Default)]
+pub struct SyncReport {
+    pub users: usize,
+    pub days_reported: i64,
+    pub failures: Vec<(Uuid, String)>,
+}
+
+/// Syncs every active user, `TOKENMETER_USAGE_SYNC_CONCURRENCY` at a time. A user's failure is
+/// recorded on them and in the report; the others go on. `progress` hears of every user done.
+#[tracing::instrument(skip_all, err)]
+pub async fn sync_all_users_usage(
+    state: &AppState,
+    progress: &(dyn Fn(SyncProgress) + Send + Sync),
+) -> Result<SyncReport> {
+    let ids = usage_history::list_active_user_ids(&state.db).await?;
+    let total = ids.len();
+    let mut report = SyncReport {
+        users: total,
+        ..SyncReport::default()
+    };
+    let mut results = stream::iter(ids)
+        .map(|id| async move { (id, sync_user_usage(state, id).await) })
+        .buffer_unordered(state.config.usage_sync_concurrency);
+    let mut done = 0;
+    while let Some((id, result)) = results.next().await {
+        done += 1;
+        match result {
+            Ok(synced) => report.days_reported += synced.days_reported,
+            Err(e) => report.failures.push((id, AppError::from(e).message)),
+        }
+        progress(SyncProgress {
+            done,
+            failed: report.failures.len(),
+            total,
+        });
+    }
+    tracing::info!(
+        users = total,
+        failed = report.failures.len(),
+        days = report.days_reported,
+        "usage sync of all users done"
+    );
+    Ok(report)
+}
+
+fn model_dto(usage: &ModelUsage) -> ModelUsageDto {
+    ModelUsageDto {
+        tokens: usage.tokens,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        requests: usage.requests,
+        cost: decimal_usd(usage.cost_nanos),
+    }
+}
+
+fn day_dto(day: &HistoryDay) -> UsageDayDto {
+    let u = &day.usage;
+    UsageDayDto {
+        date: day.date.to_string(),
+        tokens_used: u.tokens,
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        requests_count: u.requests,
+        estimated_cost: decimal_usd(u.cost_nanos),
+        model_usage: u
+            .models
+            .iter()
+            .map(|(m, x)| (m.clone(), model_dto(x)))
+            .collect(),
+        source: day.source.clone(),
+        drifted: day.drifted,
+    }
+}
+
+pub fn totals_dto(sum: &DayUsage) -> UsageTotalsDto {
+    UsageTotalsDto {
+        tokens_used: sum.tokens,
+        prompt_tokens: sum.prompt_tokens,
+        completion_tokens: sum.completion_tokens,
+        requests_count: sum.requests,
+        estimated_cost: decimal_usd(sum.cost_nanos),
+    }
+}
+
+/// The user's models over a range, most tokens first.
+pub fn by_model_dto(sum: &DayUsage) -> Vec<(String, ModelUsageDto)> {
+    let mut models: Vec<_> = sum.models.iter().collect();
+    models.sort_by(|a, b| b.1.tokens.cmp(&a.1.tokens).then(a.0.cmp(b.0)));
+    models
+        .into_iter()
+        .map(|(m, u)| (m.clone(), model_dto(u)))
+        .collect()
+}
+
+/// A user's stored days of a range, zero-filled, and their sync state.
+pub struct History {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub days: Vec<HistoryDay>,
+    pub sync: usage_history::SyncState,
+}
+
+/// The user's days of the `days` days (1 to 365) ending today, from the local table, every
+/// day present (also for the CSV download).
+pub async fn history_days(state: &AppState, user_id: Uuid, days: i64) -> Result<History> {
+    if !HISTORY_DAYS.contains(&days) {
+        return Err(AppError::validation(format!(
+            "days must be a whole number from {} to {} (got {days})",
+            HISTORY_DAYS.start(),
+            HISTORY_DAYS.end()
+        ))
+        .into());
+    }
+    let sync = require_user(state, user_id).await?;
+    let (from, to) = history_range(today(state), days);
+    let rows = usage_history::list_range(&state.db, user_id, from, to).await?;
+    let stored = rows.into_iter().map(HistoryDay::from).collect();
+    Ok(History {
+        from,
+        to,
+        days: zero_filled(stored, from, to),
+        sync,
+    })
+}
+
+/// The user's usage of the `days` days (1 to 365) ending today: every day, the totals and
+/// the per-model breakdown.
+#[tracing::instrument(skip(state), err)]
+pub async fn get_user_usage_history(
+    state: &AppState,
+    user_id: Uuid,
+    days: i64,
+) -> Result<UsageHistoryDto> {
+    let history = history_days(state, user_id, days).await?;
+    let sum = totals(history.days.iter().map(|d| &d.usage));
+    Ok(UsageHistoryDto {
+        user_id,
+        days,
+        from: history.from.to_string(),
+        to: history.to.to_string(),
+        timezone: state.config.timezone.name().to_string(),
+        daily: history.days.iter().map(day_dto).collect(),
+        totals: totals_dto(&sum),
+        by_model: by_model_dto(&sum),
+        last_synced_at: history.sync.usage_synced_at,
+        sync_error: history.sync.usage_sync_error,
+    })
+}

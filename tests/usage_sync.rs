@@ -1,0 +1,690 @@
+//! The usage sync and the history API against a fake LiteLLM on a loopback port: the rule for
+//! LiteLLM's figures against the app's, drift, pagination, idempotence, the backfill window, a
+//! non-UTC timezone (read from the spend logs), and the faults the real proxy will not produce
+//! on demand (down, slow, 500, 401, garbage, a page missing) — each a clear error that writes
+//! nothing. The real proxy is in `tests/litellm.rs`.
+
+#[macro_use]
+mod common;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Duration, NaiveDate, Utc};
+use common::{assert_error, my_id, usage_days, Backend, TestApp};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokenmeter::server::db::usage_history::UsageDayRow;
+use tokenmeter::server::usage_sync;
+use uuid::Uuid;
+
+const MASTER: &str = "Bearer sk-master";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Slow,
+    Status(u16),
+    Garbage,
+    PageMissing,
+}
+
+#[derive(Default)]
+struct Fake {
+    /// Daily-activity records per LiteLLM user id (one record = one "row" of a page).
+    records: HashMap<String, Vec<Value>>,
+    /// Spend logs per user id.
+    logs: HashMap<String, Vec<Value>>,
+    rows_per_page: Option<usize>,
+    fault: Option<Fault>,
+    /// Users whose reads fail with a 500.
+    failing: Vec<String>,
+    /// Every usage read: path and query.
+    reads: Vec<(String, HashMap<String, String>)>,
+    keys: usize,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+/// A daily-activity record: one model's use on one day.
+fn record(
+    date: NaiveDate,
+    model: &str,
+    prompt: i64,
+    completion: i64,
+    requests: i64,
+    spend: f64,
+) -> Value {
+    let metrics = json!({
+        "spend": spend, "prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion, "successful_requests": requests,
+        "failed_requests": 0, "api_requests": requests,
+    });
+    json!({
+        "date": date.to_string(),
+        "metrics": metrics,
+        "breakdown": {"models": {}, "model_groups": {model: {"metrics": metrics}}},
+    })
+}
+
+fn spend_log(start: &str, model: &str, prompt: i64, completion: i64, spend: f64) -> Value {
+    json!({
+        "request_id": Uuid::new_v4().to_string(), "status": "success", "startTime": start,
+        "model_group": model, "model": format!("provider/{model}"), "spend": spend,
+        "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+    })
+}
+
+fn page_of<T: Clone>(rows: &[T], page: usize, per_page: usize) -> (Vec<T>, usize) {
+    let pages = rows.len().div_ceil(per_page).max(1);
+    let start = (page - 1) * per_page;
+    (
+        rows.iter().skip(start).take(per_page).cloned().collect(),
+        pages,
+    )
+}
+
+async fn usage_read(
+    fake: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(Vec<Value>, usize, usize), Response> {
+    assert_eq!(
+        headers.get("authorization").and_then(|v| v.to_str().ok()),
+        Some(MASTER),
+        "usage is read with the master key"
+    );
+    let page: usize = q["page"].parse().unwrap();
+    let (fault, failing) = {
+        let mut f = fake.lock().unwrap();
+        f.reads.push((path.to_string(), q.clone()));
+        (f.fault, f.failing.contains(&q["user_id"]))
+    };
+    let status = |code: u16, message: &str| {
+        (
+            StatusCode::from_u16(code).unwrap(),
+            Json(json!({"error": {"message": message}})),
+        )
+            .into_response()
+    };
+    if failing {
+        return Err(status(500, "boom for this user"));
+    }
+    match fault {
+        Some(Fault::Slow) => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
+        Some(Fault::Status(code)) => return Err(status(code, "the proxy says no")),
+        Some(Fault::Garbage) => {
+            return Err(Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from("{\"results\": [oops"))
+                .unwrap())
+        }
+        Some(Fault::PageMissing) if page == 2 => return Err(status(404, "no such page")),
+        _ => {}
+    }
+    let f = fake.lock().unwrap();
+    let rows = if path.contains("daily") {
+        &f.records
+    } else {
+        &f.logs
+    };
+    let rows = rows.get(&q["user_id"]).cloned().unwrap_or_default();
+    let per_page = f.rows_per_page.unwrap_or(q["page_size"].parse().unwrap());
+    let (rows, pages) = page_of(&rows, page, per_page);
+    Ok((rows, page, pages))
+}
+
+async fn fake_litellm(fake: Shared) -> String {
+    let app = Router::new()
+        .route("/models", get(|| async { Json(json!({"data": [{"id": "gpt-fake"}]})) }))
+        .route("/user/new", post(|| async { Json(json!({"user_id": "x"})) }))
+        .route(
+            "/key/generate",
+            post(|State(fake): State<Shared>| async move {
+                fake.lock().unwrap().keys += 1;
+                Json(json!({"key": "sk-user-key"}))
+            }),
+        )
+        .route(
+            "/chat/completions",
+            post(|| async {
+                let events = [
+                    json!({"choices": [{"index": 0, "delta": {"content": "Hi"}}]}),
+                    json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "cost": 0.0001}}),
+                ];
+                let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+                text.push_str("data: [DONE]\n\n");
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from(text))
+                    .unwrap()
+            }),
+        )
+        .route(
+            "/user/daily/activity",
+            get(|State(fake): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+                match usage_read(&fake, "/user/daily/activity", &headers, &q).await {
+                    Err(response) => response,
+                    Ok((results, page, pages)) => Json(json!({
+                        "results": results,
+                        "metadata": {"page": page, "total_pages": pages, "has_more": page < pages},
+                    }))
+                    .into_response(),
+                }
+            }),
+        )
+        .route(
+            "/spend/logs/v2",
+            get(|State(fake): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+                match usage_read(&fake, "/spend/logs/v2", &headers, &q).await {
+                    Err(response) => response,
+                    Ok((data, page, pages)) => Json(json!({
+                        "data": data, "page": page, "total_pages": pages, "total": 0,
+                    }))
+                    .into_response(),
+                }
+            }),
+        )
+        .with_state(fake);
+    format!("http://{}", common::serve_on_loopback(app).await)
+}
+
+async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Shared) {
+    let fake: Shared = Arc::default();
+    let base = fake_litellm(fake.clone()).await;
+    let mut vars = vec![
+        ("LITELLM_URL", base.as_str()),
+        ("LITELLM_MASTER_KEY", "sk-master"),
+        ("TOKENMETER_LLM_TIMEOUT_SECONDS", "1"),
+    ];
+    vars.extend_from_slice(extra);
+    (TestApp::start_with(backend, &vars).await, fake)
+}
+
+/// Signs a user up and has them chat once through the app (10 + 5 tokens, $0.0001).
+async fn user_who_chatted(app: &TestApp, email: &str) -> (reqwest::Client, Uuid) {
+    let client = app.signed_up(email).await;
+    let (status, body) = app
+        .post(
+            &client,
+            "/api/chat/completions",
+            json!({"model": "gpt-fake", "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = my_id(app, &client).await;
+    (client, id)
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// The stored rows without the times a sync stamps.
+fn figures(rows: &[UsageDayRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{} {} {}/{} {} {} {:?} {} {} {:?}",
+                r.date,
+                r.tokens_used,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.requests_count,
+                r.cost_nanos,
+                r.model_usage.0,
+                r.source,
+                r.drifted,
+                r.litellm_tokens_used
+            )
+        })
+        .collect()
+}
+
+async fn sync(app: &TestApp, admin: &reqwest::Client, user: Uuid) -> (u16, Value) {
+    app.post(
+        admin,
+        &format!("/api/admin/users/{user}/usage/sync"),
+        json!({}),
+    )
+    .await
+}
+
+async fn litellm_figures_replace_the_apps_and_a_second_sync_changes_nothing(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
+    let admin = app.admin().await;
+    let yesterday = today() - Duration::days(1);
+    fake.lock().unwrap().records.insert(
+        id.to_string(),
+        vec![
+            // Today: what the app saw, in LiteLLM's words.
+            record(today(), "gpt-fake", 10, 5, 1, 0.0001),
+            // Yesterday: use the app never saw (the key used elsewhere).
+            record(yesterday, "gpt-fake", 60, 40, 2, 0.002),
+        ],
+    );
+    let (status, body) = sync(&app, &admin, id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["days_reported"], 2);
+    // A first sync covers the whole backfill window, in one read.
+    assert_eq!(
+        body["data"]["from"],
+        (today() - Duration::days(89)).to_string()
+    );
+    {
+        let f = fake.lock().unwrap();
+        assert_eq!(f.reads.len(), 1, "{:?}", f.reads);
+        assert_eq!(f.reads[0].0, "/user/daily/activity");
+        assert_eq!(
+            f.reads[0].1["start_date"],
+            (today() - Duration::days(89)).to_string()
+        );
+        assert_eq!(f.reads[0].1["end_date"], today().to_string());
+    }
+    let rows = usage_days(&app, id).await;
+    assert_eq!(rows.len(), 2);
+    let (y, t) = (&rows[0], &rows[1]);
+    assert_eq!(
+        (y.tokens_used, y.requests_count, y.cost_nanos),
+        (100, 2, 2_000_000)
+    );
+    assert_eq!(
+        (y.source.as_str(), y.drifted),
+        ("litellm", true),
+        "the app saw none of it"
+    );
+    assert_eq!(y.model_usage.0["gpt-fake"].tokens, 100);
+    assert_eq!(
+        (t.tokens_used, t.requests_count, t.cost_nanos),
+        (15, 1, 100_000)
+    );
+    assert_eq!((t.source.as_str(), t.drifted), ("litellm", false));
+
+    // The quota sees the synced days at once (the cached usage was dropped).
+    let (_, usage) = app.get(&alice, "/api/profile/usage").await;
+    let in_period = if yesterday.format("%Y-%m").to_string() == today().format("%Y-%m").to_string()
+    {
+        115
+    } else {
+        15
+    };
+    assert_eq!(usage["data"]["tokens_used"], in_period, "{usage}");
+
+    let before = figures(&rows);
+    let (status, body) = sync(&app, &admin, id).await;
+    assert_eq!(status, 200, "{body}");
+    // The next sync reads from yesterday only.
+    assert_eq!(body["data"]["from"], yesterday.to_string());
+    assert_eq!(
+        figures(&usage_days(&app, id).await),
+        before,
+        "a second sync changes nothing"
+    );
+
+    // The history says when it was synced.
+    let (status, history) = app.get(&alice, "/api/profile/usage/history?days=7").await;
+    assert_eq!(status, 200, "{history}");
+    let h = &history["data"];
+    assert_eq!(h["daily"].as_array().unwrap().len(), 7);
+    assert_eq!(h["totals"]["tokens_used"], 115);
+    assert_eq!(h["totals"]["requests_count"], 3);
+    assert_eq!(h["totals"]["estimated_cost"], "0.0021");
+    assert_eq!(h["daily"][5]["date"], yesterday.to_string());
+    assert_eq!(h["daily"][5]["drifted"], true);
+    assert_eq!(h["daily"][5]["model_usage"]["gpt-fake"]["cost"], "0.002");
+    assert_eq!(h["daily"][0]["tokens_used"], 0, "days without use are zero");
+    assert_eq!(h["by_model"][0][0], "gpt-fake");
+    assert!(h["last_synced_at"].is_string(), "{h}");
+    assert!(h["sync_error"].is_null());
+}
+
+async fn when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
+    let admin = app.admin().await;
+    // LiteLLM has not written the request yet.
+    let (status, body) = sync(&app, &admin, id).await;
+    assert_eq!(status, 200, "{body}");
+    let rows = usage_days(&app, id).await;
+    assert_eq!((rows[0].tokens_used, rows[0].requests_count), (15, 1));
+    assert_eq!((rows[0].source.as_str(), rows[0].drifted), ("app", true));
+    assert_eq!(rows[0].litellm_tokens_used, Some(0));
+
+    // Now it has, within 1%: LiteLLM's figures, no drift.
+    fake.lock().unwrap().records.insert(
+        id.to_string(),
+        vec![record(today(), "gpt-fake", 10, 5, 1, 0.0001)],
+    );
+    sync(&app, &admin, id).await;
+    let rows = usage_days(&app, id).await;
+    assert_eq!(
+        (rows[0].source.as_str(), rows[0].drifted),
+        ("litellm", false)
+    );
+
+    // Fewer tokens than the app recorded: the app's figures stay, marked.
+    fake.lock().unwrap().records.insert(
+        id.to_string(),
+        vec![record(today(), "gpt-fake", 5, 4, 1, 0.0001)],
+    );
+    sync(&app, &admin, id).await;
+    let rows = usage_days(&app, id).await;
+    assert_eq!(rows[0].tokens_used, 15);
+    assert_eq!((rows[0].source.as_str(), rows[0].drifted), ("app", true));
+    assert_eq!(rows[0].litellm_tokens_used, Some(9));
+
+    // A reply after the sync adds to the shown figures and the app's own.
+    let (status, _) = app
+        .post(
+            &alice,
+            "/api/chat/completions",
+            json!({"model": "gpt-fake", "messages": [{"role": "user", "content": "again"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let rows = usage_days(&app, id).await;
+    assert_eq!((rows[0].tokens_used, rows[0].requests_count), (30, 2));
+}
+
+async fn a_day_split_over_pages_adds_up(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    let admin = app.admin().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let id = my_id(&app, &alice).await;
+    {
+        let mut f = fake.lock().unwrap();
+        f.rows_per_page = Some(1);
+        f.records.insert(
+            id.to_string(),
+            vec![
+                record(today(), "gpt-fake", 10, 5, 1, 0.000_1),
+                record(today(), "claude-fake", 20, 10, 2, 0.000_3),
+                record(today() - Duration::days(3), "gpt-fake", 1, 1, 1, 0.000_001),
+            ],
+        );
+    }
+    let (status, body) = sync(&app, &admin, id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fake.lock().unwrap().reads.len(), 3, "one read per page");
+    let rows = usage_days(&app, id).await;
+    assert_eq!(rows.len(), 2);
+    let t = &rows[1];
+    assert_eq!(
+        (t.tokens_used, t.prompt_tokens, t.completion_tokens),
+        (45, 30, 15)
+    );
+    assert_eq!((t.requests_count, t.cost_nanos), (3, 400_000));
+    assert_eq!(t.model_usage.0.len(), 2);
+    assert_eq!(t.model_usage.0["claude-fake"].requests, 2);
+}
+
+async fn faults_are_clear_errors_and_write_nothing(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
+    let admin = app.admin().await;
+    {
+        let mut f = fake.lock().unwrap();
+        f.rows_per_page = Some(1);
+        f.records.insert(
+            id.to_string(),
+            vec![
+                record(today(), "gpt-fake", 100, 50, 3, 0.01),
+                record(today() - Duration::days(1), "gpt-fake", 1, 1, 1, 0.0),
+            ],
+        );
+    }
+    let before = figures(&usage_days(&app, id).await);
+    for (fault, want) in [
+        (Fault::Slow, "within 1 s"),
+        (Fault::Status(500), "HTTP 500"),
+        (Fault::Status(401), "HTTP 401"),
+        (Fault::Garbage, "unreadable answer"),
+        (Fault::PageMissing, "(page 2): HTTP 404"),
+    ] {
+        fake.lock().unwrap().fault = Some(fault);
+        let (status, body) = sync(&app, &admin, id).await;
+        let message = assert_error(status, &body, 502, "upstream");
+        assert!(message.contains(want), "{fault:?}: {message}");
+        assert!(message.contains("/user/daily/activity"), "{message}");
+        assert_eq!(
+            figures(&usage_days(&app, id).await),
+            before,
+            "{fault:?} wrote something"
+        );
+        let (_, history) = app.get(&alice, "/api/profile/usage/history?days=1").await;
+        assert!(history["data"]["last_synced_at"].is_null(), "{fault:?}");
+        let error = history["data"]["sync_error"].as_str().unwrap_or_default();
+        assert!(error.contains(want), "{fault:?}: recorded {error:?}");
+    }
+    // And down: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = TestApp::start_with(
+        backend,
+        &[
+            ("LITELLM_URL", &format!("http://{closed}")),
+            ("LITELLM_MASTER_KEY", "sk-master"),
+        ],
+    )
+    .await;
+    let down_admin = down.admin().await;
+    let bob = down.signed_up("bob@example.com").await;
+    let bob_id = my_id(&down, &bob).await;
+    let (status, body) = sync(&down, &down_admin, bob_id).await;
+    let message = assert_error(status, &body, 502, "upstream");
+    assert!(message.contains("cannot reach"), "{message}");
+
+    // Healthy again: the sync goes through.
+    fake.lock().unwrap().fault = None;
+    let (status, body) = sync(&app, &admin, id).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, history) = app.get(&alice, "/api/profile/usage/history?days=1").await;
+    assert!(history["data"]["sync_error"].is_null());
+    assert_eq!(history["data"]["totals"]["tokens_used"], 150);
+}
+
+async fn a_sync_of_everyone_goes_on_past_a_failure(backend: Backend) {
+    let (app, fake) = start(backend, &[("TOKENMETER_USAGE_SYNC_CONCURRENCY", "2")]).await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let client = app.signed_up(&format!("{name}@example.com")).await;
+        ids.push(my_id(&app, &client).await);
+    }
+    {
+        let mut f = fake.lock().unwrap();
+        for id in &ids {
+            f.records.insert(
+                id.to_string(),
+                vec![record(today(), "gpt-fake", 7, 3, 1, 0.0)],
+            );
+        }
+        f.failing.push(ids[1].to_string());
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let report =
+        usage_sync::sync_all_users_usage(&app.state, &move |p| log.lock().unwrap().push(p))
+            .await
+            .unwrap();
+    // The admin counts too (an active user), with nothing to report.
+    assert_eq!(report.users, 4);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].0, ids[1]);
+    assert!(
+        report.failures[0].1.contains("HTTP 500"),
+        "{:?}",
+        report.failures
+    );
+    assert_eq!(report.days_reported, 2);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|p| p.done).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert!(seen.iter().all(|p| p.total == 4));
+    assert_eq!(seen.last().unwrap().failed, 1);
+    assert_eq!(usage_days(&app, ids[0]).await[0].tokens_used, 10);
+    assert!(usage_days(&app, ids[1]).await.is_empty());
+    assert_eq!(usage_days(&app, ids[2]).await[0].tokens_used, 10);
+}
+
+async fn in_a_non_utc_zone_days_come_from_the_spend_logs(backend: Backend) {
+    let (app, fake) = start(backend, &[("TOKENMETER_TIMEZONE", "Asia/Kolkata")]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let id = my_id(&app, &alice).await;
+    let admin = app.admin().await;
+    let local_today = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .date_naive();
+    let yesterday = local_today - Duration::days(1);
+    // 18:29:59 UTC is still the day before in Kolkata; 18:30:00 is the next day's midnight.
+    let at = |day: NaiveDate, time: &str| format!("{day}T{time}+00:00");
+    {
+        let mut f = fake.lock().unwrap();
+        f.rows_per_page = Some(2);
+        f.logs.insert(
+            id.to_string(),
+            vec![
+                spend_log(
+                    &at(yesterday - Duration::days(1), "18:29:59"),
+                    "gpt-fake",
+                    1,
+                    1,
+                    0.0,
+                ),
+                spend_log(
+                    &at(yesterday - Duration::days(1), "18:30:00"),
+                    "gpt-fake",
+                    10,
+                    10,
+                    0.001,
+                ),
+                spend_log(
+                    &at(local_today - Duration::days(1), "04:00:00"),
+                    "claude-fake",
+                    5,
+                    5,
+                    0.002,
+                ),
+            ],
+        );
+    }
+    let (status, body) = sync(&app, &admin, id).await;
+    assert_eq!(status, 200, "{body}");
+    {
+        let f = fake.lock().unwrap();
+        assert_eq!(f.reads.len(), 2, "two pages");
+        let q = &f.reads[0].1;
+        assert_eq!(f.reads[0].0, "/spend/logs/v2");
+        // The range is whole local days, in UTC.
+        let first = local_today - Duration::days(89);
+        assert_eq!(
+            q["start_date"],
+            format!("{} 18:30:00", first - Duration::days(1))
+        );
+        assert_eq!(q["end_date"], format!("{} 18:30:00", local_today));
+    }
+    let rows = usage_days(&app, id).await;
+    let by_day: HashMap<String, i64> = rows
+        .iter()
+        .map(|r| (r.date.to_string(), r.tokens_used))
+        .collect();
+    assert_eq!(by_day[&(yesterday - Duration::days(1)).to_string()], 2);
+    assert_eq!(by_day[&yesterday.to_string()], 30, "{by_day:?}");
+    assert_eq!(rows.len(), 2);
+    let y = rows.iter().find(|r| r.date == yesterday).unwrap();
+    assert_eq!(y.cost_nanos, 3_000_000);
+    assert_eq!(y.model_usage.0.len(), 2);
+}
+
+async fn the_history_api_checks_its_input_and_its_caller(backend: Backend) {
+    let (app, _fake) = start(backend, &[]).await;
+    let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
+    let bob = app.signed_up("bob@example.com").await;
+    let admin = app.admin().await;
+    for days in ["0", "366", "-3", "abc", "1.5"] {
+        let (status, body) = app
+            .get(&alice, &format!("/api/profile/usage/history?days={days}"))
+            .await;
+        let message = assert_error(status, &body, 400, "validation");
+        assert!(message.contains("from 1 to 365"), "{message}");
+    }
+    let (status, body) = app
+        .get(&alice, "/api/profile/usage/history?format=xml")
+        .await;
+    let message = assert_error(status, &body, 400, "validation");
+    assert!(message.contains("json, csv"), "{message}");
+    let (status, body) = app.get(&alice, "/api/profile/usage/history?dayz=3").await;
+    assert_error(status, &body, 400, "validation");
+
+    // Default 30 days, one of them today's chat.
+    let (status, body) = app.get(&alice, "/api/profile/usage/history").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["days"], 30);
+    assert_eq!(body["data"]["daily"].as_array().unwrap().len(), 30);
+    assert_eq!(body["data"]["to"], today().to_string());
+    assert_eq!(body["data"]["daily"][29]["tokens_used"], 15);
+    assert_eq!(body["data"]["daily"][29]["source"], "app");
+
+    // Someone else's history: admins only.
+    let path = format!("/api/admin/users/{id}/usage/history?days=365");
+    let (status, body) = app.get(&bob, &path).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = app.get(&app.client(), &path).await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = app.get(&admin, &path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["daily"].as_array().unwrap().len(), 365);
+    assert_eq!(body["data"]["totals"]["tokens_used"], 15);
+    let (status, body) = app
+        .get(
+            &admin,
+            &format!("/api/admin/users/{}/usage/history", Uuid::new_v4()),
+        )
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.get(&admin, "/api/admin/users/nope/usage/history").await;
+    let message = assert_error(status, &body, 400, "validation");
+    assert!(message.contains("user_id"), "{message}");
+    let (status, body) = sync(&app, &bob, id).await;
+    assert_error(status, &body, 403, "forbidden");
+
+    // CSV.
+    let res = alice
+        .get(app.url("/api/profile/usage/history?days=2&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"usage-"),
+        "{disposition}"
+    );
+    let text = res.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("date,tokens_used,"));
+    assert_eq!(lines[2], format!("{},15,10,5,1,0.0001,app,false", today()));
+}
+
+on_both_backends!(
+    litellm_figures_replace_the_apps_and_a_second_sync_changes_nothing,
+    when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts,
+    a_day_split_over_pages_adds_up,
+    faults_are_clear_errors_and_write_nothing,
+    a_sync_of_everyone_goes_on_past_a_failure,
+    in_a_non_utc_zone_days_come_from_the_spend_logs,
+    the_history_api_checks_its_input_and_its_caller,
+);

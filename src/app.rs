@@ -2,12 +2,14 @@
 
 use crate::api::auth::{Login, Logout, Signup};
 use crate::api::UserDto;
-use crate::ui::admin::{AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsersPage};
+use crate::ui::admin::{
+    AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUserDetailPage, AdminUsersPage,
+};
 use crate::ui::auth::{LoginPage, SignupPage};
 use crate::ui::chat::ChatPage;
 use crate::ui::layout::{Footer, TopBar};
 use crate::ui::pages::{HomePage, NotFoundPage};
-use crate::ui::profile::{AccountTab, ProfilePage, TokensTab};
+use crate::ui::profile::{AccountTab, ProfilePage, TokensTab, UsageTab};
 use crate::ui::quota::{provide_usage, PricingPage, UsageBanner};
 use crate::ui::time::{zone_name, DisplayZone};
 use leptos::prelude::*;
@@ -125,11 +127,13 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("pricing") view=PricingPage/>
                         <ParentRoute path=path!("profile") view=ProfilePage>
                             <Route path=path!("") view=AccountTab/>
+                            <Route path=path!("usage") view=UsageTab/>
                             <Route path=path!("tokens") view=TokensTab/>
                         </ParentRoute>
                         <ParentRoute path=path!("admin") view=AdminLayout>
                             <Route path=path!("") view=AdminOverviewPage/>
                             <Route path=path!("users") view=AdminUsersPage/>
+                            <Route path=path!("users/:id") view=AdminUserDetailPage/>
                             <Route path=path!("plans") view=AdminPlansPage/>
                         </ParentRoute>
                     </Routes>

@@ -48,6 +48,7 @@ pub struct UsageTotalsDto {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageHistoryDto {
     pub user_id: Uuid,
+    pub email: String,
     pub days: i64,
     pub from: String,
     pub to: String,
@@ -75,6 +76,13 @@ pub async fn get_usage_history(days: i64) -> Result<UsageHistoryDto, AppError> {
 pub async fn admin_usage_history(user_id: Uuid, days: i64) -> Result<UsageHistoryDto, AppError> {
     let (state, _admin) = super::ssr::require_admin().await?;
     Ok(crate::server::usage_sync::get_user_usage_history(&state, user_id, days).await?)
+}
+
+/// Anyone's usage in the current quota period, for admins.
+#[server(prefix = "/api/fn", endpoint = "admin_user_usage")]
+pub async fn admin_user_usage(user_id: Uuid) -> Result<super::quota::UsageDto, AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::quota::usage(&state, user_id).await?)
 }
 
 /// Syncs one user's usage from LiteLLM now, for admins; answers with the days written.

@@ -41,6 +41,13 @@ async fn sync_range_of(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<UserSync> {
+    if state.llm.kind() != "litellm" {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "Usage is synced from LiteLLM, and no LiteLLM proxy is configured (LITELLM_URL).",
+        )
+        .into());
+    }
     let tz = &state.config.timezone;
     let days = match state
         .llm
@@ -246,6 +253,7 @@ pub async fn get_user_usage_history(
     let sum = totals(history.days.iter().map(|d| &d.usage));
     Ok(UsageHistoryDto {
         user_id,
+        email: history.sync.email.clone(),
         days,
         from: history.from.to_string(),
         to: history.to.to_string(),

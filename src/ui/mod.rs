@@ -9,3 +9,4 @@ pub mod pages;
 pub mod profile;
 pub mod quota;
 pub mod time;
+pub mod usage;

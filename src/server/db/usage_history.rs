@@ -185,6 +185,7 @@ pub async fn write_sync_failure(db: &Db, user_id: Uuid, error: &str) -> Result<(
 /// When a user's usage was last synced, and the last failure since.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SyncState {
+    pub email: String,
     pub usage_synced_at: Option<DateTime<Utc>>,
     pub usage_sync_error: Option<String>,
 }
@@ -192,7 +193,7 @@ pub struct SyncState {
 /// `None`: no such user.
 pub async fn find_sync_state(db: &Db, user_id: Uuid) -> Result<Option<SyncState>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as("select usage_synced_at, usage_sync_error from users where id = $1")
+        sqlx::query_as("select email, usage_synced_at, usage_sync_error from users where id = $1")
             .bind(user_id)
             .fetch_optional(pool)
             .await

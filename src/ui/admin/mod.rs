@@ -2,10 +2,12 @@
 
 mod admin_sidebar;
 mod plans_page;
+mod user_detail_page;
 mod users_page;
 
 pub use admin_sidebar::AdminSidebar;
 pub use plans_page::AdminPlansPage;
+pub use user_detail_page::AdminUserDetailPage;
 pub use users_page::AdminUsersPage;
 
 use crate::api::admin::admin_user_counts;

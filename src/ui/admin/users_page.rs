@@ -137,7 +137,7 @@ fn UserRow(
         <tr>
             <td class="max-w-64 px-4 py-3">
                 <p class="break-all font-medium">
-                    {user.email.clone()}
+                    <a class="text-indigo-700 hover:underline" href=format!("/admin/users/{id}") data-testid="user-detail-link">{user.email.clone()}</a>
                     {is_me.then(|| view! { <span class="ml-2 inline-block break-normal rounded bg-slate-100 px-1.5 py-0.5 text-xs text-slate-600">"you"</span> })}
                 </p>
                 <p class="mt-1 flex flex-wrap items-center gap-x-2 gap-y-1 text-xs text-slate-500">

@@ -1,10 +1,12 @@
-//! The profile page and its tabs (Account, API tokens).
+//! The profile page and its tabs (Account, Usage, API tokens).
 
 mod account_tab;
 mod tokens_tab;
+mod usage_tab;
 
 pub use account_tab::AccountTab;
 pub use tokens_tab::TokensTab;
+pub use usage_tab::UsageTab;
 
 use crate::api::UserDto;
 use crate::ui::common::RequireUser;
@@ -24,6 +26,7 @@ pub fn ProfilePage() -> impl IntoView {
                 <p class="mt-1 text-sm text-slate-600">{user.email}</p>
                 <nav aria-label="Profile" class="mt-6 flex gap-6 overflow-x-auto border-b border-slate-200">
                     <A href="/profile" exact=true attr:class=TAB>"Account"</A>
+                    <A href="/profile/usage" attr:class=TAB>"Usage"</A>
                     <A href="/profile/tokens" attr:class=TAB>"API tokens"</A>
                 </nav>
                 <div class="mt-6"><Outlet/></div>

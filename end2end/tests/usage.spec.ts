@@ -1,0 +1,133 @@
+import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, open, signUp, snap, uniqueEmail } from './helpers';
+
+async function adminApi(baseURL: string): Promise<APIRequestContext> {
+  const api = await request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL } });
+  const res = await api.post('/api/auth/login', { data: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+  expect(res.status()).toBe(200);
+  return api;
+}
+
+/** Signs up and chats `times` times with the demo model; returns the id and today's tokens. */
+async function userWhoChatted(page: Page, baseURL: string, times: number) {
+  const email = uniqueEmail('usage');
+  await signUp(page, email);
+  for (let i = 0; i < times; i++) {
+    const sent = await page.request.post('/api/chat/completions', {
+      headers: { Origin: baseURL },
+      data: { model: 'demo', messages: [{ role: 'user', content: `question number ${i}` }] },
+    });
+    expect(sent.status()).toBe(200);
+  }
+  const me = await (await page.request.get('/api/auth/me')).json();
+  const history = await (await page.request.get('/api/profile/usage/history?days=30')).json();
+  const today = history.data.daily[29];
+  return { email, id: me.data.id as string, today };
+}
+
+const grouped = (n: number) => n.toLocaleString('en-US');
+
+test('the Usage tab charts the days; metrics switch; the tooltip has the exact values', async ({ page, baseURL }) => {
+  const { today } = await userWhoChatted(page, baseURL!, 2);
+  expect(today.requests_count).toBe(2);
+  await open(page, '/profile/usage');
+  const chart = page.getByTestId('usage-chart');
+  const bars = chart.getByTestId('usage-bar');
+  await expect(bars).toHaveCount(30);
+  const last = bars.last();
+  await expect(last).toHaveAttribute('data-date', today.date);
+  await expect(last).toHaveAttribute('data-value', String(today.tokens_used));
+  await expect(page.getByTestId('usage-totals')).toContainText(grouped(today.tokens_used));
+  await expect(page.getByTestId('usage-models')).toContainText('demo');
+  await expect(page.getByTestId('quota-card')).toContainText('Free plan');
+
+  // Hover: the exact values.
+  await last.hover();
+  const tooltip = page.getByTestId('usage-chart-tooltip');
+  await expect(tooltip).toContainText(today.date);
+  await expect(tooltip).toContainText(`${grouped(today.tokens_used)} tokens`);
+  await expect(tooltip).toContainText('2 requests');
+  await snap(page, 'usage-tab-tooltip');
+
+  // Requests: the bars change.
+  await chart.getByTestId('metric-requests').click();
+  await expect(chart).toHaveAttribute('data-metric', 'requests');
+  await expect(last).toHaveAttribute('data-value', '2');
+  await expect(page.getByTestId('usage-chart-max')).toHaveText('2 requests');
+  await chart.getByTestId('metric-cost').click();
+  await expect(last).toHaveAttribute('data-value', '0');
+
+  // Keyboard: the chart is one tab stop; arrows move between days, each with its tooltip.
+  await chart.getByTestId('metric-tokens').click();
+  await page.mouse.move(0, 0);
+  await last.focus();
+  await expect(tooltip).toContainText(today.date);
+  await page.keyboard.press('ArrowLeft');
+  const before = await bars.nth(28).getAttribute('data-date');
+  await expect(bars.nth(28)).toBeFocused();
+  await expect(tooltip).toContainText(before!);
+  await expect(tooltip).toContainText('0 tokens');
+  await page.keyboard.press('Home');
+  await expect(bars.first()).toBeFocused();
+
+  // The table says the same.
+  await page.getByText('Show as a table').click();
+  const row = page.getByTestId('usage-table').getByRole('row', { name: new RegExp(today.date) });
+  await expect(row).toContainText(grouped(today.tokens_used));
+
+  // Other ranges.
+  await page.getByTestId('range-7').click();
+  await expect(bars).toHaveCount(7);
+  await expect(page.getByTestId('usage-csv')).toHaveAttribute('href', '/api/profile/usage/history?days=7&format=csv');
+});
+
+test('a user without use sees the empty state; the tab fits 375 px', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  await signUp(page, uniqueEmail('empty'));
+  await open(page, '/profile/usage');
+  await expect(page.getByTestId('usage-chart-empty')).toHaveText('No usage in these 30 days yet.');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await snap(page, 'usage-tab-empty-375');
+});
+
+test('the chart is readable at 375 px', async ({ page, baseURL }) => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  await userWhoChatted(page, baseURL!, 1);
+  await open(page, '/profile/usage');
+  await expect(page.getByTestId('usage-bar')).toHaveCount(30);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await page.getByTestId('usage-bar').last().hover();
+  const box = await page.getByTestId('usage-chart-tooltip').boundingBox();
+  expect(box!.x).toBeGreaterThanOrEqual(0);
+  expect(box!.x + box!.width).toBeLessThanOrEqual(375);
+  await snap(page, 'usage-tab-375');
+});
+
+test("an admin opens another user's history; a user cannot", async ({ page, baseURL, browser }) => {
+  const { email, id, today } = await userWhoChatted(page, baseURL!, 1);
+  // The user: the admin page and the admin API are closed to them.
+  const denied = await page.request.get(`/api/admin/users/${id}/usage/history`);
+  expect(denied.status()).toBe(403);
+  await open(page, `/admin/users/${id}`);
+  await expect(page.getByTestId('usage-chart')).toHaveCount(0);
+
+  const adminPage = await browser.newPage();
+  await open(adminPage, '/login');
+  await adminPage.getByLabel('Email').fill(ADMIN_EMAIL);
+  await adminPage.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await adminPage.getByRole('button', { name: 'Log in' }).click();
+  await expect(adminPage).toHaveURL(/\/profile$/);
+  await open(adminPage, '/admin/users');
+  await adminPage.getByRole('link', { name: email }).click();
+  await expect(adminPage).toHaveURL(new RegExp(`/admin/users/${id}$`));
+  await expect(adminPage.getByTestId('user-detail-email')).toHaveText(email);
+  await expect(adminPage.getByTestId('usage-bar').last()).toHaveAttribute('data-value', String(today.tokens_used));
+  await expect(adminPage.getByTestId('quota-card')).toContainText(grouped(today.tokens_used));
+  // No LiteLLM behind this server: Sync says so.
+  await adminPage.getByTestId('sync-now').click();
+  await expect(adminPage.getByText('no LiteLLM proxy is configured')).toBeVisible();
+  await snap(adminPage, 'admin-user-detail');
+  await adminPage.close();
+});

@@ -3,7 +3,8 @@
 use crate::api::auth::{Login, Logout, Signup};
 use crate::api::UserDto;
 use crate::ui::admin::{
-    AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUserDetailPage, AdminUsersPage,
+    AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsagePage, AdminUserDetailPage,
+    AdminUsersPage,
 };
 use crate::ui::auth::{LoginPage, SignupPage};
 use crate::ui::chat::ChatPage;
@@ -134,6 +135,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("") view=AdminOverviewPage/>
                             <Route path=path!("users") view=AdminUsersPage/>
                             <Route path=path!("users/:id") view=AdminUserDetailPage/>
+                            <Route path=path!("usage") view=AdminUsagePage/>
                             <Route path=path!("plans") view=AdminPlansPage/>
                         </ParentRoute>
                     </Routes>

@@ -679,7 +679,101 @@ async fn the_history_api_checks_its_input_and_its_caller(backend: Backend) {
     assert_eq!(lines[2], format!("{},15,10,5,1,0.0001,app,false", today()));
 }
 
+async fn admin_analytics_add_up_everyone(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    let (alice, alice_id) = user_who_chatted(&app, "alice@example.com").await;
+    let (_bob, bob_id) = user_who_chatted(&app, "bob@example.com").await;
+    app.post(
+        &alice,
+        "/api/chat/completions",
+        json!({"model": "gpt-fake", "messages": [{"role": "user", "content": "more"}]}),
+    )
+    .await;
+    let admin = app.admin().await;
+    // Bob used another model yesterday, through LiteLLM only.
+    let yesterday = today() - Duration::days(1);
+    fake.lock().unwrap().records.insert(
+        bob_id.to_string(),
+        vec![
+            record(today(), "gpt-fake", 10, 5, 1, 0.0001),
+            record(yesterday, "claude-fake", 50, 50, 1, 0.003),
+        ],
+    );
+    let (status, body) = sync(&app, &admin, bob_id).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = app.get(&admin, "/api/admin/usage").await;
+    assert_eq!(status, 200, "{body}");
+    let a = &body["data"];
+    assert_eq!(a["from"], (today() - Duration::days(29)).to_string());
+    assert_eq!(a["daily"].as_array().unwrap().len(), 30);
+    assert_eq!(a["totals"]["tokens_used"], 30 + 15 + 100);
+    assert_eq!(a["totals"]["requests_count"], 4);
+    assert_eq!(a["totals"]["estimated_cost"], "0.0033");
+    assert_eq!(a["daily"][29]["tokens_used"], 45);
+    assert_eq!(a["daily"][28]["tokens_used"], 100);
+    assert_eq!(
+        a["daily"][28]["drifted"], true,
+        "bob's yesterday is LiteLLM's only"
+    );
+    assert_eq!(a["drifted_days"], 1);
+    assert_eq!(a["top_users"][0]["email"], "bob@example.com");
+    assert_eq!(a["top_users"][0]["tokens_used"], 115);
+    assert_eq!(a["top_users"][1]["user_id"], alice_id.to_string());
+    assert_eq!(a["top_users"][1]["tokens_used"], 30);
+    assert_eq!(a["top_users"].as_array().unwrap().len(), 2);
+    assert_eq!(a["by_model"][0][0], "claude-fake");
+    assert_eq!(a["by_model"][0][1]["tokens"], 100);
+    assert_eq!(a["by_model"][0][1]["cost"], "0.003");
+    assert_eq!(a["by_model"][1][0], "gpt-fake");
+    assert_eq!(a["by_model"][1][1]["tokens"], 45);
+    assert_eq!(a["by_model"][1][1]["requests"], 3);
+
+    // Today only.
+    let path = format!("/api/admin/usage?from={0}&to={0}", today());
+    let (_, body) = app.get(&admin, &path).await;
+    assert_eq!(body["data"]["totals"]["tokens_used"], 45);
+    assert_eq!(body["data"]["daily"].as_array().unwrap().len(), 1);
+
+    for (query, want) in [
+        ("from=2026-11-29&to=2026-11-28", "must not be after"),
+        ("from=yesterday", "from must be a date"),
+        ("from=2020-01-01&to=2026-01-01", "at most 366 days"),
+        ("format=pdf", "json, csv"),
+        ("user=1", "unknown field"),
+    ] {
+        let (status, body) = app.get(&admin, &format!("/api/admin/usage?{query}")).await;
+        let message = assert_error(status, &body, 400, "validation");
+        assert!(message.contains(want), "{query}: {message}");
+    }
+    let (status, body) = app.get(&alice, "/api/admin/usage").await;
+    assert_error(status, &body, 403, "forbidden");
+
+    let res = admin
+        .get(app.url(&format!(
+            "/api/admin/usage?from={yesterday}&to={}&format=csv",
+            today()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("date,email,"));
+    assert_eq!(
+        lines[1],
+        format!("{yesterday},bob@example.com,100,50,50,1,0.003,litellm,true")
+    );
+    assert_eq!(
+        lines[2],
+        format!("{},alice@example.com,30,20,10,2,0.0002,app,false", today())
+    );
+}
+
 on_both_backends!(
+    admin_analytics_add_up_everyone,
     litellm_figures_replace_the_apps_and_a_second_sync_changes_nothing,
     when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts,
     a_day_split_over_pages_adds_up,

@@ -131,3 +131,45 @@ test("an admin opens another user's history; a user cannot", async ({ page, base
   await snap(adminPage, 'admin-user-detail');
   await adminPage.close();
 });
+
+test('admins see everyone on /admin/usage, over a range they pick', async ({ page, baseURL, browser }) => {
+  const { email, today } = await userWhoChatted(page, baseURL!, 3);
+  const adminPage = await browser.newPage();
+  await open(adminPage, '/login');
+  await adminPage.getByLabel('Email').fill(ADMIN_EMAIL);
+  await adminPage.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await adminPage.getByRole('button', { name: 'Log in' }).click();
+  await expect(adminPage).toHaveURL(/\/profile$/);
+  await open(adminPage, '/admin/usage');
+  const bars = adminPage.getByTestId('usage-bar');
+  await expect(bars).toHaveCount(30);
+  // Everyone's today is at least this user's.
+  const todayAll = Number(await bars.last().getAttribute('data-value'));
+  expect(todayAll).toBeGreaterThanOrEqual(today.tokens_used);
+  await expect(adminPage.getByTestId('top-users')).toContainText(email);
+  await expect(adminPage.getByTestId('usage-models')).toContainText('demo');
+  await expect(adminPage.getByLabel('To', { exact: true })).toHaveValue(today.date);
+  await snap(adminPage, 'admin-usage');
+
+  await adminPage.getByTestId('preset-7').click();
+  await expect(bars).toHaveCount(7);
+  // A range of its own: the two days before today and today.
+  const to = new Date(`${today.date}T00:00:00Z`);
+  const day = (n: number) => new Date(to.getTime() - n * 86400000).toISOString().slice(0, 10);
+  await adminPage.getByLabel('From', { exact: true }).fill(day(2));
+  await adminPage.getByRole('button', { name: 'Show' }).click();
+  await expect(bars).toHaveCount(3);
+  await expect(bars.last()).toHaveAttribute('data-date', today.date);
+  await expect(adminPage.getByTestId('usage-csv')).toHaveAttribute('href', `/api/admin/usage?from=${day(2)}&to=${today.date}&format=csv`);
+  // Days before anyone used anything: the empty state.
+  await adminPage.getByLabel('From', { exact: true }).fill(day(3));
+  await adminPage.getByLabel('To', { exact: true }).fill(day(1));
+  await adminPage.getByRole('button', { name: 'Show' }).click();
+  await expect(adminPage.getByText(`Everyone, ${day(3)} to ${day(1)}`)).toBeVisible();
+  // A backwards range: the server says what is wrong.
+  await adminPage.getByLabel('From', { exact: true }).fill(day(1));
+  await adminPage.getByLabel('To', { exact: true }).fill(day(3));
+  await adminPage.getByRole('button', { name: 'Show' }).click();
+  await expect(adminPage.getByText('must not be after')).toBeVisible();
+  await adminPage.close();
+});

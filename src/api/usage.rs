@@ -4,6 +4,7 @@
 use super::error::AppError;
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -91,4 +92,41 @@ pub async fn admin_sync_user_usage(user_id: Uuid) -> Result<i64, AppError> {
     let (state, _admin) = super::ssr::require_admin().await?;
     let synced = crate::server::usage_sync::sync_user_usage(&state, user_id).await?;
     Ok(synced.days_reported)
+}
+
+/// A user among the heaviest in a range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUserDto {
+    pub user_id: Uuid,
+    pub email: String,
+    pub tokens_used: i64,
+    pub requests_count: i64,
+    pub estimated_cost: String,
+}
+
+/// Everyone's usage over a range, for `/admin/usage`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageAnalyticsDto {
+    pub from: String,
+    pub to: String,
+    pub timezone: String,
+    pub totals: UsageTotalsDto,
+    /// Everyone's days, every day of the range (`drifted`: some user's day is).
+    pub daily: Vec<UsageDayDto>,
+    /// The ten users with the most tokens.
+    pub top_users: Vec<TopUserDto>,
+    pub by_model: Vec<(String, ModelUsageDto)>,
+    /// User-days marked drifted in the range.
+    pub drifted_days: i64,
+}
+
+/// Everyone's usage from `from` to `to` (`YYYY-MM-DD`, the last 30 days when absent), for
+/// admins.
+#[server(prefix = "/api/fn", endpoint = "admin_usage_analytics", input = Json)]
+pub async fn admin_usage_analytics(
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<UsageAnalyticsDto, AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::usage_sync::usage_analytics(&state, from.as_deref(), to.as_deref()).await?)
 }

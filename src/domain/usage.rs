@@ -110,6 +110,40 @@ pub fn history_range(today: NaiveDate, days: i64) -> (NaiveDate, NaiveDate) {
     (today - Duration::days(days - 1), today)
 }
 
+/// The longest range the usage analytics cover, in days.
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+/// A `from`/`to` pair of `YYYY-MM-DD` days (both inclusive) for the usage analytics: the last
+/// 30 days when both are absent, `from` at most `MAX_RANGE_DAYS` before `to`.
+pub fn parse_day_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), String> {
+    let day = |name: &str, raw: &str| {
+        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+            .map_err(|_| format!("{name} must be a date as YYYY-MM-DD (got {raw:?})"))
+    };
+    let to = match to {
+        Some(raw) => day("to", raw)?,
+        None => today,
+    };
+    let from = match from {
+        Some(raw) => day("from", raw)?,
+        None => to - Duration::days(29),
+    };
+    if from > to {
+        return Err(format!("from ({from}) must not be after to ({to})"));
+    }
+    if (to - from).num_days() + 1 > MAX_RANGE_DAYS {
+        return Err(format!(
+            "the range may span at most {MAX_RANGE_DAYS} days (got {} days)",
+            (to - from).num_days() + 1
+        ));
+    }
+    Ok((from, to))
+}
+
 /// One day of a history as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistoryDay {
@@ -310,6 +344,36 @@ mod tests {
             (14, 9, 3, 35)
         );
         assert_eq!(sum.models["gpt"].requests, 2);
+    }
+
+    #[test]
+    fn analytics_ranges_are_checked() {
+        let today = day("2026-11-28");
+        let ok = |f: Option<&str>, t: Option<&str>| parse_day_range(f, t, today);
+        assert_eq!(ok(None, None), Ok((day("2026-10-30"), today)));
+        assert_eq!(
+            ok(Some("2026-11-01"), Some("2026-11-30")),
+            Ok((day("2026-11-01"), day("2026-11-30")))
+        );
+        assert_eq!(
+            ok(None, Some("2026-01-30")),
+            Ok((day("2026-01-01"), day("2026-01-30")))
+        );
+        assert_eq!(ok(Some("2026-11-28"), None), Ok((today, today)));
+        // 366 days is the most.
+        assert!(ok(Some("2025-11-28"), Some("2026-11-28")).is_ok());
+        assert!(ok(Some("2025-11-27"), Some("2026-11-28"))
+            .unwrap_err()
+            .contains("at most 366"));
+        assert!(ok(Some("2026-11-29"), Some("2026-11-28"))
+            .unwrap_err()
+            .contains("must not be after"));
+        assert!(ok(Some("28/11/2026"), None)
+            .unwrap_err()
+            .contains("from must be a date"));
+        assert!(ok(None, Some("tomorrow"))
+            .unwrap_err()
+            .contains("to must be a date"));
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! read fails. The job runner calls these too.
 
 use crate::api::error::{AppError, ErrorCode};
-use crate::api::usage::{ModelUsageDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto};
+use crate::api::usage::{
+    ModelUsageDto, TopUserDto, UsageAnalyticsDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto,
+};
 use crate::domain::chat::ModelUsage;
 use crate::domain::money::decimal_usd;
 use crate::domain::usage::{
-    history_range, sync_range, totals, zero_filled, DayUsage, HistoryDay, HISTORY_DAYS,
+    csv_field, history_range, parse_day_range, sync_range, totals, zero_filled, DayUsage,
+    HistoryDay, HISTORY_DAYS,
 };
 use crate::server::cache::{self, Change};
 use crate::server::db::{self, usage_history};
@@ -264,4 +267,99 @@ pub async fn get_user_usage_history(
         last_synced_at: history.sync.usage_synced_at,
         sync_error: history.sync.usage_sync_error,
     })
+}
+
+/// Everyone's usage from `from` to `to` (both `YYYY-MM-DD`; the last 30 days when absent):
+/// totals, every day, the top ten users and the models.
+#[tracing::instrument(skip(state), err)]
+pub async fn usage_analytics(
+    state: &AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<UsageAnalyticsDto> {
+    let (from, to) = parse_day_range(from, to, today(state)).map_err(AppError::validation)?;
+    let (daily, top, models) = tokio::try_join!(
+        usage_history::list_daily_totals(&state.db, from, to),
+        usage_history::list_top_users(&state.db, from, to, 10),
+        usage_history::list_model_totals(&state.db, from, to),
+    )?;
+    let drifted_days = daily.iter().map(|d| d.drifted).sum();
+    let stored = daily
+        .into_iter()
+        .map(|d| HistoryDay {
+            date: d.date,
+            usage: DayUsage {
+                tokens: d.tokens_used,
+                prompt_tokens: d.prompt_tokens,
+                completion_tokens: d.completion_tokens,
+                requests: d.requests_count,
+                cost_nanos: d.cost_nanos,
+                models: Default::default(),
+            },
+            source: "app".into(),
+            drifted: d.drifted > 0,
+        })
+        .collect();
+    let days = zero_filled(stored, from, to);
+    let sum = totals(days.iter().map(|d| &d.usage));
+    Ok(UsageAnalyticsDto {
+        from: from.to_string(),
+        to: to.to_string(),
+        timezone: state.config.timezone.name().to_string(),
+        totals: totals_dto(&sum),
+        daily: days.iter().map(day_dto).collect(),
+        top_users: top
+            .into_iter()
+            .map(|u| TopUserDto {
+                user_id: u.user_id,
+                email: u.email,
+                tokens_used: u.tokens_used,
+                requests_count: u.requests_count,
+                estimated_cost: decimal_usd(u.cost_nanos),
+            })
+            .collect(),
+        by_model: models
+            .into_iter()
+            .map(|m| {
+                let usage = ModelUsage {
+                    tokens: m.tokens,
+                    prompt_tokens: m.prompt_tokens,
+                    completion_tokens: m.completion_tokens,
+                    requests: m.requests,
+                    cost_nanos: m.cost_nanos,
+                    unpriced: false,
+                };
+                (m.model, model_dto(&usage))
+            })
+            .collect(),
+        drifted_days,
+    })
+}
+
+/// Every user's days from `from` to `to` as CSV, and the range it covers.
+pub async fn usage_export_csv(
+    state: &AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(NaiveDate, NaiveDate, String)> {
+    let (from, to) = parse_day_range(from, to, today(state)).map_err(AppError::validation)?;
+    let rows = usage_history::list_export(&state.db, from, to).await?;
+    let mut out = String::from(
+        "date,email,tokens_used,prompt_tokens,completion_tokens,requests_count,estimated_cost_usd,source,drifted\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            r.date,
+            csv_field(&r.email),
+            r.tokens_used,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.requests_count,
+            decimal_usd(r.cost_nanos),
+            csv_field(&r.source),
+            r.drifted
+        ));
+    }
+    Ok((from, to, out))
 }

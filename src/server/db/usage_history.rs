@@ -208,3 +208,168 @@ pub async fn list_active_user_ids(db: &Db) -> Result<Vec<Uuid>, sqlx::Error> {
             .await
     })
 }
+
+/// Everyone's usage on one day.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DailyTotalRow {
+    pub date: NaiveDate,
+    pub tokens_used: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests_count: i64,
+    pub cost_nanos: i64,
+    /// Users whose day is marked drifted.
+    pub drifted: i64,
+}
+
+/// Everyone's days from `from` to `to` with any row, oldest first.
+pub async fn list_daily_totals(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyTotalRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select date,
+                    cast(sum(tokens_used) as bigint) as tokens_used,
+                    cast(sum(prompt_tokens) as bigint) as prompt_tokens,
+                    cast(sum(completion_tokens) as bigint) as completion_tokens,
+                    cast(sum(requests_count) as bigint) as requests_count,
+                    cast(sum(cost_nanos) as bigint) as cost_nanos,
+                    cast(sum(case when drifted then 1 else 0 end) as bigint) as drifted
+             from usage_history where date >= $1 and date <= $2
+             group by date order by date",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// A user's sums over a range.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserTotalRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub tokens_used: i64,
+    pub requests_count: i64,
+    pub cost_nanos: i64,
+}
+
+/// The `limit` users with the most tokens from `from` to `to`.
+pub async fn list_top_users(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: i64,
+) -> Result<Vec<UserTotalRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select h.user_id, u.email,
+                    cast(sum(h.tokens_used) as bigint) as tokens_used,
+                    cast(sum(h.requests_count) as bigint) as requests_count,
+                    cast(sum(h.cost_nanos) as bigint) as cost_nanos
+             from usage_history h join users u on u.id = h.user_id
+             where h.date >= $1 and h.date <= $2
+             group by h.user_id, u.email
+             order by tokens_used desc, u.email
+             limit $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// One model's sums over a range.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ModelTotalRow {
+    pub model: String,
+    pub tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests: i64,
+    pub cost_nanos: i64,
+}
+
+/// Everyone's usage per model from `from` to `to`, summed in the database from the per-model
+/// JSON of each day (the one statement written per dialect).
+pub async fn list_model_totals(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<ModelTotalRow>, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "select j.key as model,
+                        cast(sum(json_extract(j.value, '$.tokens')) as integer) as tokens,
+                        cast(sum(json_extract(j.value, '$.prompt_tokens')) as integer) as prompt_tokens,
+                        cast(sum(json_extract(j.value, '$.completion_tokens')) as integer) as completion_tokens,
+                        cast(sum(json_extract(j.value, '$.requests')) as integer) as requests,
+                        cast(sum(json_extract(j.value, '$.cost_nanos')) as integer) as cost_nanos
+                 from usage_history h, json_each(h.model_usage) j
+                 where h.date >= $1 and h.date <= $2
+                 group by j.key order by tokens desc, model",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "select j.key as model,
+                        cast(sum((j.value->>'tokens')::bigint) as bigint) as tokens,
+                        cast(sum((j.value->>'prompt_tokens')::bigint) as bigint) as prompt_tokens,
+                        cast(sum((j.value->>'completion_tokens')::bigint) as bigint) as completion_tokens,
+                        cast(sum((j.value->>'requests')::bigint) as bigint) as requests,
+                        cast(sum((j.value->>'cost_nanos')::bigint) as bigint) as cost_nanos
+                 from usage_history h, jsonb_each(h.model_usage) j
+                 where h.date >= $1 and h.date <= $2
+                 group by j.key order by tokens desc, model",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await
+        }
+    }
+}
+
+/// Every user's day from `from` to `to`, for the CSV export: by day, then e-mail.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ExportRow {
+    pub date: NaiveDate,
+    pub email: String,
+    pub tokens_used: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests_count: i64,
+    pub cost_nanos: i64,
+    pub source: String,
+    pub drifted: bool,
+}
+
+pub async fn list_export(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<ExportRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "select h.date, u.email, h.tokens_used, h.prompt_tokens, h.completion_tokens,
+                    h.requests_count, h.cost_nanos, h.source, h.drifted
+             from usage_history h join users u on u.id = h.user_id
+             where h.date >= $1 and h.date <= $2
+             order by h.date, u.email",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
+    })
+}

@@ -167,6 +167,7 @@ pub fn routes() -> Router<AppState> {
             get(usage::user_history),
         )
         .route("/api/admin/users/{id}/usage/sync", post(usage::sync_user))
+        .route("/api/admin/usage", get(usage::analytics))
         .route(
             "/api/{*rest}",
             get(not_found)

@@ -1,6 +1,7 @@
-//! Usage history over REST: `/api/profile/usage/history` (the caller's), and for admins
-//! `/api/admin/users/{id}/usage/history` and `/api/admin/users/{id}/usage/sync`. Histories
-//! come as JSON or, with `format=csv`, as a CSV download.
+//! Usage over REST: `/api/profile/usage/history` (the caller's), and for admins
+//! `/api/admin/users/{id}/usage/history`, `/api/admin/users/{id}/usage/sync` and
+//! `/api/admin/usage` (everyone). Histories come as JSON or, with `format=csv`, as a CSV
+//! download.
 
 use super::{ok, parse_id, ApiError, ApiResult};
 use crate::api::error::AppError;
@@ -33,16 +34,17 @@ fn parse_query(
 ) -> Result<(i64, Format), ApiError> {
     let Query(q) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
     let days = parse_history_days(q.days.as_deref()).map_err(AppError::validation)?;
-    let format = match q.format.as_deref() {
-        None | Some("json") => Format::Json,
-        Some("csv") => Format::Csv,
-        Some(other) => {
-            return Err(ApiError(AppError::validation(format!(
-                "format must be one of: json, csv (got {other:?})"
-            ))))
-        }
-    };
-    Ok((days, format))
+    Ok((days, parse_format(q.format.as_deref())?))
+}
+
+fn parse_format(raw: Option<&str>) -> Result<Format, ApiError> {
+    match raw {
+        None | Some("json") => Ok(Format::Json),
+        Some("csv") => Ok(Format::Csv),
+        Some(other) => Err(ApiError(AppError::validation(format!(
+            "format must be one of: json, csv (got {other:?})"
+        )))),
+    }
 }
 
 async fn history(
@@ -59,15 +61,10 @@ async fn history(
         Format::Csv => {
             let history = usage_sync::history_days(state, user_id, days).await?;
             let (from, to) = (history.from, history.to);
-            let disposition = format!("attachment; filename=\"usage-{from}-to-{to}.csv\"");
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                ],
+            Ok(csv_download(
+                &format!("usage-{from}-to-{to}.csv"),
                 history_csv(&history.days),
-            )
-                .into_response())
+            ))
         }
     }
 }
@@ -108,4 +105,47 @@ pub async fn sync_user(
         "to": synced.to.to_string(),
         "days_reported": synced.days_reported,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/admin/usage?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`: everyone's usage over a
+/// range (the last 30 days by default, at most 366): totals, every day, the top users, the
+/// models; as CSV, every user's day.
+pub async fn analytics(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    query: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
+    let (from, to) = (q.from.as_deref(), q.to.as_deref());
+    match parse_format(q.format.as_deref())? {
+        Format::Json => {
+            Ok(ok(usage_sync::usage_analytics(&state, from, to).await?).into_response())
+        }
+        Format::Csv => {
+            let (from, to, csv) = usage_sync::usage_export_csv(&state, from, to).await?;
+            Ok(csv_download(&format!("usage-all-{from}-to-{to}.csv"), csv))
+        }
+    }
+}
+
+fn csv_download(filename: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -13,6 +13,7 @@ pub fn AdminSidebar() -> impl IntoView {
             <nav aria-label="Admin" class="mt-2 flex gap-1 overflow-x-auto lg:flex-col">
                 <A href="/admin" exact=true attr:class=ITEM>"Overview"</A>
                 <A href="/admin/users" attr:class=ITEM>"Users"</A>
+                <A href="/admin/usage" attr:class=ITEM>"Usage"</A>
                 <A href="/admin/plans" attr:class=ITEM>"Plans"</A>
             </nav>
         </aside>

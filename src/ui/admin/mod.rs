@@ -2,11 +2,13 @@
 
 mod admin_sidebar;
 mod plans_page;
+mod usage_page;
 mod user_detail_page;
 mod users_page;
 
 pub use admin_sidebar::AdminSidebar;
 pub use plans_page::AdminPlansPage;
+pub use usage_page::AdminUsagePage;
 pub use user_detail_page::AdminUserDetailPage;
 pub use users_page::AdminUsersPage;
 

@@ -7,7 +7,7 @@ mod usage_history_chart;
 pub use usage_history_chart::UsageHistoryChart;
 
 use crate::api::error::AppError;
-use crate::api::usage::{UsageDayDto, UsageHistoryDto};
+use crate::api::usage::{ModelUsageDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto};
 use crate::domain::money::{format_usd, parse_usd};
 use crate::domain::numbers::grouped;
 use crate::ui::common::{ErrorNotice, Loading, CARD};
@@ -127,24 +127,6 @@ where
 
 #[component]
 fn HistoryView(history: UsageHistoryDto) -> impl IntoView {
-    let t = &history.totals;
-    let totals = [
-        (
-            "Tokens",
-            grouped(t.tokens_used),
-            format!(
-                "{} in · {} out",
-                grouped(t.prompt_tokens),
-                grouped(t.completion_tokens)
-            ),
-        ),
-        ("Requests", grouped(t.requests_count), String::new()),
-        (
-            "Estimated cost",
-            format_usd(parse_usd(&t.estimated_cost).unwrap_or(0)),
-            String::new(),
-        ),
-    ];
     let drifted = history.daily.iter().filter(|d| d.drifted).count();
     let synced = match (&history.last_synced_at, &history.sync_error) {
         (_, Some(error)) => format!("Last sync failed: {error}"),
@@ -152,17 +134,8 @@ fn HistoryView(history: UsageHistoryDto) -> impl IntoView {
         (None, None) => "Recorded by tokenmeter (not synced with LiteLLM yet)".to_string(),
     };
     let data = Signal::stored(history.daily.clone());
-    let models = history.by_model.clone();
     view! {
-        <div class="grid gap-4 sm:grid-cols-3" data-testid="usage-totals">
-            {totals.into_iter().map(|(label, value, note)| view! {
-                <div class=CARD>
-                    <p class="text-sm text-slate-500">{label}</p>
-                    <p class="mt-1 text-2xl font-semibold tabular-nums">{value}</p>
-                    <p class="mt-1 text-xs text-slate-500">{note}</p>
-                </div>
-            }).collect_view()}
-        </div>
+        <TotalsCards totals=history.totals.clone()/>
         <div class=CARD>
             <div class="flex flex-wrap items-baseline justify-between gap-2">
                 <h2 class="font-semibold">{format!("Daily usage, {} to {}", history.from, history.to)}</h2>
@@ -175,46 +148,7 @@ fn HistoryView(history: UsageHistoryDto) -> impl IntoView {
             })}
             <div class="mt-4"><UsageHistoryChart data/></div>
         </div>
-        <div class=CARD>
-            <h2 class="font-semibold">"By model"</h2>
-            {if models.is_empty() {
-                view! { <p class="mt-3 text-sm text-slate-500">"No model used in this range."</p> }.into_any()
-            } else {
-                let total = history.totals.tokens_used.max(1);
-                view! {
-                    <div class="mt-3 overflow-x-auto">
-                        <table class="w-full text-left text-sm" data-testid="usage-models">
-                            <thead class="text-xs uppercase text-slate-500">
-                                <tr>
-                                    <th scope="col" class="py-1 pr-3">"Model"</th>
-                                    <th scope="col" class="py-1 pr-3 text-right">"Tokens"</th>
-                                    <th scope="col" class="py-1 pr-3 text-right">"Requests"</th>
-                                    <th scope="col" class="py-1 text-right">"Cost"</th>
-                                </tr>
-                            </thead>
-                            <tbody class="divide-y divide-slate-100 tabular-nums">
-                                {models.into_iter().map(|(name, m)| {
-                                    let share = m.tokens as f64 / total as f64 * 100.0;
-                                    view! {
-                                        <tr>
-                                            <th scope="row" class="py-2 pr-3 font-medium">
-                                                {name}
-                                                <div class="mt-1 h-1.5 w-full max-w-xs rounded-full bg-slate-100">
-                                                    <div class="h-1.5 rounded-full bg-indigo-500" style=format!("width: {share:.1}%")></div>
-                                                </div>
-                                            </th>
-                                            <td class="py-2 pr-3 text-right">{grouped(m.tokens)}</td>
-                                            <td class="py-2 pr-3 text-right">{grouped(m.requests)}</td>
-                                            <td class="py-2 text-right">{format_usd(parse_usd(&m.cost).unwrap_or(0))}</td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
-        </div>
+        <ModelTable models=history.by_model.clone() total_tokens=history.totals.tokens_used/>
     }
 }
 
@@ -257,6 +191,87 @@ pub fn QuotaCard(usage: crate::api::quota::UsageDto) -> impl IntoView {
             >
                 <div class=format!("h-2 rounded-full {bar}") style=format!("width: {width}%")></div>
             </div>
+        </div>
+    }
+}
+
+/// The totals of a range as three cards.
+#[component]
+pub fn TotalsCards(totals: UsageTotalsDto) -> impl IntoView {
+    let t = &totals;
+    let cards = [
+        (
+            "Tokens",
+            grouped(t.tokens_used),
+            format!(
+                "{} in · {} out",
+                grouped(t.prompt_tokens),
+                grouped(t.completion_tokens)
+            ),
+        ),
+        ("Requests", grouped(t.requests_count), String::new()),
+        (
+            "Estimated cost",
+            format_usd(parse_usd(&t.estimated_cost).unwrap_or(0)),
+            String::new(),
+        ),
+    ];
+    view! {
+        <div class="grid gap-4 sm:grid-cols-3" data-testid="usage-totals">
+            {cards.into_iter().map(|(label, value, note)| view! {
+                <div class=CARD>
+                    <p class="text-sm text-slate-500">{label}</p>
+                    <p class="mt-1 text-2xl font-semibold tabular-nums">{value}</p>
+                    <p class="mt-1 text-xs text-slate-500">{note}</p>
+                </div>
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// A range's models, most tokens first, each with its share of the tokens.
+#[component]
+pub fn ModelTable(models: Vec<(String, ModelUsageDto)>, total_tokens: i64) -> impl IntoView {
+    view! {
+        <div class=CARD>
+            <h2 class="font-semibold">"By model"</h2>
+            {if models.is_empty() {
+                view! { <p class="mt-3 text-sm text-slate-500">"No model used in this range."</p> }.into_any()
+            } else {
+                let total = total_tokens.max(1);
+                view! {
+                    <div class="mt-3 overflow-x-auto">
+                        <table class="w-full text-left text-sm" data-testid="usage-models">
+                            <thead class="text-xs uppercase text-slate-500">
+                                <tr>
+                                    <th scope="col" class="py-1 pr-3">"Model"</th>
+                                    <th scope="col" class="py-1 pr-3 text-right">"Tokens"</th>
+                                    <th scope="col" class="py-1 pr-3 text-right">"Requests"</th>
+                                    <th scope="col" class="py-1 text-right">"Cost"</th>
+                                </tr>
+                            </thead>
+                            <tbody class="divide-y divide-slate-100 tabular-nums">
+                                {models.into_iter().map(|(name, m)| {
+                                    let share = m.tokens as f64 / total as f64 * 100.0;
+                                    view! {
+                                        <tr>
+                                            <th scope="row" class="py-2 pr-3 font-medium">
+                                                {name}
+                                                <div class="mt-1 h-1.5 w-full max-w-xs rounded-full bg-slate-100">
+                                                    <div class="h-1.5 rounded-full bg-indigo-500" style=format!("width: {share:.1}%")></div>
+                                                </div>
+                                            </th>
+                                            <td class="py-2 pr-3 text-right">{grouped(m.tokens)}</td>
+                                            <td class="py-2 pr-3 text-right">{grouped(m.requests)}</td>
+                                            <td class="py-2 text-right">{format_usd(parse_usd(&m.cost).unwrap_or(0))}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
         </div>
     }
 }

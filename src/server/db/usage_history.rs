@@ -65,6 +65,10 @@ pub async fn list_range(
     })
 }
 
+/// Rows per INSERT of a sync: 16 parameters a row stays below SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameters a statement.
+const DAYS_PER_STATEMENT: usize = 1000;
+
 /// LiteLLM's figures for one day, as a sync writes them.
 pub struct SyncedDay<'a> {
     pub date: NaiveDate,
@@ -97,16 +101,37 @@ pub async fn write_sync(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        for day in days {
-            let u = day.usage;
-            sqlx::query(
+        // All the days in as few statements as the bind limits allow (one for a normal sync).
+        for chunk in days.chunks(DAYS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
                 "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
                      completion_tokens, requests_count, cost_nanos, model_usage, source,
                      litellm_tokens_used, litellm_requests_count, litellm_cost_nanos, drifted,
-                     synced_at, created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'litellm', $4, $7, $8, $10,
-                         $11, $11, $11)
-                 on conflict (user_id, date) do update set
+                     synced_at, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, day| {
+                let u = day.usage;
+                row.push_bind(Uuid::new_v4())
+                    .push_bind(user_id)
+                    .push_bind(day.date)
+                    .push_bind(u.tokens)
+                    .push_bind(u.prompt_tokens)
+                    .push_bind(u.completion_tokens)
+                    .push_bind(u.requests)
+                    .push_bind(u.cost_nanos)
+                    .push_bind(Json(u.models.clone()))
+                    .push("'litellm'")
+                    .push_bind(u.tokens)
+                    .push_bind(u.requests)
+                    .push_bind(u.cost_nanos)
+                    // A new row: the app recorded nothing that day.
+                    .push_bind(u.tokens > 0 || u.requests > 0 || u.cost_nanos > 0)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.push(
+                " on conflict (user_id, date) do update set
                      tokens_used = case when excluded.tokens_used >= usage_history.app_tokens_used
                          then excluded.tokens_used else usage_history.app_tokens_used end,
                      prompt_tokens = case when excluded.tokens_used >= usage_history.app_tokens_used
@@ -132,21 +157,8 @@ pub async fn write_sync(
                                    > excluded.cost_nanos,
                      synced_at = excluded.synced_at,
                      updated_at = excluded.updated_at",
-            )
-            .bind(Uuid::new_v4())
-            .bind(user_id)
-            .bind(day.date)
-            .bind(u.tokens)
-            .bind(u.prompt_tokens)
-            .bind(u.completion_tokens)
-            .bind(u.requests)
-            .bind(u.cost_nanos)
-            .bind(Json(&u.models))
-            // A new row: the app recorded nothing that day.
-            .bind(u.tokens > 0 || u.requests > 0 || u.cost_nanos > 0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            );
+            insert.build().execute(&mut *tx).await?;
         }
         // Stored days LiteLLM did not report: it saw nothing, the app's figures stay.
         sqlx::query(

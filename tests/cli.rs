@@ -19,7 +19,7 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(migrate_then_create_admin);
+on_both_backends!(migrate_then_create_admin, sync_usage_from_the_command_line);
 
 fn tokenmeter(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
@@ -106,5 +106,102 @@ fn a_malformed_setting_stops_with_a_message() {
     assert!(
         stderr.contains("TOKENMETER_SIGNUP must be one of: open, closed"),
         "{stderr}"
+    );
+}
+
+/// A LiteLLM that reports 42 tokens today for every user.
+async fn litellm_reporting_today() -> String {
+    use axum::extract::Query;
+    use axum::routing::get;
+    use std::collections::HashMap;
+    let app = axum::Router::new().route(
+        "/user/daily/activity",
+        get(|Query(q): Query<HashMap<String, String>>| async move {
+            let metrics = serde_json::json!({"spend": 0.0, "prompt_tokens": 40,
+                "completion_tokens": 2, "total_tokens": 42, "successful_requests": 1});
+            axum::Json(serde_json::json!({
+                "results": [{"date": q["end_date"], "metrics": metrics,
+                             "breakdown": {"model_groups": {"m": {"metrics": metrics}}}}],
+                "metadata": {"has_more": false},
+            }))
+        }),
+    );
+    format!("http://{}", common::serve_on_loopback(app).await)
+}
+
+async fn sync_usage_from_the_command_line(backend: Backend) {
+    let (url, _dir) = fresh_database(backend).await;
+    let secret = tempfile::tempdir().unwrap();
+    let key_file = secret.path().join("secret.key");
+    let key_file = key_file.to_str().unwrap().to_string();
+    let run = |args: &'static [&'static str], litellm: Option<String>| {
+        let (url, key_file) = (url.clone(), key_file.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+            command
+                .args(args)
+                .env("DATABASE_URL", &url)
+                .env("TOKENMETER_ADMIN_EMAIL", "admin@example.com")
+                .env("TOKENMETER_ADMIN_PASSWORD", "admin-password-1")
+                .env("TOKENMETER_SECRET_FILE", &key_file)
+                .env("RUST_LOG", "warn");
+            if let Some(base) = litellm {
+                command
+                    .env("LITELLM_URL", base)
+                    .env("LITELLM_MASTER_KEY", "sk-master");
+            }
+            command.output().expect("run tokenmeter")
+        })
+    };
+    // Without LiteLLM: a clear refusal, and a failing exit for cron to notice.
+    let out = run(&["sync-usage"], None).await.unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no LiteLLM proxy is configured"),
+        "{out:?}"
+    );
+    let litellm = litellm_reporting_today().await;
+    let out = run(&["sync-usage"], Some(litellm.clone())).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("synced 1 users, 1 day(s) with use, 0 failed"),
+        "{stdout}"
+    );
+    let out = run(
+        &["sync-usage", "--email", "admin@example.com"],
+        Some(litellm.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("LiteLLM reported use on 1 day(s)"),
+        "{out:?}"
+    );
+    let out = run(
+        &["sync-usage", "--email", "nobody@example.com"],
+        Some(litellm),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let db = Db::connect(&url, 1).await.unwrap();
+    let admin = users::find_by_email(&db, "admin@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = tokenmeter::server::db::usage_history::list_range(
+        &db,
+        admin.id,
+        chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].tokens_used, rows[0].source.as_str()),
+        (42, "litellm")
     );
 }

@@ -772,7 +772,60 @@ async fn admin_analytics_add_up_everyone(backend: Backend) {
     );
 }
 
+async fn syncs_during_replies_lose_nothing(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
+    // LiteLLM is behind: it has the first reply only.
+    fake.lock().unwrap().records.insert(
+        id.to_string(),
+        vec![record(today(), "gpt-fake", 10, 5, 1, 0.0001)],
+    );
+    let sends = (0..10).map(|i| {
+        let (app, alice) = (&app, &alice);
+        async move {
+            let (status, body) = app
+                .post(
+                    alice,
+                    "/api/chat/completions",
+                    json!({"model": "gpt-fake", "messages": [{"role": "user", "content": format!("q{i}")}]}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    });
+    let syncs = (0..10).map(|_| async {
+        usage_sync::sync_user_usage(&app.state, id).await.unwrap();
+    });
+    futures_util::future::join(
+        futures_util::future::join_all(sends),
+        futures_util::future::join_all(syncs),
+    )
+    .await;
+    // One day synced on its own (the job runner's way) after everything.
+    let synced = usage_sync::aggregate_daily_usage(&app.state, id, today())
+        .await
+        .unwrap();
+    assert_eq!(
+        (synced.from, synced.to, synced.days_reported),
+        (today(), today(), 1)
+    );
+    let rows = usage_days(&app, id).await;
+    assert_eq!(rows.len(), 1);
+    let day = &rows[0];
+    // Every reply counted: the app saw 11, LiteLLM 1, so the app's figures stand.
+    assert_eq!((day.tokens_used, day.requests_count), (11 * 15, 11));
+    assert_eq!((day.source.as_str(), day.drifted), ("app", true));
+    assert_eq!(day.litellm_tokens_used, Some(15));
+    let (_, usage) = app.get(&alice, "/api/profile/usage").await;
+    assert_eq!(usage["data"]["tokens_used"], 11 * 15);
+    let err = usage_sync::aggregate_daily_usage(&app.state, Uuid::new_v4(), today())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+}
+
 on_both_backends!(
+    syncs_during_replies_lose_nothing,
     admin_analytics_add_up_everyone,
     litellm_figures_replace_the_apps_and_a_second_sync_changes_nothing,
     when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts,

@@ -1,5 +1,5 @@
 //! The command line: `tokenmeter [serve]`, `tokenmeter migrate`,
-//! `tokenmeter create-admin --email ... [--password ...]`.
+//! `tokenmeter create-admin --email ... [--password ...]`, `tokenmeter sync-usage [--email ...]`.
 
 use crate::server::accounts;
 use crate::server::auth::generate_password;
@@ -33,6 +33,12 @@ pub enum Command {
         #[arg(long, env = "TOKENMETER_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Sync usage from LiteLLM for every active user (or one) and exit; non-zero if any failed.
+    SyncUsage {
+        /// Only this user.
+        #[arg(long)]
+        email: Option<String>,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> Result<()> {
@@ -58,5 +64,46 @@ pub async fn run(cli: Cli, config: Config) -> Result<()> {
             }
             Ok(())
         }
+        Command::SyncUsage { email } => sync_usage(config, email).await,
+    }
+}
+
+async fn sync_usage(config: Config, email: Option<String>) -> Result<()> {
+    use crate::server::usage_sync;
+    let state = crate::server::init_state(config).await?;
+    if let Some(email) = email {
+        let user = crate::server::db::users::find_by_email(&state.db, &email)
+            .await?
+            .ok_or_else(|| crate::api::error::AppError::not_found("user"))?;
+        let synced = usage_sync::sync_user_usage(&state, user.id).await?;
+        println!(
+            "{email}: {} to {}, LiteLLM reported use on {} day(s)",
+            synced.from, synced.to, synced.days_reported
+        );
+        return Ok(());
+    }
+    let report = usage_sync::sync_all_users_usage(&state, &|p| {
+        if p.done % 100 == 0 || p.done == p.total {
+            eprintln!("{} / {} users ({} failed)", p.done, p.total, p.failed);
+        }
+    })
+    .await?;
+    for (user, error) in report.failures.iter().take(20) {
+        eprintln!("failed: {user}: {error}");
+    }
+    println!(
+        "synced {} users, {} day(s) with use, {} failed",
+        report.users,
+        report.days_reported,
+        report.failures.len()
+    );
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::server::error::Error::internal(format!(
+            "{} of {} users could not be synced",
+            report.failures.len(),
+            report.users
+        )))
     }
 }

@@ -61,7 +61,7 @@ pub struct UsageHistoryDto {
     pub by_model: Vec<(String, ModelUsageDto)>,
     /// The last successful sync with LiteLLM (`None`: never).
     pub last_synced_at: Option<DateTime<Utc>>,
-    /// Why the last sync since then failed.
+    /// Why the last sync since then failed (for admins; `None` in the user's own history).
     pub sync_error: Option<String>,
 }
 
@@ -69,7 +69,7 @@ pub struct UsageHistoryDto {
 #[server(prefix = "/api/fn", endpoint = "get_usage_history")]
 pub async fn get_usage_history(days: i64) -> Result<UsageHistoryDto, AppError> {
     let (state, me) = super::ssr::require_user().await?;
-    Ok(crate::server::usage_sync::get_user_usage_history(&state, me.user.id, days).await?)
+    Ok(crate::server::usage_sync::own_usage_history(&state, me.user.id, days).await?)
 }
 
 /// Anyone's history, for admins.

@@ -92,17 +92,27 @@ pub fn days_from_logs<Tz: TimeZone>(logs: &[SpendLog], tz: &Tz) -> BTreeMap<Naiv
 /// The `days` query parameter of a history: 1 to 365, 30 when absent.
 pub fn parse_history_days(raw: Option<&str>) -> Result<i64, String> {
     let Some(raw) = raw else { return Ok(30) };
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|d| HISTORY_DAYS.contains(d))
-        .ok_or_else(|| {
-            format!(
-                "days must be a whole number from {} to {} (got {raw:?})",
-                HISTORY_DAYS.start(),
-                HISTORY_DAYS.end()
-            )
-        })
+    match raw.trim().parse::<i64>() {
+        Ok(days) => check_history_days(days),
+        Err(_) => Err(days_error(raw)),
+    }
+}
+
+/// `days` if a history may span it (1 to 365).
+pub fn check_history_days(days: i64) -> Result<i64, String> {
+    if HISTORY_DAYS.contains(&days) {
+        Ok(days)
+    } else {
+        Err(days_error(&days.to_string()))
+    }
+}
+
+fn days_error(got: &str) -> String {
+    format!(
+        "days must be a whole number from {} to {} (got {got:?})",
+        HISTORY_DAYS.start(),
+        HISTORY_DAYS.end()
+    )
 }
 
 /// The first and last day of a history of `days` days ending today.

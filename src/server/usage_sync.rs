@@ -11,8 +11,8 @@ use crate::api::usage::{
 use crate::domain::chat::ModelUsage;
 use crate::domain::money::decimal_usd;
 use crate::domain::usage::{
-    csv_field, history_range, parse_day_range, sync_range, totals, zero_filled, DayUsage,
-    HistoryDay, HISTORY_DAYS,
+    check_history_days, csv_field, history_range, parse_day_range, sync_range, totals, zero_filled,
+    DayUsage, HistoryDay,
 };
 use crate::server::cache::{self, Change};
 use crate::server::db::{self, usage_history};
@@ -213,6 +213,18 @@ pub fn by_model_dto(sum: &DayUsage) -> Vec<(String, ModelUsageDto)> {
         .collect()
 }
 
+/// The caller's own history: as [`get_user_usage_history`], without the last sync failure's
+/// text (it can name the proxy's internal address; admins see it).
+pub async fn own_usage_history(
+    state: &AppState,
+    user_id: Uuid,
+    days: i64,
+) -> Result<UsageHistoryDto> {
+    let mut history = get_user_usage_history(state, user_id, days).await?;
+    history.sync_error = None;
+    Ok(history)
+}
+
 /// A user's stored days of a range, zero-filled, and their sync state.
 pub struct History {
     pub from: NaiveDate,
@@ -224,14 +236,7 @@ pub struct History {
 /// The user's days of the `days` days (1 to 365) ending today, from the local table, every
 /// day present (also for the CSV download).
 pub async fn history_days(state: &AppState, user_id: Uuid, days: i64) -> Result<History> {
-    if !HISTORY_DAYS.contains(&days) {
-        return Err(AppError::validation(format!(
-            "days must be a whole number from {} to {} (got {days})",
-            HISTORY_DAYS.start(),
-            HISTORY_DAYS.end()
-        ))
-        .into());
-    }
+    check_history_days(days).map_err(AppError::validation)?;
     let sync = require_user(state, user_id).await?;
     let (from, to) = history_range(today(state), days);
     let rows = usage_history::list_range(&state.db, user_id, from, to).await?;

@@ -52,10 +52,15 @@ async fn history(
     user_id: Uuid,
     days: i64,
     format: Format,
+    own: bool,
 ) -> Result<Response, ApiError> {
     match format {
         Format::Json => {
-            let dto = usage_sync::get_user_usage_history(state, user_id, days).await?;
+            let dto = if own {
+                usage_sync::own_usage_history(state, user_id, days).await?
+            } else {
+                usage_sync::get_user_usage_history(state, user_id, days).await?
+            };
             Ok(ok(dto).into_response())
         }
         Format::Csv => {
@@ -76,7 +81,7 @@ pub async fn own_history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (days, format) = parse_query(query)?;
-    history(&state, me.user.id, days, format).await
+    history(&state, me.user.id, days, format, true).await
 }
 
 /// `GET /api/admin/users/{id}/usage/history?days=30[&format=csv]`: anyone's, for admins.
@@ -88,7 +93,7 @@ pub async fn user_history(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "user_id")?;
     let (days, format) = parse_query(query)?;
-    history(&state, id, days, format).await
+    history(&state, id, days, format, false).await
 }
 
 /// `POST /api/admin/users/{id}/usage/sync`: syncs the user's usage from LiteLLM now.

@@ -484,6 +484,19 @@ async fn faults_are_clear_errors_and_write_nothing(backend: Backend) {
     let (status, body) = sync(&down, &down_admin, bob_id).await;
     let message = assert_error(status, &body, 502, "upstream");
     assert!(message.contains("cannot reach"), "{message}");
+    // No LiteLLM at all: nothing to sync from.
+    let demo = TestApp::start(backend).await;
+    let demo_admin = demo.admin().await;
+    let (status, body) = sync(&demo, &demo_admin, my_id(&demo, &demo_admin).await).await;
+    let message = assert_error(status, &body, 409, "conflict");
+    assert!(
+        message.contains("no LiteLLM proxy is configured"),
+        "{message}"
+    );
+    let (_, history) = demo
+        .get(&demo_admin, "/api/profile/usage/history?days=1")
+        .await;
+    assert_eq!(history["data"]["sync_available"], false);
 
     // Healthy again: the sync goes through.
     fake.lock().unwrap().fault = None;

@@ -59,6 +59,8 @@ pub struct UsageHistoryDto {
     pub totals: UsageTotalsDto,
     /// The range's usage per model, most tokens first.
     pub by_model: Vec<(String, ModelUsageDto)>,
+    /// Whether usage is synced from a LiteLLM proxy here (else the app's records are all).
+    pub sync_available: bool,
     /// The last successful sync with LiteLLM (`None`: never).
     pub last_synced_at: Option<DateTime<Utc>>,
     /// Why the last sync since then failed (for admins; `None` in the user's own history).

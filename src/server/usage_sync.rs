@@ -269,6 +269,7 @@ pub async fn get_user_usage_history(
         daily: history.days.iter().map(day_dto).collect(),
         totals: totals_dto(&sum),
         by_model: by_model_dto(&sum),
+        sync_available: state.llm.kind() == "litellm",
         last_synced_at: history.sync.usage_synced_at,
         sync_error: history.sync.usage_sync_error,
     })

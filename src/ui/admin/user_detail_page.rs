@@ -28,6 +28,8 @@ fn UserDetail(id: Uuid) -> impl IntoView {
     let reload = RwSignal::new(0usize);
     let quota = Resource::new(move || reload.get(), move |_| admin_user_usage(id));
     let email = RwSignal::new(String::new());
+    // Known once the history is in: whether a LiteLLM proxy is there to sync from.
+    let sync_available = RwSignal::new(None::<bool>);
     let sync = Action::new(move |_: &()| async move { admin_sync_user_usage(id).await });
     Effect::new(move |_| {
         if let Some(Ok(_)) = sync.value().get() {
@@ -38,6 +40,7 @@ fn UserDetail(id: Uuid) -> impl IntoView {
         let history = admin_usage_history(id, days).await;
         if let Ok(h) = &history {
             email.set(h.email.clone());
+            sync_available.set(Some(h.sync_available));
         }
         history
     };
@@ -48,15 +51,23 @@ fn UserDetail(id: Uuid) -> impl IntoView {
             <h1 class="break-all text-2xl font-bold tracking-tight" data-testid="user-detail-email">
                 {move || if email.get().is_empty() { "User usage".to_string() } else { email.get() }}
             </h1>
-            <button
-                type="button"
-                class=BTN_SECONDARY
-                disabled=move || sync.pending().get()
-                on:click=move |_| { sync.dispatch(()); }
-                data-testid="sync-now"
-            >
-                {move || if sync.pending().get() { "Syncing…" } else { "Sync now from LiteLLM" }}
-            </button>
+            {move || match sync_available.get() {
+                Some(true) => view! {
+                    <button
+                        type="button"
+                        class=BTN_SECONDARY
+                        disabled=move || sync.pending().get()
+                        on:click=move |_| { sync.dispatch(()); }
+                        data-testid="sync-now"
+                    >
+                        {move || if sync.pending().get() { "Syncing…" } else { "Sync now from LiteLLM" }}
+                    </button>
+                }.into_any(),
+                Some(false) => view! {
+                    <p class="text-sm text-slate-500" data-testid="no-sync">"No LiteLLM proxy here: this is what tokenmeter recorded."</p>
+                }.into_any(),
+                None => ().into_any(),
+            }}
         </div>
         {move || sync.value().get().map(|r| match r {
             Ok(days) => view! { <p class="mt-2 text-sm text-emerald-700" role="status">{format!("Synced: LiteLLM reported use on {days} day(s).")}</p> }.into_any(),

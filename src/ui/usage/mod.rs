@@ -128,10 +128,15 @@ where
 #[component]
 fn HistoryView(history: UsageHistoryDto) -> impl IntoView {
     let drifted = history.daily.iter().filter(|d| d.drifted).count();
-    let synced = match (&history.last_synced_at, &history.sync_error) {
-        (_, Some(error)) => format!("Last sync failed: {error}"),
-        (Some(at), None) => format!("Synced with LiteLLM {}", format_time(at)),
-        (None, None) => "Recorded by tokenmeter (not synced with LiteLLM yet)".to_string(),
+    let synced = match (
+        history.sync_available,
+        &history.last_synced_at,
+        &history.sync_error,
+    ) {
+        (false, _, _) => "Recorded by tokenmeter".to_string(),
+        (true, _, Some(error)) => format!("Last sync failed: {error}"),
+        (true, Some(at), None) => format!("Synced with LiteLLM {}", format_time(at)),
+        (true, None, None) => "Recorded by tokenmeter (not synced with LiteLLM yet)".to_string(),
     };
     let data = Signal::stored(history.daily.clone());
     view! {

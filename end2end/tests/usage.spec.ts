@@ -129,6 +129,11 @@ test("an admin opens another user's history; a user cannot", async ({ page, base
   await expect(adminPage.getByTestId('no-sync')).toBeVisible();
   await expect(adminPage.getByTestId('sync-now')).toHaveCount(0);
   await expect(adminPage.getByTestId('usage-sync-state')).toHaveText('Recorded by tokenmeter');
+  // Loaded directly (rendered on the server, then hydrated): the same page.
+  await open(adminPage, `/admin/users/${id}`);
+  await expect(adminPage.getByTestId('user-detail-email')).toHaveText(email);
+  await expect(adminPage.getByTestId('no-sync')).toBeVisible();
+  await expect(adminPage.getByTestId('usage-bar').last()).toHaveAttribute('data-value', String(today.tokens_used));
   await snap(adminPage, 'admin-user-detail');
   await adminPage.close();
 });

@@ -81,11 +81,21 @@ pub async fn admin_usage_history(user_id: Uuid, days: i64) -> Result<UsageHistor
     Ok(crate::server::usage_sync::get_user_usage_history(&state, user_id, days).await?)
 }
 
+/// A user as the admin's usage page heads it: who, their month, and whether there is a
+/// LiteLLM proxy to sync from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminUserUsageDto {
+    pub user_id: Uuid,
+    pub email: String,
+    pub sync_available: bool,
+    pub usage: super::quota::UsageDto,
+}
+
 /// Anyone's usage in the current quota period, for admins.
 #[server(prefix = "/api/fn", endpoint = "admin_user_usage")]
-pub async fn admin_user_usage(user_id: Uuid) -> Result<super::quota::UsageDto, AppError> {
+pub async fn admin_user_usage(user_id: Uuid) -> Result<AdminUserUsageDto, AppError> {
     let (state, _admin) = super::ssr::require_admin().await?;
-    Ok(crate::server::quota::usage(&state, user_id).await?)
+    Ok(crate::server::usage_sync::admin_user_usage(&state, user_id).await?)
 }
 
 /// Syncs one user's usage from LiteLLM now, for admins; answers with the days written.

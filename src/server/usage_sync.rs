@@ -6,7 +6,8 @@
 
 use crate::api::error::{AppError, ErrorCode};
 use crate::api::usage::{
-    ModelUsageDto, TopUserDto, UsageAnalyticsDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto,
+    AdminUserUsageDto, ModelUsageDto, TopUserDto, UsageAnalyticsDto, UsageDayDto, UsageHistoryDto,
+    UsageTotalsDto,
 };
 use crate::domain::chat::ModelUsage;
 use crate::domain::money::decimal_usd;
@@ -108,6 +109,17 @@ async fn require_user(state: &AppState, user_id: Uuid) -> Result<usage_history::
     Ok(usage_history::find_sync_state(&state.db, user_id)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?)
+}
+
+/// A user's month for the admin's page, with who they are and whether a sync is possible.
+pub async fn admin_user_usage(state: &AppState, user_id: Uuid) -> Result<AdminUserUsageDto> {
+    let sync = require_user(state, user_id).await?;
+    Ok(AdminUserUsageDto {
+        user_id,
+        email: sync.email,
+        sync_available: state.llm.kind() == "litellm",
+        usage: crate::server::quota::usage(state, user_id).await?,
+    })
 }
 
 /// How a sync of everyone is going.

@@ -26,60 +26,53 @@ pub fn AdminUserDetailPage() -> impl IntoView {
 #[component]
 fn UserDetail(id: Uuid) -> impl IntoView {
     let reload = RwSignal::new(0usize);
-    let quota = Resource::new(move || reload.get(), move |_| admin_user_usage(id));
-    let email = RwSignal::new(String::new());
-    // Known once the history is in: whether a LiteLLM proxy is there to sync from.
-    let sync_available = RwSignal::new(None::<bool>);
+    let user = Resource::new(move || reload.get(), move |_| admin_user_usage(id));
     let sync = Action::new(move |_: &()| async move { admin_sync_user_usage(id).await });
     Effect::new(move |_| {
         if let Some(Ok(_)) = sync.value().get() {
             reload.update(|n| *n += 1);
         }
     });
-    let load = move |days: i64| async move {
-        let history = admin_usage_history(id, days).await;
-        if let Ok(h) = &history {
-            email.set(h.email.clone());
-            sync_available.set(Some(h.sync_available));
-        }
-        history
-    };
+    let load = move |days: i64| admin_usage_history(id, days);
     let csv_href =
         move |days: i64| format!("/api/admin/users/{id}/usage/history?days={days}&format=csv");
+    let sync_button = move || {
+        view! {
+            <button
+                type="button"
+                class=BTN_SECONDARY
+                disabled=move || sync.pending().get()
+                on:click=move |_| { sync.dispatch(()); }
+                data-testid="sync-now"
+            >
+                {move || if sync.pending().get() { "Syncing…" } else { "Sync now from LiteLLM" }}
+            </button>
+        }
+    };
     view! {
-        <div class="mt-3 flex flex-wrap items-center justify-between gap-3">
-            <h1 class="break-all text-2xl font-bold tracking-tight" data-testid="user-detail-email">
-                {move || if email.get().is_empty() { "User usage".to_string() } else { email.get() }}
-            </h1>
-            {move || match sync_available.get() {
-                Some(true) => view! {
-                    <button
-                        type="button"
-                        class=BTN_SECONDARY
-                        disabled=move || sync.pending().get()
-                        on:click=move |_| { sync.dispatch(()); }
-                        data-testid="sync-now"
-                    >
-                        {move || if sync.pending().get() { "Syncing…" } else { "Sync now from LiteLLM" }}
-                    </button>
+        <Transition>
+            {move || user.get().map(|r| match r {
+                Err(e) => view! { <div class="mt-4"><ErrorNotice message=e.message/></div> }.into_any(),
+                Ok(u) => view! {
+                    <div class="mt-3 flex flex-wrap items-center justify-between gap-3">
+                        <h1 class="break-all text-2xl font-bold tracking-tight" data-testid="user-detail-email">{u.email.clone()}</h1>
+                        {if u.sync_available {
+                            sync_button().into_any()
+                        } else {
+                            view! {
+                                <p class="text-sm text-slate-500" data-testid="no-sync">"No LiteLLM proxy here: this is what tokenmeter recorded."</p>
+                            }.into_any()
+                        }}
+                    </div>
+                    {move || sync.value().get().map(|r| match r {
+                        Ok(days) => view! { <p class="mt-2 text-sm text-emerald-700" role="status">{format!("Synced: LiteLLM reported use on {days} day(s).")}</p> }.into_any(),
+                        Err(e) => view! { <div class="mt-2"><ErrorNotice message=e.message/></div> }.into_any(),
+                    })}
+                    <div class="mt-6"><QuotaCard usage=u.usage/></div>
                 }.into_any(),
-                Some(false) => view! {
-                    <p class="text-sm text-slate-500" data-testid="no-sync">"No LiteLLM proxy here: this is what tokenmeter recorded."</p>
-                }.into_any(),
-                None => ().into_any(),
-            }}
-        </div>
-        {move || sync.value().get().map(|r| match r {
-            Ok(days) => view! { <p class="mt-2 text-sm text-emerald-700" role="status">{format!("Synced: LiteLLM reported use on {days} day(s).")}</p> }.into_any(),
-            Err(e) => view! { <div class="mt-2"><ErrorNotice message=e.message/></div> }.into_any(),
-        })}
-        <div class="mt-6 space-y-6">
-            <Transition>
-                {move || quota.get().map(|r| match r {
-                    Ok(usage) => view! { <QuotaCard usage/> }.into_any(),
-                    Err(e) => view! { <ErrorNotice message=e.message/> }.into_any(),
-                })}
-            </Transition>
+            })}
+        </Transition>
+        <div class="mt-6">
             <UsagePanel load csv_href reload/>
         </div>
     }

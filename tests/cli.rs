@@ -140,6 +140,10 @@ async fn sync_usage_from_the_command_line(backend: Backend) {
             let mut command = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
             command
                 .args(args)
+                // Not the LiteLLM peer `make test` runs for the integration suite.
+                .env_remove("LITELLM_URL")
+                .env_remove("LITELLM_MASTER_KEY")
+                .env_remove("LLM_BASE_URL")
                 .env("DATABASE_URL", &url)
                 .env("TOKENMETER_ADMIN_EMAIL", "admin@example.com")
                 .env("TOKENMETER_ADMIN_PASSWORD", "admin-password-1")

@@ -9,6 +9,8 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug/tokenmeter"
 dir=$(mktemp -d /tmp/tokenmeter-e2e.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 cd "$root"
+# The demo model, whatever upstream the calling shell points at.
+unset LITELLM_URL LITELLM_MASTER_KEY LLM_BASE_URL LLM_API_KEY
 export DATABASE_URL="sqlite://$dir/e2e.db"
 export TOKENMETER_ADDR="127.0.0.1:$port"
 export TOKENMETER_ADMIN_EMAIL=admin@example.com

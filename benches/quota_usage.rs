@@ -244,22 +244,7 @@ async fn main() {
     let mut clients = Vec::new();
     let mut ids = Vec::new();
     for i in 0..CLIENTS {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .default_headers({
-                let mut h = reqwest::header::HeaderMap::new();
-                h.insert("origin", base.parse().unwrap());
-                h
-            })
-            .build()
-            .unwrap();
-        let res = client
-            .post(format!("{base}/api/auth/signup"))
-            .json(&json!({"email": format!("load{i}@example.com"), "password": "password-123"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
+        let client = common::sign_up(&base, &format!("load{i}@example.com")).await;
         let me: serde_json::Value = client
             .get(format!("{base}/api/auth/me"))
             .send()

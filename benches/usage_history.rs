@@ -289,23 +289,7 @@ async fn main() {
     common::serve_app(listener, state.clone());
     let mut clients = Vec::new();
     for i in 0..16 {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .default_headers({
-                let mut h = reqwest::header::HeaderMap::new();
-                h.insert("origin", base.parse().unwrap());
-                h
-            })
-            .build()
-            .unwrap();
-        let res = client
-            .post(format!("{base}/api/auth/signup"))
-            .json(&json!({"email": format!("reader{i}@example.com"), "password": "password-123"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        clients.push(client);
+        clients.push(common::sign_up(&base, &format!("reader{i}@example.com")).await);
     }
     // Give the readers a year of rows too.
     add_days(&state.db, "reader", 0, 364).await;

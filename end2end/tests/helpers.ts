@@ -22,6 +22,8 @@ export async function signUp(page: Page, email: string) {
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page).toHaveURL(/\/profile$/);
   await expect(page.getByTestId('account-email')).toHaveText(email);
+  // The profile's forms work only once it has hydrated (a click before posts without JS).
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
 }
 
 export async function logIn(page: Page, email: string, password = PASSWORD) {
@@ -30,6 +32,7 @@ export async function logIn(page: Page, email: string, password = PASSWORD) {
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL(/\/profile$/);
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
 }
 
 /** Saves a screenshot for people to look at when SCREENSHOT_DIR is set. */

@@ -1,5 +1,5 @@
 import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, open, signUp, snap, uniqueEmail } from './helpers';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, signUp, snap, uniqueEmail } from './helpers';
 
 /** An API client signed in as the admin. */
 async function adminApi(baseURL: string): Promise<APIRequestContext> {
@@ -122,11 +122,7 @@ test('pricing lists the plans, marks the current one, and takes a request', asyn
   await snap(page, 'pricing');
   // The admin sees the request on the users page.
   const adminPage = await page.context().browser()!.newPage();
-  await open(adminPage, '/login');
-  await adminPage.getByLabel('Email').fill(ADMIN_EMAIL);
-  await adminPage.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await adminPage.getByRole('button', { name: 'Log in' }).click();
-  await expect(adminPage).toHaveURL(/\/profile$/);
+  await logIn(adminPage, ADMIN_EMAIL, ADMIN_PASSWORD);
   await open(adminPage, '/admin/users');
   await expect(adminPage.getByTestId('plan-request').first()).toContainText('asks for Pro');
   await snap(adminPage, 'admin-users-quota');
@@ -134,16 +130,18 @@ test('pricing lists the plans, marks the current one, and takes a request', asyn
 });
 
 test('an admin edits a plan and adds one; the pricing page shows them', async ({ page }) => {
-  await open(page, '/login');
-  await page.getByLabel('Email').fill(ADMIN_EMAIL);
-  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/profile$/);
+  await logIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
   await open(page, '/admin/plans');
   const forms = page.getByTestId('plan-form');
   const team = forms.filter({ has: page.getByRole('heading', { name: 'Team', exact: true }) });
   await team.getByLabel('Description').fill('For whole teams.');
+  // One action saves every form and the list is read again after it: wait for both before
+  // filling the next form, or the re-read list replaces it under the typing.
+  const saved = page.waitForResponse((r) => r.url().includes('/api/fn/admin_save_plan'));
+  const reread = page.waitForResponse((r) => r.url().includes('/api/fn/list_plans'));
   await team.getByRole('button', { name: 'Save' }).click();
+  await saved;
+  await reread;
   const name = `Gold ${Date.now()}`;
   const fresh = forms.last();
   await fresh.getByLabel('Name').fill(name);

@@ -1,12 +1,5 @@
-import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, open, signUp, snap, uniqueEmail } from './helpers';
-
-async function adminApi(baseURL: string): Promise<APIRequestContext> {
-  const api = await request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL } });
-  const res = await api.post('/api/auth/login', { data: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-  expect(res.status()).toBe(200);
-  return api;
-}
+import { expect, Page, test } from '@playwright/test';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, signUp, snap, uniqueEmail } from './helpers';
 
 /** Signs up and chats `times` times with the demo model; returns the id and today's tokens. */
 async function userWhoChatted(page: Page, baseURL: string, times: number) {
@@ -114,11 +107,7 @@ test("an admin opens another user's history; a user cannot", async ({ page, base
   await expect(page.getByTestId('usage-chart')).toHaveCount(0);
 
   const adminPage = await browser.newPage();
-  await open(adminPage, '/login');
-  await adminPage.getByLabel('Email').fill(ADMIN_EMAIL);
-  await adminPage.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await adminPage.getByRole('button', { name: 'Log in' }).click();
-  await expect(adminPage).toHaveURL(/\/profile$/);
+  await logIn(adminPage, ADMIN_EMAIL, ADMIN_PASSWORD);
   await open(adminPage, '/admin/users');
   await adminPage.getByRole('link', { name: email }).click();
   await expect(adminPage).toHaveURL(new RegExp(`/admin/users/${id}$`));
@@ -141,11 +130,7 @@ test("an admin opens another user's history; a user cannot", async ({ page, base
 test('admins see everyone on /admin/usage, over a range they pick', async ({ page, baseURL, browser }) => {
   const { email, today } = await userWhoChatted(page, baseURL!, 3);
   const adminPage = await browser.newPage();
-  await open(adminPage, '/login');
-  await adminPage.getByLabel('Email').fill(ADMIN_EMAIL);
-  await adminPage.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await adminPage.getByRole('button', { name: 'Log in' }).click();
-  await expect(adminPage).toHaveURL(/\/profile$/);
+  await logIn(adminPage, ADMIN_EMAIL, ADMIN_PASSWORD);
   await open(adminPage, '/admin/usage');
   const bars = adminPage.getByTestId('usage-bar');
   await expect(bars).toHaveCount(30);

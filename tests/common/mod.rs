@@ -133,15 +133,7 @@ impl TestApp {
 
     /// A browser-like client: its own cookie jar, and the `Origin` a browser sends on POSTs.
     pub fn client(&self) -> reqwest::Client {
-        let mut headers = HeaderMap::new();
-        headers.insert(ORIGIN, HeaderValue::from_str(&self.base).unwrap());
-        reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .cookie_store(true)
-            .default_headers(headers)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        browser_client(&self.base)
     }
 
     /// A program's client: no cookies, no `Origin`, a bearer token.
@@ -160,15 +152,7 @@ impl TestApp {
 
     /// Signs up a new user and returns their signed-in client.
     pub async fn signed_up(&self, email: &str) -> reqwest::Client {
-        let client = self.client();
-        let res = client
-            .post(self.url("/api/auth/signup"))
-            .json(&serde_json::json!({"email": email, "password": "password-123"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "sign-up of {email}");
-        client
+        sign_up(&self.base, email).await
     }
 
     pub async fn admin(&self) -> reqwest::Client {
@@ -276,6 +260,33 @@ pub fn sse_text(events: &[Value]) -> String {
         .iter()
         .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
         .collect()
+}
+
+/// A browser-like client of the server at `base`: its own cookie jar, and the `Origin` a
+/// browser sends on POSTs.
+pub fn browser_client(base: &str) -> reqwest::Client {
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, HeaderValue::from_str(base).unwrap());
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .cookie_store(true)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs up a new user on the server at `base` and returns their signed-in client.
+pub async fn sign_up(base: &str, email: &str) -> reqwest::Client {
+    let client = browser_client(base);
+    let res = client
+        .post(format!("{base}/api/auth/signup"))
+        .json(&serde_json::json!({"email": email, "password": "password-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "sign-up of {email}");
+    client
 }
 
 /// The signed-in user's id.

@@ -205,17 +205,22 @@ async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Shared) {
     (TestApp::start_with(backend, &vars).await, fake)
 }
 
-/// Signs a user up and has them chat once through the app (10 + 5 tokens, $0.0001).
-async fn user_who_chatted(app: &TestApp, email: &str) -> (reqwest::Client, Uuid) {
-    let client = app.signed_up(email).await;
+/// One reply through the app from the fake (10 + 5 tokens, $0.0001).
+async fn chat(app: &TestApp, client: &reqwest::Client, content: &str) {
     let (status, body) = app
         .post(
-            &client,
+            client,
             "/api/chat/completions",
-            json!({"model": "gpt-fake", "messages": [{"role": "user", "content": "hello"}]}),
+            json!({"model": "gpt-fake", "messages": [{"role": "user", "content": content}]}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Signs a user up and has them chat once through the app.
+async fn user_who_chatted(app: &TestApp, email: &str) -> (reqwest::Client, Uuid) {
+    let client = app.signed_up(email).await;
+    chat(app, &client, "hello").await;
     let id = my_id(app, &client).await;
     (client, id)
 }
@@ -379,14 +384,7 @@ async fn when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts(backend:
     assert_eq!(rows[0].litellm_tokens_used, Some(9));
 
     // A reply after the sync adds to the shown figures and the app's own.
-    let (status, _) = app
-        .post(
-            &alice,
-            "/api/chat/completions",
-            json!({"model": "gpt-fake", "messages": [{"role": "user", "content": "again"}]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    chat(&app, &alice, "again").await;
     let rows = usage_days(&app, id).await;
     assert_eq!((rows[0].tokens_used, rows[0].requests_count), (30, 2));
 }
@@ -700,12 +698,7 @@ async fn admin_analytics_add_up_everyone(backend: Backend) {
     let (app, fake) = start(backend, &[]).await;
     let (alice, alice_id) = user_who_chatted(&app, "alice@example.com").await;
     let (_bob, bob_id) = user_who_chatted(&app, "bob@example.com").await;
-    app.post(
-        &alice,
-        "/api/chat/completions",
-        json!({"model": "gpt-fake", "messages": [{"role": "user", "content": "more"}]}),
-    )
-    .await;
+    chat(&app, &alice, "more").await;
     let admin = app.admin().await;
     // Bob used another model yesterday, through LiteLLM only.
     let yesterday = today() - Duration::days(1);
@@ -799,16 +792,7 @@ async fn syncs_during_replies_lose_nothing(backend: Backend) {
     );
     let sends = (0..10).map(|i| {
         let (app, alice) = (&app, &alice);
-        async move {
-            let (status, body) = app
-                .post(
-                    alice,
-                    "/api/chat/completions",
-                    json!({"model": "gpt-fake", "messages": [{"role": "user", "content": format!("q{i}")}]}),
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
-        }
+        async move { chat(app, alice, &format!("q{i}")).await }
     });
     let syncs = (0..10).map(|_| async {
         usage_sync::sync_user_usage(&app.state, id).await.unwrap();

@@ -45,7 +45,7 @@ async fn sync_range_of(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<UserSync> {
-    if state.llm.kind() != "litellm" {
+    if !state.llm.is_litellm() {
         return Err(AppError::new(
             ErrorCode::Conflict,
             "Usage is synced from LiteLLM, and no LiteLLM proxy is configured (LITELLM_URL).",
@@ -117,7 +117,7 @@ pub async fn admin_user_usage(state: &AppState, user_id: Uuid) -> Result<AdminUs
     Ok(AdminUserUsageDto {
         user_id,
         email: sync.email,
-        sync_available: state.llm.kind() == "litellm",
+        sync_available: state.llm.is_litellm(),
         usage: crate::server::quota::usage(state, user_id).await?,
     })
 }
@@ -281,7 +281,7 @@ pub async fn get_user_usage_history(
         daily: history.days.iter().map(day_dto).collect(),
         totals: totals_dto(&sum),
         by_model: by_model_dto(&sum),
-        sync_available: state.llm.kind() == "litellm",
+        sync_available: state.llm.is_litellm(),
         last_synced_at: history.sync.usage_synced_at,
         sync_error: history.sync.usage_sync_error,
     })

@@ -150,6 +150,11 @@ impl Llm {
         self.upstream == Upstream::Demo
     }
 
+    /// Whether the upstream is a LiteLLM proxy (usage can be synced from it).
+    pub fn is_litellm(&self) -> bool {
+        matches!(self.upstream, Upstream::LiteLlm { .. })
+    }
+
     /// Which kind of upstream, for the UI and `/readyz`.
     pub fn kind(&self) -> &'static str {
         match self.upstream {

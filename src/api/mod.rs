@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod error;
+pub mod jobs;
 pub mod quota;
 pub mod tokens;
 pub mod usage;

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod chat;
+pub mod jobs;
 pub mod money;
 pub mod numbers;
 pub mod period;

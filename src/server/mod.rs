@@ -9,6 +9,7 @@ pub mod config;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod jobs;
 pub mod llm;
 pub mod quota;
 pub mod rest;

@@ -5,6 +5,7 @@
 pub mod api_tokens;
 pub mod conversations;
 pub mod exchanges;
+pub mod jobs;
 pub mod llm_keys;
 pub mod login_failures;
 pub mod plans;

@@ -1,0 +1,34 @@
+-- Background jobs (PostgreSQL). The state machine is domain/jobs.rs; every update names the
+-- status it expects and the attempt it belongs to.
+
+create table jobs (
+    id               uuid primary key,
+    type             text not null check (type in ('usage_sync', 'document_processing', 'report_generation')),
+    status           text not null default 'pending'
+                     check (status in ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    progress         integer not null default 0 check (progress between 0 and 100),
+    user_id          uuid references users (id) on delete set null,
+    metadata         jsonb not null default '{}',         -- the job's input, then its summary
+    result           text,                                -- a report's CSV
+    error            text,
+    attempts         integer not null default 0 check (attempts >= 0),
+    max_attempts     integer not null default 3 check (max_attempts >= 1),
+    cancel_requested boolean not null default false,      -- a running job is asked to stop
+    dedupe_key       text unique,                         -- one scheduled job per key (e.g. a day)
+    run_at           timestamptz not null,                -- not before (retries wait)
+    lease_until      timestamptz,                         -- a running job's heartbeat
+    started_at       timestamptz,
+    completed_at     timestamptz,
+    created_at       timestamptz not null,
+    updated_at       timestamptz not null
+);
+-- The claim: the oldest due pending job.
+create index jobs_claim on jobs (run_at) where status = 'pending';
+-- Leases to rescue.
+create index jobs_running on jobs (lease_until) where status = 'running';
+create index jobs_by_user on jobs (user_id, created_at);
+create index jobs_by_status on jobs (status, created_at);
+create index jobs_by_created on jobs (created_at);
+-- Never two usage syncs at once.
+create unique index jobs_one_usage_sync on jobs (type)
+    where type = 'usage_sync' and status in ('pending', 'running');

@@ -1,0 +1,245 @@
+//! Background jobs: their kinds, their states and the legal moves between them, and how long a
+//! failed attempt waits before the next.
+//!
+//! ```text
+//! pending ──claim──▶ running ──▶ completed
+//!    │                 │  ├────▶ failed      (last attempt failed, or its lease ran out)
+//!    │                 │  └────▶ pending     (retry after a backoff)
+//!    └──cancel──▶ cancelled ◀──stopped on request──┘
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobType {
+    UsageSync,
+    DocumentProcessing,
+    ReportGeneration,
+}
+
+pub const JOB_TYPES: [JobType; 3] = [
+    JobType::UsageSync,
+    JobType::DocumentProcessing,
+    JobType::ReportGeneration,
+];
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::UsageSync => "usage_sync",
+            JobType::DocumentProcessing => "document_processing",
+            JobType::ReportGeneration => "report_generation",
+        }
+    }
+
+    /// Whether the runner can do jobs of this type (`document_processing` is reserved).
+    pub fn has_handler(self) -> bool {
+        !matches!(self, JobType::DocumentProcessing)
+    }
+}
+
+impl fmt::Display for JobType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        JOB_TYPES
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| one_of("type", s, JOB_TYPES.map(JobType::as_str)))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+pub const JOB_STATUSES: [JobStatus; 5] = [
+    JobStatus::Pending,
+    JobStatus::Running,
+    JobStatus::Completed,
+    JobStatus::Failed,
+    JobStatus::Cancelled,
+];
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Nothing happens to a finished job any more.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        JOB_STATUSES
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| one_of("status", s, JOB_STATUSES.map(JobStatus::as_str)))
+    }
+}
+
+fn one_of<const N: usize>(field: &str, got: &str, valid: [&str; N]) -> String {
+    format!("{field} must be one of: {} (got {got:?})", valid.join(", "))
+}
+
+/// A move the state machine does not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} job cannot become {to}")]
+pub struct IllegalMove {
+    pub from: JobStatus,
+    pub to: JobStatus,
+}
+
+/// Checks a move: claim (pending → running), cancel (pending → cancelled), the end of an
+/// attempt (running → completed, failed, pending for a retry, or cancelled when asked to stop).
+/// Finished jobs never move.
+pub fn check_move(from: JobStatus, to: JobStatus) -> Result<(), IllegalMove> {
+    use JobStatus::*;
+    match (from, to) {
+        (Pending, Running | Cancelled) | (Running, Completed | Failed | Pending | Cancelled) => {
+            Ok(())
+        }
+        _ => Err(IllegalMove { from, to }),
+    }
+}
+
+/// What cancelling a job does, by its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// Pending: cancelled at once.
+    Now,
+    /// Running: asked to stop; it ends `cancelled` when its handler sees the request.
+    Requested,
+    /// Finished: nothing to cancel (409).
+    Finished,
+}
+
+pub fn cancel(status: JobStatus) -> Cancel {
+    match status {
+        JobStatus::Pending => Cancel::Now,
+        JobStatus::Running => Cancel::Requested,
+        _ => Cancel::Finished,
+    }
+}
+
+/// After a failed attempt number `attempt` (1 = the first) of `max_attempts`: `Some(delay in
+/// seconds)` before the next, doubling from `base_secs` up to an hour; `None` when that was
+/// the last.
+pub fn retry_delay_secs(attempt: i64, max_attempts: i64, base_secs: i64) -> Option<i64> {
+    if attempt >= max_attempts {
+        return None;
+    }
+    let exp = (attempt - 1).clamp(0, 20) as u32;
+    Some(base_secs.saturating_mul(1i64 << exp).min(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobStatus::*;
+
+    #[test]
+    fn only_legal_moves_are_allowed() {
+        let legal = [
+            (Pending, Running),
+            (Pending, Cancelled),
+            (Running, Completed),
+            (Running, Failed),
+            (Running, Pending),
+            (Running, Cancelled),
+        ];
+        for from in JOB_STATUSES {
+            for to in JOB_STATUSES {
+                let want = legal.contains(&(from, to));
+                assert_eq!(check_move(from, to).is_ok(), want, "{from} -> {to}");
+            }
+        }
+        assert_eq!(
+            check_move(Completed, Running).unwrap_err().to_string(),
+            "a completed job cannot become running"
+        );
+    }
+
+    #[test]
+    fn cancelling_depends_on_the_status() {
+        for (status, want) in [
+            (Pending, Cancel::Now),
+            (Running, Cancel::Requested),
+            (Completed, Cancel::Finished),
+            (Failed, Cancel::Finished),
+            (Cancelled, Cancel::Finished),
+        ] {
+            assert_eq!(cancel(status), want, "{status}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_until_the_last_attempt() {
+        for (attempt, max, want) in [
+            (1, 3, Some(10)),
+            (2, 3, Some(20)),
+            (3, 3, None),
+            (4, 3, None),
+            (1, 1, None),
+            (5, 10, Some(160)),
+            (9, 10, Some(2560)),
+            (10, 30, Some(3600)), // capped at an hour
+            (25, 30, Some(3600)),
+        ] {
+            assert_eq!(retry_delay_secs(attempt, max, 10), want, "{attempt}/{max}");
+        }
+    }
+
+    #[test]
+    fn names_parse_and_unknown_ones_list_the_valid() {
+        for t in JOB_TYPES {
+            assert_eq!(t.as_str().parse::<JobType>(), Ok(t));
+        }
+        for s in JOB_STATUSES {
+            assert_eq!(s.as_str().parse::<JobStatus>(), Ok(s));
+        }
+        assert_eq!(
+            "sync".parse::<JobType>().unwrap_err(),
+            "type must be one of: usage_sync, document_processing, report_generation (got \"sync\")"
+        );
+        assert!("done"
+            .parse::<JobStatus>()
+            .unwrap_err()
+            .contains("pending, running, completed, failed, cancelled"));
+        assert!(!JobType::DocumentProcessing.has_handler());
+        assert!(Completed.is_finished() && !Running.is_finished());
+    }
+}

@@ -1,0 +1,260 @@
+//! The job service: creating, reading, moving, claiming and cleaning up jobs. The legal moves
+//! are `domain::jobs`; every write here is guarded by the state (and attempt) it expects, and an
+//! illegal or lost move is a 409.
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::api::jobs::{JobDto, JobPageDto};
+use crate::domain::jobs::{cancel, check_move, Cancel, JobStatus, JobType};
+use crate::server::db::jobs::{self, Filter, JobRow, NewJob};
+use crate::server::db::{self};
+use crate::server::error::Result;
+use crate::server::state::AppState;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Attempts a job gets unless told otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+impl From<JobRow> for JobDto {
+    fn from(r: JobRow) -> Self {
+        JobDto {
+            id: r.id,
+            kind: r.kind,
+            status: r.status,
+            progress: r.progress,
+            user_id: r.user_id,
+            metadata: r.metadata.0,
+            error: r.error,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            cancel_requested: r.cancel_requested,
+            run_at: r.run_at,
+            started_at: r.started_at,
+            completed_at: r.completed_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            has_result: r.has_result,
+        }
+    }
+}
+
+pub fn status_of(row: &JobRow) -> Result<JobStatus> {
+    row.status
+        .parse()
+        .map_err(|e: String| crate::server::error::Error::internal(e))
+}
+
+fn conflict(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::Conflict, message)
+}
+
+/// The outcome of creating a job that may exist already (a usage sync).
+pub enum Created {
+    New(JobDto),
+    /// A job that already does this (the pending or running usage sync).
+    Existing(JobDto),
+}
+
+/// Creates a pending job, due now. A type without a handler is refused; a second usage sync
+/// while one is pending or running is not created: that one is returned instead.
+#[tracing::instrument(skip(state, metadata), err)]
+pub async fn create_job(
+    state: &AppState,
+    kind: JobType,
+    user_id: Option<Uuid>,
+    metadata: Value,
+) -> Result<Created> {
+    create_job_with(state, kind, user_id, metadata, None, DEFAULT_MAX_ATTEMPTS).await
+}
+
+/// [`create_job`] with a dedupe key (one job per key, ever) and a number of attempts.
+pub async fn create_job_with(
+    state: &AppState,
+    kind: JobType,
+    user_id: Option<Uuid>,
+    metadata: Value,
+    dedupe_key: Option<&str>,
+    max_attempts: i32,
+) -> Result<Created> {
+    if !kind.has_handler() {
+        return Err(AppError::validation(format!(
+            "unsupported job type: {kind} (no handler exists yet)"
+        ))
+        .into());
+    }
+    let now = db::now();
+    let new = NewJob {
+        id: Uuid::new_v4(),
+        kind: kind.as_str(),
+        user_id,
+        metadata: &metadata,
+        max_attempts,
+        run_at: now,
+        dedupe_key,
+        now,
+    };
+    if let Some(row) = jobs::insert(&state.db, &new).await? {
+        super::jobs::runner::wake(state).await;
+        return Ok(Created::New(row.into()));
+    }
+    if kind == JobType::UsageSync {
+        if let Some(row) = jobs::find_active_usage_sync(&state.db).await? {
+            return Ok(Created::Existing(row.into()));
+        }
+    }
+    Err(conflict(format!("a {kind} job with this key exists already")).into())
+}
+
+/// Moves a job to `to` (with progress and error), if the state machine allows it from where it
+/// is: an illegal move, or a job that moved meanwhile, is a 409.
+#[tracing::instrument(skip(state), err)]
+pub async fn update_job_status(
+    state: &AppState,
+    id: Uuid,
+    to: JobStatus,
+    progress: Option<i32>,
+    error: Option<&str>,
+) -> Result<JobDto> {
+    let row = jobs::find(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("job"))?;
+    let from = status_of(&row)?;
+    check_move(from, to).map_err(|e| conflict(e.to_string()))?;
+    if to == JobStatus::Running {
+        return Err(conflict("a job starts running only when a worker claims it").into());
+    }
+    let moved = jobs::set_status(
+        &state.db,
+        id,
+        from.as_str(),
+        row.attempts,
+        to.as_str(),
+        progress,
+        error,
+        db::now(),
+    )
+    .await?;
+    if !moved {
+        return Err(conflict("the job changed meanwhile; read it again").into());
+    }
+    get_job(state, id).await
+}
+
+pub async fn get_job(state: &AppState, id: Uuid) -> Result<JobDto> {
+    Ok(jobs::find(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("job"))?
+        .into())
+}
+
+/// A user's own job; anyone else's is "not found".
+pub async fn get_own_job(state: &AppState, user_id: Uuid, id: Uuid) -> Result<JobDto> {
+    match jobs::find(&state.db, id).await? {
+        Some(row) if row.user_id == Some(user_id) => Ok(row.into()),
+        _ => Err(AppError::not_found("job").into()),
+    }
+}
+
+/// A user's jobs, newest first, by type and status when given.
+pub async fn get_user_jobs(
+    state: &AppState,
+    user_id: Uuid,
+    kind: Option<JobType>,
+    status: Option<JobStatus>,
+) -> Result<Vec<JobDto>> {
+    let filter = Filter {
+        kind: kind.map(JobType::as_str),
+        status: status.map(JobStatus::as_str),
+        user_id: Some(user_id),
+    };
+    Ok(jobs::list(&state.db, &filter, 500, 0)
+        .await?
+        .into_iter()
+        .map(JobDto::from)
+        .collect())
+}
+
+/// Every job, newest first, filtered and paginated (for admins).
+pub async fn list_jobs(
+    state: &AppState,
+    kind: Option<JobType>,
+    status: Option<JobStatus>,
+    user_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<JobPageDto> {
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(AppError::validation(format!(
+            "limit must be 1 to 500 and offset 0 or more (got limit {limit}, offset {offset})"
+        ))
+        .into());
+    }
+    let filter = Filter {
+        kind: kind.map(JobType::as_str),
+        status: status.map(JobStatus::as_str),
+        user_id,
+    };
+    let (rows, total) = tokio::try_join!(
+        jobs::list(&state.db, &filter, limit, offset),
+        jobs::count(&state.db, &filter)
+    )?;
+    Ok(JobPageDto {
+        jobs: rows.into_iter().map(JobDto::from).collect(),
+        total,
+        limit,
+        offset,
+    })
+}
+
+/// Pending jobs of a type, oldest first.
+pub async fn get_pending_jobs(state: &AppState, kind: JobType) -> Result<Vec<JobDto>> {
+    Ok(jobs::list_pending(&state.db, kind.as_str())
+        .await?
+        .into_iter()
+        .map(JobDto::from)
+        .collect())
+}
+
+/// Claims the oldest due job for this worker, leased for `lease`.
+pub async fn claim_next(state: &AppState, lease: Duration) -> Result<Option<JobRow>> {
+    let now = db::now();
+    Ok(jobs::claim_next(&state.db, now, now + lease).await?)
+}
+
+/// Cancels a job: a pending one at once, a running one is asked to stop (it ends `cancelled`
+/// when its handler notices); a finished one is a 409.
+#[tracing::instrument(skip(state), err)]
+pub async fn cancel_job(state: &AppState, id: Uuid) -> Result<JobDto> {
+    // Two tries: a pending job can start running between the read and the update.
+    for _ in 0..2 {
+        let row = jobs::find(&state.db, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("job"))?;
+        let status = status_of(&row)?;
+        let done = match cancel(status) {
+            Cancel::Now => jobs::cancel_pending(&state.db, id, db::now()).await?,
+            Cancel::Requested => jobs::request_cancel(&state.db, id, db::now()).await?,
+            Cancel::Finished => {
+                return Err(conflict(format!("the job is {status}: nothing to cancel")).into())
+            }
+        };
+        if done {
+            return get_job(state, id).await;
+        }
+    }
+    Err(conflict("the job changed meanwhile; read it again").into())
+}
+
+/// Deletes finished jobs that ended more than `days` days ago; returns how many.
+pub async fn cleanup_old_jobs(state: &AppState, days: i64) -> Result<u64> {
+    let before: DateTime<Utc> = db::now() - Duration::days(days);
+    Ok(jobs::delete_finished_before(&state.db, before).await?)
+}
+
+pub mod runner {
+    //! Placeholder until the runner lands: waking workers after an enqueue.
+    use crate::server::state::AppState;
+
+    pub async fn wake(_state: &AppState) {}
+}

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use common::Backend;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenmeter::server::config::Config;
@@ -190,7 +190,7 @@ async fn forget_syncs(db: &Db) {
 async fn sync_everyone(state: &AppState, reads: &AtomicUsize, concurrency: usize) {
     reads.store(0, Ordering::Relaxed);
     let started = Instant::now();
-    let report = usage_sync::sync_all_users_usage(state, &|_| {})
+    let report = usage_sync::sync_all_users_usage(state, &|_| {}, &AtomicBool::new(false))
         .await
         .unwrap();
     let wall = started.elapsed().as_secs_f64();
@@ -241,7 +241,7 @@ async fn main() {
     // Synced again right away: yesterday and today only.
     reads.store(0, Ordering::Relaxed);
     let started = Instant::now();
-    let report = usage_sync::sync_all_users_usage(&wide, &|_| {})
+    let report = usage_sync::sync_all_users_usage(&wide, &|_| {}, &AtomicBool::new(false))
         .await
         .unwrap();
     println!(

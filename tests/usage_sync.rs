@@ -524,10 +524,13 @@ async fn a_sync_of_everyone_goes_on_past_a_failure(backend: Backend) {
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let report =
-        usage_sync::sync_all_users_usage(&app.state, &move |p| log.lock().unwrap().push(p))
-            .await
-            .unwrap();
+    let report = usage_sync::sync_all_users_usage(
+        &app.state,
+        &move |p| log.lock().unwrap().push(p),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .await
+    .unwrap();
     // The admin counts too (an active user), with nothing to report.
     assert_eq!(report.users, 4);
     assert_eq!(report.failures.len(), 1);

@@ -82,11 +82,15 @@ async fn sync_usage(config: Config, email: Option<String>) -> Result<()> {
         );
         return Ok(());
     }
-    let report = usage_sync::sync_all_users_usage(&state, &|p| {
-        if p.done % 100 == 0 || p.done == p.total {
-            eprintln!("{} / {} users ({} failed)", p.done, p.total, p.failed);
-        }
-    })
+    let report = usage_sync::sync_all_users_usage(
+        &state,
+        &|p| {
+            if p.done % 100 == 0 || p.done == p.total {
+                eprintln!("{} / {} users ({} failed)", p.done, p.total, p.failed);
+            }
+        },
+        &std::sync::atomic::AtomicBool::new(false),
+    )
     .await?;
     for (user, error) in report.failures.iter().take(20) {
         eprintln!("failed: {user}: {error}");

@@ -78,6 +78,18 @@ pub struct Config {
     pub usage_backfill_days: i64,
     /// How many users a sync of everyone reads from LiteLLM at once.
     pub usage_sync_concurrency: usize,
+    /// Jobs this instance runs at once; 0: no runner here (other instances run them).
+    pub job_workers: usize,
+    /// How often idle workers look for due jobs when no wake-up came.
+    pub job_poll: std::time::Duration,
+    /// How long a running job's lease lasts without a heartbeat.
+    pub job_lease: std::time::Duration,
+    /// The first retry's delay; each further one doubles it (up to an hour).
+    pub job_retry_base_secs: i64,
+    /// Finished jobs are deleted this many days after they ended.
+    pub job_retention_days: i64,
+    /// The local time of the daily usage sync (`None`: no daily sync).
+    pub usage_sync_at: Option<chrono::NaiveTime>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tokenmeter.db";
@@ -218,6 +230,22 @@ impl Config {
             usage_backfill_days: bounded(&var, "TOKENMETER_USAGE_BACKFILL_DAYS", 90, 1..=3650)?,
             usage_sync_concurrency: bounded(&var, "TOKENMETER_USAGE_SYNC_CONCURRENCY", 8, 1..=64)?
                 as usize,
+            job_workers: bounded(&var, "TOKENMETER_JOB_WORKERS", 2, 0..=64)? as usize,
+            job_poll: std::time::Duration::from_millis(
+                bounded(&var, "TOKENMETER_JOB_POLL_MS", 5000, 10..=600_000)? as u64,
+            ),
+            job_lease: std::time::Duration::from_millis(
+                bounded(&var, "TOKENMETER_JOB_LEASE_MS", 60_000, 100..=3_600_000)? as u64,
+            ),
+            job_retry_base_secs: bounded(&var, "TOKENMETER_JOB_RETRY_BASE_SECONDS", 10, 0..=3600)?,
+            job_retention_days: bounded(&var, "TOKENMETER_JOB_RETENTION_DAYS", 30, 1..=3650)?,
+            usage_sync_at: match var("TOKENMETER_USAGE_SYNC_AT").as_deref().map(str::trim) {
+                None => chrono::NaiveTime::from_hms_opt(0, 15, 0),
+                Some("off") => None,
+                Some(raw) => Some(chrono::NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| {
+                    format!("TOKENMETER_USAGE_SYNC_AT must be HH:MM (local time) or off (got {raw:?})")
+                })?),
+            },
         })
     }
 

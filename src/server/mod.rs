@@ -75,6 +75,7 @@ pub async fn init_state(config: Config) -> Result<AppState> {
         config: Arc::new(config),
         llm: Arc::new(llm),
         caches: Arc::new(caches),
+        jobs: Arc::default(),
     };
     cache::listen(&state);
     if let Some((admin, generated)) = accounts::ensure_admin(&state).await? {
@@ -161,6 +162,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let addr = config.addr;
     let state = init_state(config).await?;
     let db = state.db.clone();
+    let runner = jobs::runner::Runner::start(&state);
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -174,6 +176,9 @@ pub async fn serve(config: Config) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| Error::internal(format!("server: {e}")))?;
+    if let Some(runner) = runner {
+        runner.stop().await;
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -17,4 +17,6 @@ pub struct AppState {
     pub llm: Arc<Llm>,
     /// Sessions and usage read recently (see `server::cache`).
     pub caches: Arc<Caches>,
+    /// Wakes the job runner's workers.
+    pub jobs: Arc<crate::server::jobs::runner::JobQueue>,
 }

@@ -21,6 +21,7 @@ use crate::server::error::{Error, Result};
 use crate::server::state::AppState;
 use chrono::NaiveDate;
 use futures_util::stream::{self, StreamExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 /// Today in the configured timezone.
@@ -134,16 +135,20 @@ pub struct SyncProgress {
 #[derive(Clone, Debug, Default)]
 pub struct SyncReport {
     pub users: usize,
+    /// Stopped on request before every user was synced.
+    pub stopped: bool,
     pub days_reported: i64,
     pub failures: Vec<(Uuid, String)>,
 }
 
 /// Syncs every active user, `TOKENMETER_USAGE_SYNC_CONCURRENCY` at a time. A user's failure is
 /// recorded on them and in the report; the others go on. `progress` hears of every user done.
+/// Once `stop` is set no further user is started (those under way finish).
 #[tracing::instrument(skip_all, err)]
 pub async fn sync_all_users_usage(
     state: &AppState,
     progress: &(dyn Fn(SyncProgress) + Send + Sync),
+    stop: &AtomicBool,
 ) -> Result<SyncReport> {
     let ids = usage_history::list_active_user_ids(&state.db).await?;
     let total = ids.len();
@@ -152,6 +157,7 @@ pub async fn sync_all_users_usage(
         ..SyncReport::default()
     };
     let mut results = stream::iter(ids)
+        .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
         .map(|id| async move { (id, sync_user_usage(state, id).await) })
         .buffer_unordered(state.config.usage_sync_concurrency);
     let mut done = 0;
@@ -167,6 +173,7 @@ pub async fn sync_all_users_usage(
             total,
         });
     }
+    report.stopped = done < total;
     tracing::info!(
         users = total,
         failed = report.failures.len(),

@@ -2,6 +2,9 @@
 //! are `domain::jobs`; every write here is guarded by the state (and attempt) it expects, and an
 //! illegal or lost move is a 409.
 
+pub mod handlers;
+pub mod runner;
+
 use crate::api::error::{AppError, ErrorCode};
 use crate::api::jobs::{JobDto, JobPageDto};
 use crate::domain::jobs::{cancel, check_move, Cancel, JobStatus, JobType};
@@ -95,7 +98,7 @@ pub async fn create_job_with(
         now,
     };
     if let Some(row) = jobs::insert(&state.db, &new).await? {
-        super::jobs::runner::wake(state).await;
+        runner::wake(state).await;
         return Ok(Created::New(row.into()));
     }
     if kind == JobType::UsageSync {
@@ -250,11 +253,4 @@ pub async fn cancel_job(state: &AppState, id: Uuid) -> Result<JobDto> {
 pub async fn cleanup_old_jobs(state: &AppState, days: i64) -> Result<u64> {
     let before: DateTime<Utc> = db::now() - Duration::days(days);
     Ok(jobs::delete_finished_before(&state.db, before).await?)
-}
-
-pub mod runner {
-    //! Placeholder until the runner lands: waking workers after an enqueue.
-    use crate::server::state::AppState;
-
-    pub async fn wake(_state: &AppState) {}
 }

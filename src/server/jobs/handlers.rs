@@ -1,0 +1,108 @@
+//! What each type of job does. A handler reports progress through its context, checks its
+//! cancel flag between steps, and returns the job's summary (and a result, for reports).
+
+use crate::server::db::jobs::JobRow;
+use crate::server::state::AppState;
+use crate::server::usage_sync;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+
+pub struct JobContext {
+    pub state: AppState,
+    pub job: JobRow,
+    /// Set when the job is asked to stop (a user's cancel, or a shutdown).
+    pub cancel: Arc<AtomicBool>,
+    /// 0..=100, written to the database by the runner at most once per heartbeat.
+    pub progress: Arc<AtomicI32>,
+}
+
+/// A finished job's summary and result.
+pub struct Done {
+    pub metadata: Value,
+    pub result: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("interrupted by a shutdown")]
+    Interrupted,
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub async fn run(ctx: JobContext) -> Result<Done, JobError> {
+    match ctx.job.kind.as_str() {
+        "usage_sync" => run_usage_sync_job(&ctx).await,
+        "report_generation" => run_report_job(&ctx).await,
+        other => Err(JobError::Failed(format!("no handler for {other} jobs"))),
+    }
+}
+
+/// Syncs every active user's usage from LiteLLM; a user's failure is in the summary, not the
+/// job's.
+#[tracing::instrument(skip_all, fields(job = %ctx.job.id))]
+pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
+    if ctx.state.llm.kind() != "litellm" {
+        return Err(JobError::Failed(
+            "usage is synced from LiteLLM, and no LiteLLM proxy is configured (LITELLM_URL)".into(),
+        ));
+    }
+    let progress = ctx.progress.clone();
+    let report = usage_sync::sync_all_users_usage(
+        &ctx.state,
+        &move |p| {
+            let percent = (p.done * 100).checked_div(p.total).unwrap_or(100);
+            progress.store(percent as i32, Ordering::Relaxed);
+        },
+        &ctx.cancel,
+    )
+    .await
+    .map_err(|e| JobError::Failed(crate::api::error::AppError::from(e).message))?;
+    if report.stopped {
+        return Err(JobError::Cancelled);
+    }
+    let failures: Vec<Value> = report
+        .failures
+        .iter()
+        .take(20)
+        .map(|(user, error)| json!({"user_id": user, "error": error}))
+        .collect();
+    let mut metadata = ctx.job.metadata.0.clone();
+    metadata["summary"] = json!({
+        "users": report.users,
+        "days_written": report.days_reported,
+        "failed": report.failures.len(),
+        "failures": failures,
+    });
+    Ok(Done {
+        metadata,
+        result: None,
+    })
+}
+
+/// A CSV of every user's days from `start_date` to `end_date` (in the job's metadata).
+#[tracing::instrument(skip_all, fields(job = %ctx.job.id))]
+pub async fn run_report_job(ctx: &JobContext) -> Result<Done, JobError> {
+    let meta = &ctx.job.metadata.0;
+    let (from, to) = (meta["start_date"].as_str(), meta["end_date"].as_str());
+    let (from, to, csv) = usage_sync::usage_export_csv(&ctx.state, from, to)
+        .await
+        .map_err(|e| JobError::Failed(crate::api::error::AppError::from(e).message))?;
+    if ctx.cancel.load(Ordering::Relaxed) {
+        return Err(JobError::Cancelled);
+    }
+    let mut metadata = meta.clone();
+    metadata["summary"] = json!({
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "rows": csv.lines().count().saturating_sub(1),
+        "bytes": csv.len(),
+    });
+    Ok(Done {
+        metadata,
+        result: Some(csv),
+    })
+}

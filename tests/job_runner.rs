@@ -1,0 +1,245 @@
+//! The job runner on both databases, with a fake LiteLLM whose usage reads can be slowed down:
+//! a usage sync and a report run to completion, failures are retried with backoff up to the
+//! last attempt, a running job is cancelled, a killed worker's job is rescued after its lease
+//! and completes exactly once, a shutdown hands a job back, and the daily sync is enqueued
+//! once per day by several instances.
+
+#[macro_use]
+mod common;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use common::{my_id, Backend, TestApp};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokenmeter::api::jobs::JobDto;
+use tokenmeter::domain::jobs::JobType;
+use tokenmeter::server::jobs::runner::Runner;
+use tokenmeter::server::jobs::{self, Created};
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Fake {
+    /// Each usage read waits this long (ms).
+    delay_ms: AtomicU64,
+    reads: AtomicUsize,
+}
+
+async fn fake_litellm(fake: Arc<Fake>) -> String {
+    async fn activity(
+        State(fake): State<Arc<Fake>>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> Json<Value> {
+        fake.reads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(fake.delay_ms.load(Ordering::SeqCst))).await;
+        let metrics = json!({"spend": 0.0, "prompt_tokens": 3, "completion_tokens": 4,
+                             "total_tokens": 7, "successful_requests": 1});
+        Json(json!({
+            "results": [{"date": q["end_date"], "metrics": metrics,
+                         "breakdown": {"model_groups": {"m": {"metrics": metrics}}}}],
+            "metadata": {"has_more": false},
+        }))
+    }
+    let app = Router::new()
+        .route("/user/daily/activity", get(activity))
+        .with_state(fake);
+    format!("http://{}", common::serve_on_loopback(app).await)
+}
+
+async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Arc<Fake>) {
+    let fake = Arc::new(Fake::default());
+    let base = fake_litellm(fake.clone()).await;
+    let mut vars = vec![
+        ("LITELLM_URL", base.as_str()),
+        ("LITELLM_MASTER_KEY", "sk-master"),
+        ("TOKENMETER_JOB_POLL_MS", "50"),
+        ("TOKENMETER_JOB_RETRY_BASE_SECONDS", "0"),
+        ("TOKENMETER_USAGE_SYNC_AT", "off"),
+        ("TOKENMETER_USAGE_SYNC_CONCURRENCY", "1"),
+    ];
+    vars.extend_from_slice(extra);
+    (TestApp::start_with(backend, &vars).await, fake)
+}
+
+/// Waits until the job satisfies `done` (or fails the test after 20 s).
+async fn wait_for(app: &TestApp, id: Uuid, done: impl Fn(&JobDto) -> bool) -> JobDto {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let job = jobs::get_job(&app.state, id).await.unwrap();
+        if done(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job never got there: {job:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn new_job(app: &TestApp, kind: JobType, metadata: Value) -> JobDto {
+    match jobs::create_job(&app.state, kind, None, metadata)
+        .await
+        .unwrap()
+    {
+        Created::New(job) => job,
+        Created::Existing(job) => panic!("exists: {job:?}"),
+    }
+}
+
+async fn users(app: &TestApp, n: usize) {
+    for i in 0..n {
+        app.signed_up(&format!("u{i}@example.com")).await;
+    }
+}
+
+async fn a_usage_sync_and_a_report_run_to_completion(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    users(&app, 3).await;
+    let runner = Runner::start(&app.state).unwrap();
+    let started = Instant::now();
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = wait_for(&app, job.id, |j| j.status == "completed").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "woken by the enqueue, not a poll"
+    );
+    assert_eq!(job.progress, 100);
+    assert_eq!(job.attempts, 1);
+    // Three users and the admin, one read each.
+    assert_eq!(job.metadata["summary"]["users"], 4);
+    assert_eq!(job.metadata["summary"]["failed"], 0);
+    assert_eq!(job.metadata["summary"]["days_written"], 4);
+    assert_eq!(fake.reads.load(Ordering::SeqCst), 4);
+
+    let today = chrono::Utc::now().date_naive().to_string();
+    let report = new_job(
+        &app,
+        JobType::ReportGeneration,
+        json!({"start_date": today, "end_date": today}),
+    )
+    .await;
+    let report = wait_for(&app, report.id, |j| j.status == "completed").await;
+    assert!(report.has_result);
+    assert_eq!(report.metadata["summary"]["rows"], 4);
+    let csv = tokenmeter::server::db::jobs::find_result(&app.db, report.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.contains(",u0@example.com,7,3,4,1,"), "{csv}");
+    runner.stop().await;
+}
+
+async fn failures_are_retried_with_backoff_until_the_last_attempt(backend: Backend) {
+    let (app, _fake) = start(backend, &[]).await;
+    let runner = Runner::start(&app.state).unwrap();
+    let job = new_job(
+        &app,
+        JobType::ReportGeneration,
+        json!({"start_date": "not a date", "end_date": "2026-11-28"}),
+    )
+    .await;
+    let job = wait_for(&app, job.id, |j| j.status == "failed").await;
+    assert_eq!(job.attempts, 3, "three attempts, then failed");
+    assert!(job.error.unwrap().contains("from must be a date"));
+    assert!(job.completed_at.is_some());
+    runner.stop().await;
+}
+
+async fn a_running_job_is_cancelled_on_request(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    users(&app, 5).await;
+    fake.delay_ms.store(300, Ordering::SeqCst);
+    let runner = Runner::start(&app.state).unwrap();
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    wait_for(&app, job.id, |j| j.status == "running").await;
+    let asked = jobs::cancel_job(&app.state, job.id).await.unwrap();
+    assert!(asked.cancel_requested);
+    let job = wait_for(&app, job.id, |j| j.status == "cancelled").await;
+    assert!(
+        fake.reads.load(Ordering::SeqCst) < 6,
+        "stopped before syncing everyone"
+    );
+    assert!(job.completed_at.is_some());
+    runner.stop().await;
+}
+
+async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Backend) {
+    let lease = [("TOKENMETER_JOB_LEASE_MS", "400")];
+    let (app, fake) = start(backend, &lease).await;
+    users(&app, 2).await;
+    fake.delay_ms.store(250, Ordering::SeqCst);
+    let first = Runner::start(&app.state).unwrap();
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    wait_for(&app, job.id, |j| j.status == "running").await;
+    first.kill(); // the worker dies mid-job: no more heartbeats
+    fake.delay_ms.store(0, Ordering::SeqCst);
+    // Another instance on the same database takes over once the lease has run out.
+    let other = app.another_instance().await;
+    let second = Runner::start(&other.state).unwrap();
+    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    assert_eq!(
+        done.attempts, 2,
+        "rescued once, completed by the second attempt"
+    );
+    // Nothing moves it again (the dead worker's attempt cannot write).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = jobs::get_job(&app.state, job.id).await.unwrap();
+    assert_eq!((after.status.as_str(), after.attempts), ("completed", 2));
+    assert_eq!(after.completed_at, done.completed_at);
+    second.stop().await;
+}
+
+async fn a_shutdown_hands_the_job_back(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    users(&app, 5).await;
+    fake.delay_ms.store(300, Ordering::SeqCst);
+    let runner = Runner::start(&app.state).unwrap();
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    wait_for(&app, job.id, |j| j.status == "running").await;
+    runner.stop().await; // SIGTERM: the server stops its runner before closing the database
+    let back = jobs::get_job(&app.state, job.id).await.unwrap();
+    assert_eq!(back.status, "pending", "{back:?}");
+    assert!(back.error.unwrap().contains("shutdown"));
+    fake.delay_ms.store(0, Ordering::SeqCst);
+    let again = Runner::start(&app.state).unwrap();
+    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    assert_eq!(done.attempts, 2);
+    again.stop().await;
+}
+
+async fn the_daily_sync_is_enqueued_once_by_several_instances(backend: Backend) {
+    let (app, _fake) = start(backend, &[("TOKENMETER_USAGE_SYNC_AT", "00:00")]).await;
+    let admin = app.admin().await;
+    let _ = my_id(&app, &admin).await;
+    let other = app.another_instance().await;
+    let runners = [
+        Runner::start(&app.state).unwrap(),
+        Runner::start(&other.state).unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = jobs::list_jobs(&app.state, Some(JobType::UsageSync), None, None, 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1, "{:?}", page.jobs);
+    let job = wait_for(&app, page.jobs[0].id, |j| j.status == "completed").await;
+    assert_eq!(
+        job.metadata["scheduled_for"],
+        chrono::Utc::now().date_naive().to_string()
+    );
+    for r in runners {
+        r.stop().await;
+    }
+}
+
+on_both_backends!(
+    a_usage_sync_and_a_report_run_to_completion,
+    failures_are_retried_with_backoff_until_the_last_attempt,
+    a_running_job_is_cancelled_on_request,
+    a_killed_workers_job_is_rescued_and_completes_exactly_once,
+    a_shutdown_hands_the_job_back,
+    the_daily_sync_is_enqueued_once_by_several_instances,
+);

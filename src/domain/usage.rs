@@ -130,20 +130,32 @@ pub fn parse_day_range(
     to: Option<&str>,
     today: NaiveDate,
 ) -> Result<(NaiveDate, NaiveDate), String> {
+    parse_named_range(from, to, today, ("from", "to"))
+}
+
+/// [`parse_day_range`] for fields with other names (`start_date`, `end_date`).
+pub fn parse_named_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    today: NaiveDate,
+    (from_name, to_name): (&str, &str),
+) -> Result<(NaiveDate, NaiveDate), String> {
     let day = |name: &str, raw: &str| {
         NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
             .map_err(|_| format!("{name} must be a date as YYYY-MM-DD (got {raw:?})"))
     };
     let to = match to {
-        Some(raw) => day("to", raw)?,
+        Some(raw) => day(to_name, raw)?,
         None => today,
     };
     let from = match from {
-        Some(raw) => day("from", raw)?,
+        Some(raw) => day(from_name, raw)?,
         None => to - Duration::days(29),
     };
     if from > to {
-        return Err(format!("from ({from}) must not be after to ({to})"));
+        return Err(format!(
+            "{from_name} ({from}) must not be after {to_name} ({to})"
+        ));
     }
     if (to - from).num_days() + 1 > MAX_RANGE_DAYS {
         return Err(format!(

@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod chat;
+mod jobs;
 mod profile;
 mod usage;
 
@@ -168,6 +169,19 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/admin/users/{id}/usage/sync", post(usage::sync_user))
         .route("/api/admin/usage", get(usage::analytics))
+        .route("/api/jobs", get(jobs::list_own))
+        .route(
+            "/api/jobs/{id}",
+            get(jobs::get_own).delete(jobs::cancel_own),
+        )
+        .route("/api/admin/jobs", get(jobs::list_all).post(jobs::create))
+        .route("/api/admin/jobs/usage-sync", post(jobs::start_usage_sync))
+        .route("/api/admin/jobs/report", post(jobs::request_report))
+        .route(
+            "/api/admin/jobs/{id}",
+            get(jobs::get_any).delete(jobs::cancel_any),
+        )
+        .route("/api/admin/jobs/{id}/result", get(jobs::result))
         .route(
             "/api/{*rest}",
             get(not_found)

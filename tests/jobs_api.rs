@@ -1,0 +1,274 @@
+//! The jobs API through the real router on both databases: a user's own jobs, admins' lists,
+//! the usage sync (never two at once), reports and their download, cancellation, and the
+//! 400 / 403 / 404 / 409 answers.
+
+#[macro_use]
+mod common;
+
+use common::{assert_error, my_id, Backend, TestApp};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokenmeter::domain::jobs::JobType;
+use tokenmeter::server::jobs::{self, runner::Runner, Created};
+use uuid::Uuid;
+
+async fn start(backend: Backend) -> TestApp {
+    TestApp::start_with(
+        backend,
+        &[
+            ("TOKENMETER_JOB_POLL_MS", "50"),
+            ("TOKENMETER_USAGE_SYNC_AT", "off"),
+        ],
+    )
+    .await
+}
+
+async fn job_of(app: &TestApp, user: Uuid) -> Uuid {
+    let today = chrono::Utc::now().date_naive().to_string();
+    match jobs::create_job(
+        &app.state,
+        JobType::ReportGeneration,
+        Some(user),
+        json!({"start_date": today, "end_date": today}),
+    )
+    .await
+    .unwrap()
+    {
+        Created::New(job) => job.id,
+        Created::Existing(_) => unreachable!(),
+    }
+}
+
+async fn a_users_own_jobs_and_nobody_elses(backend: Backend) {
+    let app = start(backend).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let bob = app.signed_up("bob@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    let job = job_of(&app, alice_id).await;
+
+    let (status, body) = app.get(&alice, "/api/jobs").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"][0]["type"], "report_generation");
+    assert_eq!(body["data"][0]["status"], "pending");
+    let (_, body) = app.get(&alice, "/api/jobs?type=usage_sync").await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 0);
+    let (_, body) = app
+        .get(&alice, "/api/jobs?status=pending&type=report_generation")
+        .await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    let (status, body) = app.get(&alice, &format!("/api/jobs/{job}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], job.to_string());
+
+    // Bob: not his.
+    let (_, body) = app.get(&bob, "/api/jobs").await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 0);
+    let (status, body) = app.get(&bob, &format!("/api/jobs/{job}")).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.delete(&bob, &format!("/api/jobs/{job}")).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.get(&app.client(), "/api/jobs").await;
+    assert_error(status, &body, 401, "unauthorized");
+
+    // Bad input names the valid values.
+    let (status, body) = app.get(&alice, "/api/jobs?type=sync").await;
+    let message = assert_error(status, &body, 400, "validation");
+    assert!(
+        message.contains("usage_sync, document_processing, report_generation"),
+        "{message}"
+    );
+    let (status, body) = app.get(&alice, "/api/jobs?status=done").await;
+    let message = assert_error(status, &body, 400, "validation");
+    assert!(
+        message.contains("pending, running, completed, failed, cancelled"),
+        "{message}"
+    );
+    let (status, body) = app.get(&alice, "/api/jobs/not-a-uuid").await;
+    assert_error(status, &body, 400, "validation");
+
+    // Cancel: pending -> cancelled; again -> 409.
+    let (status, body) = app.delete(&alice, &format!("/api/jobs/{job}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], "cancelled");
+    let (status, body) = app.delete(&alice, &format!("/api/jobs/{job}")).await;
+    let message = assert_error(status, &body, 409, "conflict");
+    assert!(message.contains("cancelled"), "{message}");
+}
+
+async fn admins_list_start_and_cancel(backend: Backend) {
+    let app = start(backend).await;
+    let admin = app.admin().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    for _ in 0..3 {
+        job_of(&app, alice_id).await;
+    }
+    // A usage sync: 202, then the same one with 200 while it is pending.
+    let (status, first) = app
+        .post(&admin, "/api/admin/jobs/usage-sync", json!({}))
+        .await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["data"]["type"], "usage_sync");
+    let (status, again) = app
+        .post(&admin, "/api/admin/jobs/usage-sync", json!({}))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["data"]["id"], first["data"]["id"]);
+    let (status, body) = app
+        .post(&admin, "/api/admin/jobs", json!({"type": "usage_sync"}))
+        .await;
+    assert_eq!((status, &body["data"]["id"]), (200, &first["data"]["id"]));
+    let (status, body) = app
+        .post(
+            &admin,
+            "/api/admin/jobs",
+            json!({"type": "document_processing"}),
+        )
+        .await;
+    let message = assert_error(status, &body, 400, "validation");
+    assert!(message.contains("unsupported job type"), "{message}");
+    let (status, body) = app
+        .post(&admin, "/api/admin/jobs", json!({"type": "x"}))
+        .await;
+    assert_error(status, &body, 400, "validation");
+
+    // The list: newest first, filtered, paginated.
+    let (status, page) = app.get(&admin, "/api/admin/jobs").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"]["total"], 4);
+    assert_eq!(page["data"]["jobs"][0]["type"], "usage_sync");
+    let (_, page) = app
+        .get(
+            &admin,
+            &format!("/api/admin/jobs?type=report_generation&user_id={alice_id}&limit=2"),
+        )
+        .await;
+    assert_eq!(page["data"]["total"], 3);
+    assert_eq!(page["data"]["jobs"].as_array().unwrap().len(), 2);
+    let (_, page) = app
+        .get(
+            &admin,
+            "/api/admin/jobs?type=report_generation&limit=2&offset=2",
+        )
+        .await;
+    assert_eq!(page["data"]["jobs"].as_array().unwrap().len(), 1);
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "offset=-1",
+        "user_id=nope",
+        "status=late",
+        "sort=asc",
+    ] {
+        let (status, body) = app.get(&admin, &format!("/api/admin/jobs?{bad}")).await;
+        assert_error(status, &body, 400, "validation");
+    }
+    let (status, body) = app.get(&alice, "/api/admin/jobs").await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = app
+        .post(&alice, "/api/admin/jobs/usage-sync", json!({}))
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+
+    // Cancel any job; unknown 404; finished 409.
+    let id = first["data"]["id"].as_str().unwrap();
+    let (status, body) = app.delete(&admin, &format!("/api/admin/jobs/{id}")).await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let (status, body) = app.delete(&admin, &format!("/api/admin/jobs/{id}")).await;
+    assert_error(status, &body, 409, "conflict");
+    let (status, body) = app
+        .delete(&admin, &format!("/api/admin/jobs/{}", Uuid::new_v4()))
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    // With the first one finished, a new sync may start.
+    let (status, _) = app
+        .post(&admin, "/api/admin/jobs/usage-sync", json!({}))
+        .await;
+    assert_eq!(status, 202);
+}
+
+async fn a_report_is_made_in_the_background_and_downloaded(backend: Backend) {
+    let app = start(backend).await;
+    let admin = app.admin().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let (status, _) = app
+        .post(
+            &alice,
+            "/api/chat/completions",
+            json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let today = chrono::Utc::now().date_naive();
+    for (body, want) in [
+        (
+            json!({"start_date": "2026-13-01", "end_date": "2026-11-28"}),
+            "start",
+        ),
+        (
+            json!({"start_date": "2026-11-28", "end_date": "2026-11-01"}),
+            "must not be after",
+        ),
+        (
+            json!({"start_date": "2020-01-01", "end_date": "2026-01-01"}),
+            "at most 366",
+        ),
+        (json!({"start_date": "2026-11-01"}), "end_date"),
+    ] {
+        let (status, answer) = app.post(&admin, "/api/admin/jobs/report", body).await;
+        let message = assert_error(status, &answer, 400, "validation");
+        assert!(message.contains(want), "{message}");
+    }
+    let (status, job) = app
+        .post(
+            &admin,
+            "/api/admin/jobs/report",
+            json!({"start_date": today.to_string(), "end_date": today.to_string()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["data"]["id"].as_str().unwrap().to_string();
+    // Not done yet: 409.
+    let (status, body) = app
+        .get(&admin, &format!("/api/admin/jobs/{id}/result"))
+        .await;
+    assert_error(status, &body, 409, "conflict");
+
+    let runner = Runner::start(&app.state).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done: Value = loop {
+        let (_, body) = app.get(&admin, &format!("/api/admin/jobs/{id}")).await;
+        if body["data"]["status"] == "completed" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["data"]["progress"], 100);
+    assert_eq!(done["data"]["has_result"], true);
+    let res = admin
+        .get(app.url(&format!("/api/admin/jobs/{id}/result")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = res.text().await.unwrap();
+    assert!(csv.starts_with("date,email,"), "{csv}");
+    assert!(csv.contains(",alice@example.com,"), "{csv}");
+    let (status, body) = app
+        .get(&alice, &format!("/api/admin/jobs/{id}/result"))
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+    runner.stop().await;
+}
+
+on_both_backends!(
+    a_users_own_jobs_and_nobody_elses,
+    admins_list_start_and_cancel,
+    a_report_is_made_in_the_background_and_downloaded,
+);

@@ -52,7 +52,7 @@ unit:
 e2e:
 	mkdir -p "$(LOG_DIR)"
 	cargo leptos build
-	cd end2end && playwright test 2>&1 | tee "$(LOG_DIR)/playwright.log"
+	cd end2end && ../scripts/with-litellm.sh playwright test 2>&1 | tee "$(LOG_DIR)/playwright.log"
 
 ## ---- tools, installed only when missing --------------------------------------------------
 

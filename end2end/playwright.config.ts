@@ -4,6 +4,10 @@ import { defineConfig } from '@playwright/test';
 // in Debian's Chromium. `make test` builds the app first; the server is started here and
 // Playwright waits for /healthz before the first test.
 const port = Number(process.env.E2E_PORT ?? 3180);
+// A second server behind the real LiteLLM peer (`make test` starts it), for the jobs page's
+// usage sync; the first one runs the demo model.
+const litellmPort = port + 1;
+export const LITELLM_BASE_URL = `http://127.0.0.1:${litellmPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -31,12 +35,22 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `bash ../scripts/e2e-server.sh ${port}`,
-    url: `http://127.0.0.1:${port}/healthz`,
-    timeout: 120_000,
-    reuseExistingServer: false,
-    stdout: 'ignore',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `bash ../scripts/e2e-server.sh ${port}`,
+      url: `http://127.0.0.1:${port}/healthz`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      command: `E2E_LITELLM=1 bash ../scripts/e2e-server.sh ${litellmPort}`,
+      url: `http://127.0.0.1:${litellmPort}/healthz`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+  ],
 });

@@ -9,8 +9,18 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug/tokenmeter"
 dir=$(mktemp -d /tmp/tokenmeter-e2e.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 cd "$root"
-# The demo model, whatever upstream the calling shell points at.
-unset LITELLM_URL LITELLM_MASTER_KEY LLM_BASE_URL LLM_API_KEY
+if [ "${E2E_LITELLM:-}" = 1 ]; then
+  # Behind the real LiteLLM peer (make test starts it): fail, never fall back, without it.
+  [ -n "${LITELLM_URL:-}" ] && [ -n "${LITELLM_MASTER_KEY:-}" ] || {
+    echo "e2e-server: E2E_LITELLM=1 needs LITELLM_URL and LITELLM_MASTER_KEY (the LiteLLM peer)" >&2
+    exit 1
+  }
+  export TOKENMETER_SECRET=e2e-secret TOKENMETER_JOB_POLL_MS=200
+  unset LLM_BASE_URL LLM_API_KEY
+else
+  # The demo model, whatever upstream the calling shell points at.
+  unset LITELLM_URL LITELLM_MASTER_KEY LLM_BASE_URL LLM_API_KEY
+fi
 export DATABASE_URL="sqlite://$dir/e2e.db"
 export TOKENMETER_ADDR="127.0.0.1:$port"
 export TOKENMETER_ADMIN_EMAIL=admin@example.com

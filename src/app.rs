@@ -3,8 +3,8 @@
 use crate::api::auth::{Login, Logout, Signup};
 use crate::api::UserDto;
 use crate::ui::admin::{
-    AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsagePage, AdminUserDetailPage,
-    AdminUsersPage,
+    AdminJobsPage, AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsagePage,
+    AdminUserDetailPage, AdminUsersPage,
 };
 use crate::ui::auth::{LoginPage, SignupPage};
 use crate::ui::chat::ChatPage;
@@ -137,6 +137,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("users/:id") view=AdminUserDetailPage/>
                             <Route path=path!("usage") view=AdminUsagePage/>
                             <Route path=path!("plans") view=AdminPlansPage/>
+                            <Route path=path!("jobs") view=AdminJobsPage/>
                         </ParentRoute>
                     </Routes>
                 </main>

@@ -35,3 +35,45 @@ pub struct JobPageDto {
     pub limit: i64,
     pub offset: i64,
 }
+
+/// Filters of the admin jobs page (kept in its URL).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilterDto {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub status: Option<String>,
+}
+
+/// The first page of jobs for the admin page.
+#[leptos::server(prefix = "/api/fn", endpoint = "admin_list_jobs", input = leptos::server_fn::codec::Json)]
+pub async fn admin_list_jobs(filter: JobFilterDto) -> Result<JobPageDto, super::error::AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::jobs::list_filtered(&state, &filter).await?)
+}
+
+/// Starts a usage sync of everyone, or answers with the one under way.
+#[leptos::server(prefix = "/api/fn", endpoint = "admin_start_usage_sync")]
+pub async fn admin_start_usage_sync() -> Result<JobDto, super::error::AppError> {
+    let (state, admin) = super::ssr::require_admin().await?;
+    let metadata = serde_json::json!({"requested_by": admin.user.email});
+    Ok(
+        match crate::server::jobs::create_job(
+            &state,
+            crate::domain::jobs::JobType::UsageSync,
+            Some(admin.user.id),
+            metadata,
+        )
+        .await?
+        {
+            crate::server::jobs::Created::New(job)
+            | crate::server::jobs::Created::Existing(job) => job,
+        },
+    )
+}
+
+/// Cancels any job (pending at once, running on request).
+#[leptos::server(prefix = "/api/fn", endpoint = "admin_cancel_job")]
+pub async fn admin_cancel_job(id: Uuid) -> Result<JobDto, super::error::AppError> {
+    let (state, _admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::jobs::cancel_job(&state, id).await?)
+}

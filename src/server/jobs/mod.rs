@@ -254,3 +254,23 @@ pub async fn cleanup_old_jobs(state: &AppState, days: i64) -> Result<u64> {
     let before: DateTime<Utc> = db::now() - Duration::days(days);
     Ok(jobs::delete_finished_before(&state.db, before).await?)
 }
+
+/// The admin page's first page of jobs for its filters (names checked like the API's).
+pub async fn list_filtered(
+    state: &AppState,
+    filter: &crate::api::jobs::JobFilterDto,
+) -> Result<JobPageDto> {
+    let kind = filter
+        .kind
+        .as_deref()
+        .map(str::parse::<JobType>)
+        .transpose()
+        .map_err(AppError::validation)?;
+    let status = filter
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()
+        .map_err(AppError::validation)?;
+    list_jobs(state, kind, status, None, 50, 0).await
+}

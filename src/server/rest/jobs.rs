@@ -259,3 +259,60 @@ pub async fn result(
     )
         .into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsFilter {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+}
+
+/// `GET /api/admin/jobs/events?type=&status=`: server-sent events for the admin jobs page:
+/// a `jobs` event with the first page (as `GET /api/admin/jobs`) now and whenever it changes
+/// (checked every second), so the page follows progress without reloading.
+pub async fn events(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    q: Result<Query<EventsFilter>, QueryRejection>,
+) -> Result<
+    axum::response::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let q = query(q)?;
+    let filter = crate::api::jobs::JobFilterDto {
+        kind: q.kind,
+        status: q.status,
+    };
+    // Bad filters are a 400 now, not a broken stream later.
+    jobs::list_filtered(&state, &filter).await?;
+    let stream = futures_util::stream::unfold(
+        (state, filter, String::new(), true),
+        |(state, filter, last, first)| async move {
+            let mut last = last;
+            if !first {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            loop {
+                let page = jobs::list_filtered(&state, &filter).await;
+                let data = match page {
+                    Ok(page) => serde_json::to_string(&page).unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "jobs events: list failed");
+                        String::new()
+                    }
+                };
+                if !data.is_empty() && data != last {
+                    let event = Event::default().event("jobs").data(data.clone());
+                    return Some((Ok(event), (state, filter, data, false)));
+                }
+                last = if data.is_empty() { last } else { data };
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

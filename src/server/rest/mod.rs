@@ -177,6 +177,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/jobs", get(jobs::list_all).post(jobs::create))
         .route("/api/admin/jobs/usage-sync", post(jobs::start_usage_sync))
         .route("/api/admin/jobs/report", post(jobs::request_report))
+        .route("/api/admin/jobs/events", get(jobs::events))
         .route(
             "/api/admin/jobs/{id}",
             get(jobs::get_any).delete(jobs::cancel_any),

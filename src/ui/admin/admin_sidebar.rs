@@ -15,6 +15,7 @@ pub fn AdminSidebar() -> impl IntoView {
                 <A href="/admin/users" attr:class=ITEM>"Users"</A>
                 <A href="/admin/usage" attr:class=ITEM>"Usage"</A>
                 <A href="/admin/plans" attr:class=ITEM>"Plans"</A>
+                <A href="/admin/jobs" attr:class=ITEM>"Jobs"</A>
             </nav>
         </aside>
     }

@@ -267,7 +267,68 @@ async fn a_report_is_made_in_the_background_and_downloaded(backend: Backend) {
     runner.stop().await;
 }
 
+/// The next `jobs` event's data from a server-sent event stream.
+async fn next_event(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
+    text: &mut String,
+) -> Value {
+    use futures_util::StreamExt;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if event.contains("event: jobs") {
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap()
+                    .to_string();
+                return serde_json::from_str::<Value>(&data).unwrap();
+            }
+            continue;
+        }
+        assert!(Instant::now() < deadline, "no event: {text}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+async fn the_events_stream_sends_the_list_and_its_changes(backend: Backend) {
+    let app = start(backend).await;
+    let admin = app.admin().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let (status, body) = app.get(&alice, "/api/admin/jobs/events").await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = app.get(&admin, "/api/admin/jobs/events?type=nope").await;
+    assert_error(status, &body, 400, "validation");
+
+    let res = admin
+        .get(app.url("/api/admin/jobs/events?type=usage_sync"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let first = next_event(&mut body, &mut text).await;
+    assert_eq!(first["total"], 0);
+    // A new job shows up in the next event, within about a second.
+    let (status, _) = app
+        .post(&admin, "/api/admin/jobs/usage-sync", json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let second = next_event(&mut body, &mut text).await;
+    assert_eq!(second["total"], 1);
+    assert_eq!(second["jobs"][0]["status"], "pending");
+}
+
 on_both_backends!(
+    the_events_stream_sends_the_list_and_its_changes,
     a_users_own_jobs_and_nobody_elses,
     admins_list_start_and_cancel,
     a_report_is_made_in_the_background_and_downloaded,

@@ -48,3 +48,24 @@ test('filters live in the URL, and a finished job cannot be cancelled', async ({
     await expect(page.locator(`[data-job-id="${done[0].id}"]`).getByTestId('job-cancel')).toHaveCount(0);
   }
 });
+
+test('a usage report is made in the background and downloaded from the page', async ({ page }) => {
+  await logInAsAdmin(page);
+  await open(page, '/admin/jobs?type=report_generation');
+  const today = new Date().toISOString().slice(0, 10);
+  await page.getByLabel('Report from').fill(today);
+  await page.getByLabel('to', { exact: true }).fill(today);
+  await page.getByTestId('make-report').click();
+  const row = page.locator('[data-testid="job-row"][data-type="report_generation"]').first();
+  await expect(row).toHaveAttribute('data-status', 'completed', { timeout: 20_000 });
+  await expect(row.getByTestId('job-summary')).toContainText(`row(s), ${today} to ${today}`);
+  const download = page.waitForEvent('download');
+  await row.getByRole('link', { name: 'Download' }).click();
+  const file = await download;
+  expect(file.suggestedFilename()).toBe(`usage-report-${today}-to-${today}.csv`);
+  // Backwards: the server's message, no job.
+  await page.getByLabel('Report from').fill(today);
+  await page.getByLabel('to', { exact: true }).fill('2020-01-01');
+  await page.getByTestId('make-report').click();
+  await expect(page.getByText('must not be after end_date')).toBeVisible();
+});

@@ -77,3 +77,20 @@ pub async fn admin_cancel_job(id: Uuid) -> Result<JobDto, super::error::AppError
     let (state, _admin) = super::ssr::require_admin().await?;
     Ok(crate::server::jobs::cancel_job(&state, id).await?)
 }
+
+/// Asks for a CSV usage report of everyone's days from `start_date` to `end_date`.
+#[leptos::server(prefix = "/api/fn", endpoint = "admin_request_report")]
+pub async fn admin_request_report(
+    start_date: String,
+    end_date: String,
+) -> Result<JobDto, super::error::AppError> {
+    let (state, admin) = super::ssr::require_admin().await?;
+    Ok(
+        match crate::server::jobs::request_report(&state, admin.user.id, &start_date, &end_date)
+            .await?
+        {
+            crate::server::jobs::Created::New(job)
+            | crate::server::jobs::Created::Existing(job) => job,
+        },
+    )
+}

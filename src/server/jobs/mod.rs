@@ -274,3 +274,28 @@ pub async fn list_filtered(
         .map_err(AppError::validation)?;
     list_jobs(state, kind, status, None, 50, 0).await
 }
+
+/// Asks for a CSV usage report of every user's days from `start` to `end` (`YYYY-MM-DD`),
+/// made in the background; the range is checked now, so a bad one is a 400, not a failed job.
+pub async fn request_report(
+    state: &AppState,
+    requested_by: Uuid,
+    start: &str,
+    end: &str,
+) -> Result<Created> {
+    let (from, to) = crate::domain::usage::parse_named_range(
+        Some(start),
+        Some(end),
+        crate::server::usage_sync::today(state),
+        ("start_date", "end_date"),
+    )
+    .map_err(AppError::validation)?;
+    let metadata = serde_json::json!({"start_date": from.to_string(), "end_date": to.to_string()});
+    create_job(
+        state,
+        JobType::ReportGeneration,
+        Some(requested_by),
+        metadata,
+    )
+    .await
+}

@@ -6,11 +6,9 @@ use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiResult};
 use crate::api::error::{AppError, ErrorCode};
 use crate::api::jobs::{JobDto, JobPageDto};
 use crate::domain::jobs::{JobStatus, JobType};
-use crate::domain::usage::parse_named_range;
 use crate::server::auth::{AdminUser, AuthUser};
 use crate::server::jobs::{self, Created};
 use crate::server::state::AppState;
-use crate::server::usage_sync::today;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -150,16 +148,7 @@ async fn start_report(
     start: &str,
     end: &str,
 ) -> ApiResult<JobDto> {
-    // Checked now, so a bad range is a 400 rather than a failed job.
-    let (from, to) = parse_named_range(
-        Some(start),
-        Some(end),
-        today(state),
-        ("start_date", "end_date"),
-    )
-    .map_err(|e| ApiError(AppError::validation(e)))?;
-    let metadata = json!({"start_date": from.to_string(), "end_date": to.to_string()});
-    created(jobs::create_job(state, JobType::ReportGeneration, Some(admin), metadata).await?)
+    created(jobs::request_report(state, admin, start, end).await?)
 }
 
 /// `POST /api/admin/jobs/report {start_date, end_date}`: a CSV usage report, made in the

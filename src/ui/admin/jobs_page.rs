@@ -3,10 +3,11 @@
 //! while the tab is hidden), "Sync usage now" and cancel buttons.
 
 use crate::api::jobs::{
-    admin_cancel_job, admin_list_jobs, admin_start_usage_sync, JobDto, JobFilterDto, JobPageDto,
+    admin_cancel_job, admin_list_jobs, admin_start_usage_sync, AdminRequestReport, JobDto,
+    JobFilterDto, JobPageDto,
 };
 use crate::domain::jobs::{JOB_STATUSES, JOB_TYPES};
-use crate::ui::common::{ErrorNotice, BTN_DANGER, BTN_PRIMARY, CARD, INPUT, LABEL};
+use crate::ui::common::{ErrorNotice, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL};
 use crate::ui::time::format_time;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -77,6 +78,7 @@ pub fn AdminJobsPage() -> impl IntoView {
     follow(filter, live, mode);
 
     let start = Action::new(|_: &()| admin_start_usage_sync());
+    let report = ServerAction::<AdminRequestReport>::new();
     let cancel = Action::new(|id: &uuid::Uuid| admin_cancel_job(*id));
     let navigate = use_navigate();
     let set_filter = move |key: &'static str, value: String| {
@@ -136,6 +138,20 @@ pub fn AdminJobsPage() -> impl IntoView {
             </button>
         </div>
         {move || start.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
+        <ActionForm action=report attr:class="mt-6 flex flex-wrap items-end gap-3">
+            <div>
+                <label for="report-start" class=LABEL>"Report from"</label>
+                <input id="report-start" name="start_date" type="date" required class=INPUT/>
+            </div>
+            <div>
+                <label for="report-end" class=LABEL>"to"</label>
+                <input id="report-end" name="end_date" type="date" required class=INPUT/>
+            </div>
+            <button type="submit" class=BTN_SECONDARY data-testid="make-report" disabled=move || report.pending().get()>
+                "Make a usage report (CSV)"
+            </button>
+        </ActionForm>
+        {move || report.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
         {move || cancel.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
         <div class="mt-6 flex flex-wrap gap-3">
             <div>

@@ -118,6 +118,27 @@ pub struct Filter<'a> {
     pub user_id: Option<Uuid>,
 }
 
+/// Adds ` where ...` for the filters given (only those, so each combination is planned with
+/// the index that fits it: by status, by user, or by creation time).
+fn push_filter<DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<DB>, filter: &Filter<'_>)
+where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Uuid: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut sep = " where ";
+    if let Some(kind) = filter.kind {
+        query.push(sep).push("type = ").push_bind(kind.to_string());
+        sep = " and ";
+    }
+    if let Some(status) = filter.status {
+        query.push(sep).push("status = ").push_bind(status.to_string());
+        sep = " and ";
+    }
+    if let Some(user) = filter.user_id {
+        query.push(sep).push("user_id = ").push_bind(user);
+    }
+}
+
 /// Jobs newest first.
 pub async fn list(
     db: &Db,
@@ -126,38 +147,23 @@ pub async fn list(
     offset: i64,
 ) -> Result<Vec<JobRow>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(concat!(
-            "select ",
-            columns!(),
-            " from jobs
-             where ($1 is null or type = $1) and ($2 is null or status = $2)
-               and ($3 is null or user_id = $3)
-             order by created_at desc, id desc
-             limit $4 offset $5"
-        ))
-        .bind(filter.kind)
-        .bind(filter.status)
-        .bind(filter.user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await
+        let mut query = sqlx::QueryBuilder::new(concat!("select ", columns!(), " from jobs"));
+        push_filter(&mut query, filter);
+        query
+            .push(" order by created_at desc, id desc limit ")
+            .push_bind(limit)
+            .push(" offset ")
+            .push_bind(offset);
+        query.build_query_as().fetch_all(pool).await
     })
 }
 
 /// How many jobs a filter matches.
 pub async fn count(db: &Db, filter: &Filter<'_>) -> Result<i64, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_scalar(
-            "select count(*) from jobs
-             where ($1 is null or type = $1) and ($2 is null or status = $2)
-               and ($3 is null or user_id = $3)",
-        )
-        .bind(filter.kind)
-        .bind(filter.status)
-        .bind(filter.user_id)
-        .fetch_one(pool)
-        .await
+        let mut query = sqlx::QueryBuilder::new("select count(*) from jobs");
+        push_filter(&mut query, filter);
+        query.build_query_scalar().fetch_one(pool).await
     })
 }
 

@@ -325,6 +325,16 @@ async fn the_events_stream_sends_the_list_and_its_changes(backend: Backend) {
     let second = next_event(&mut body, &mut text).await;
     assert_eq!(second["total"], 1);
     assert_eq!(second["jobs"][0]["status"], "pending");
+    // Shutting down ends the stream (a graceful shutdown does not wait for it forever).
+    app.state.jobs.close();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream went on after close");
 }
 
 on_both_backends!(

@@ -163,6 +163,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let state = init_state(config).await?;
     let db = state.db.clone();
     let runner = jobs::runner::Runner::start(&state);
+    let queue = state.jobs.clone();
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -173,7 +174,10 @@ pub async fn serve(config: Config) -> Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        queue.close();
+    })
     .await
     .map_err(|e| Error::internal(format!("server: {e}")))?;
     if let Some(runner) = runner {

@@ -131,7 +131,10 @@ where
         sep = " and ";
     }
     if let Some(status) = filter.status {
-        query.push(sep).push("status = ").push_bind(status.to_string());
+        query
+            .push(sep)
+            .push("status = ")
+            .push_bind(status.to_string());
         sep = " and ";
     }
     if let Some(user) = filter.user_id {

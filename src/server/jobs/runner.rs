@@ -17,10 +17,27 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-/// What an enqueue wakes (one per instance, in the state).
-#[derive(Default)]
+/// What an enqueue wakes (one per instance, in the state), and the instance's closing flag.
 pub struct JobQueue {
     pub notify: Notify,
+    /// Set when the server starts shutting down: long-lived answers (the jobs event stream)
+    /// end, so the graceful shutdown does not wait for them forever.
+    pub closing: watch::Sender<bool>,
+}
+
+impl Default for JobQueue {
+    fn default() -> Self {
+        JobQueue {
+            notify: Notify::new(),
+            closing: watch::Sender::new(false),
+        }
+    }
+}
+
+impl JobQueue {
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
 }
 
 const CHANNEL: &str = "tokenmeter_jobs";

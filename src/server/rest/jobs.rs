@@ -278,6 +278,7 @@ pub async fn events(
     };
     // Bad filters are a 400 now, not a broken stream later.
     jobs::list_filtered(&state, &filter).await?;
+    let mut closing = state.jobs.closing.subscribe();
     let stream = futures_util::stream::unfold(
         (state, filter, String::new(), true),
         |(state, filter, last, first)| async move {
@@ -303,5 +304,9 @@ pub async fn events(
             }
         },
     );
+    // Ends when the server starts shutting down.
+    let stream = futures_util::StreamExt::take_until(stream, async move {
+        let _ = closing.wait_for(|c| *c).await;
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

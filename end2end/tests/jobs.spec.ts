@@ -1,16 +1,12 @@
 import { expect, test } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, open, snap } from './helpers';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, snap } from './helpers';
 
 // The server behind the real LiteLLM peer (see playwright.config.ts).
 const port = Number(process.env.E2E_PORT ?? 3180) + 1;
 test.use({ baseURL: `http://127.0.0.1:${port}` });
 
 async function logInAsAdmin(page: import('@playwright/test').Page) {
-  await open(page, '/login');
-  await page.getByLabel('Email').fill(ADMIN_EMAIL);
-  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/profile$/);
+  await logIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
 }
 
 test('Sync usage now: a row appears and reaches 100% and completed without a reload', async ({ page }) => {

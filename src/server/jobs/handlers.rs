@@ -45,7 +45,7 @@ pub async fn run(ctx: JobContext) -> Result<Done, JobError> {
 /// job's.
 #[tracing::instrument(skip_all, fields(job = %ctx.job.id))]
 pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
-    if ctx.state.llm.kind() != "litellm" {
+    if !ctx.state.llm.is_litellm() {
         return Err(JobError::Failed(
             "usage is synced from LiteLLM, and no LiteLLM proxy is configured (LITELLM_URL)".into(),
         ));

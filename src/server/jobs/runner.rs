@@ -288,7 +288,7 @@ async fn maintenance(state: AppState, mut stopped: watch::Receiver<bool>) {
         let sync_at = state
             .config
             .usage_sync_at
-            .filter(|_| state.llm.kind() == "litellm");
+            .filter(|_| state.llm.is_litellm());
         if let Some(at) = sync_at {
             if local.time() >= at {
                 let day = local.date_naive();

@@ -138,6 +138,9 @@ async fn admins_list_start_and_cancel(backend: Backend) {
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["data"]["total"], 4);
     assert_eq!(page["data"]["jobs"][0]["type"], "usage_sync");
+    assert_eq!(page["data"]["jobs"][0]["user_email"], "admin@example.com");
+    assert_eq!(page["data"]["jobs"][1]["user_email"], "alice@example.com");
+    assert_eq!(page["data"]["active_usage_sync"], first["data"]["id"]);
     let (_, page) = app
         .get(
             &admin,
@@ -153,6 +156,8 @@ async fn admins_list_start_and_cancel(backend: Backend) {
         )
         .await;
     assert_eq!(page["data"]["jobs"].as_array().unwrap().len(), 1);
+    // The sync under way is named whatever the filter shows.
+    assert_eq!(page["data"]["active_usage_sync"], first["data"]["id"]);
     for bad in [
         "limit=0",
         "limit=501",
@@ -185,6 +190,8 @@ async fn admins_list_start_and_cancel(backend: Backend) {
         .await;
     assert_error(status, &body, 404, "not_found");
     // With the first one finished, a new sync may start.
+    let (_, page) = app.get(&admin, "/api/admin/jobs").await;
+    assert_eq!(page["data"]["active_usage_sync"], Value::Null);
     let (status, _) = app
         .post(&admin, "/api/admin/jobs/usage-sync", json!({}))
         .await;
@@ -303,8 +310,12 @@ async fn the_events_stream_sends_the_list_and_its_changes(backend: Backend) {
     let alice = app.signed_up("alice@example.com").await;
     let (status, body) = app.get(&alice, "/api/admin/jobs/events").await;
     assert_error(status, &body, 403, "forbidden");
-    let (status, body) = app.get(&admin, "/api/admin/jobs/events?type=nope").await;
-    assert_error(status, &body, 400, "validation");
+    for bad in ["type=nope", "offset=-50", "offset=x", "limit=5"] {
+        let (status, body) = app
+            .get(&admin, &format!("/api/admin/jobs/events?{bad}"))
+            .await;
+        assert_error(status, &body, 400, "validation");
+    }
 
     let res = admin
         .get(app.url("/api/admin/jobs/events?type=usage_sync"))
@@ -325,6 +336,20 @@ async fn the_events_stream_sends_the_list_and_its_changes(backend: Backend) {
     let second = next_event(&mut body, &mut text).await;
     assert_eq!(second["total"], 1);
     assert_eq!(second["jobs"][0]["status"], "pending");
+    // A later page of the same filter: past the one job, empty, same total.
+    let res = admin
+        .get(app.url("/api/admin/jobs/events?type=usage_sync&offset=50"))
+        .send()
+        .await
+        .unwrap();
+    let mut later = res.bytes_stream();
+    let page = next_event(&mut later, &mut String::new()).await;
+    assert_eq!(
+        (page["total"].as_i64(), page["offset"].as_i64()),
+        (Some(1), Some(50))
+    );
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(0));
+    drop(later);
     // Shutting down ends the stream (a graceful shutdown does not wait for it forever).
     app.state.jobs.close();
     let end = tokio::time::timeout(Duration::from_secs(5), async {

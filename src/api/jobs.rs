@@ -13,6 +13,8 @@ pub struct JobDto {
     pub status: String,
     pub progress: i32,
     pub user_id: Option<Uuid>,
+    /// Who asked for it (their e-mail now).
+    pub user_email: Option<String>,
     pub metadata: Value,
     pub error: Option<String>,
     pub attempts: i32,
@@ -34,6 +36,8 @@ pub struct JobPageDto {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+    /// The usage sync pending or running now, whatever the filters (there is at most one).
+    pub active_usage_sync: Option<Uuid>,
 }
 
 /// Filters of the admin jobs page (kept in its URL).
@@ -42,7 +46,13 @@ pub struct JobFilterDto {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub status: Option<String>,
+    /// How many newer jobs to skip (the page size is [`ADMIN_PAGE_SIZE`]).
+    #[serde(default)]
+    pub offset: i64,
 }
+
+/// Jobs on one page of `/admin/jobs`.
+pub const ADMIN_PAGE_SIZE: i64 = 50;
 
 /// The first page of jobs for the admin page.
 #[leptos::server(prefix = "/api/fn", endpoint = "admin_list_jobs", input = leptos::server_fn::codec::Json)]

@@ -17,6 +17,8 @@ pub struct JobRow {
     pub status: String,
     pub progress: i32,
     pub user_id: Option<Uuid>,
+    /// The e-mail of `user_id` as it is now.
+    pub user_email: Option<String>,
     pub metadata: Json<Value>,
     pub error: Option<String>,
     pub attempts: i32,
@@ -35,7 +37,9 @@ pub struct JobRow {
 /// The columns of [`JobRow`] (the result itself is read on its own).
 macro_rules! columns {
     () => {
-        "id, type, status, progress, user_id, metadata, error, attempts, max_attempts,
+        "id, type, status, progress, user_id,
+         (select email from users where users.id = jobs.user_id) as user_email,
+         metadata, error, attempts, max_attempts,
          cancel_requested, run_at, lease_until, started_at, completed_at, created_at, updated_at,
          result is not null as has_result"
     };
@@ -295,6 +299,10 @@ pub enum End<'a> {
         error: &'a str,
         run_at: DateTime<Utc>,
     },
+    /// Pending again at once, the attempt not counted (a shutdown interrupted it).
+    HandBack {
+        error: &'a str,
+    },
     Cancelled,
 }
 
@@ -338,6 +346,15 @@ pub async fn end_attempt(
             .bind(now)
             .bind(*error)
             .bind(*run_at),
+            End::HandBack { error } => sqlx::query(
+                "update jobs set status = 'pending', attempts = attempts - 1, error = $4,
+                     run_at = $3, lease_until = null, progress = 0, updated_at = $3
+                 where id = $1 and status = 'running' and attempts = $2",
+            )
+            .bind(id)
+            .bind(attempt)
+            .bind(now)
+            .bind(*error),
             End::Cancelled => sqlx::query(
                 "update jobs set status = 'cancelled', lease_until = null, completed_at = $3,
                      updated_at = $3

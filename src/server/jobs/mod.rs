@@ -27,6 +27,7 @@ impl From<JobRow> for JobDto {
             status: r.status,
             progress: r.progress,
             user_id: r.user_id,
+            user_email: r.user_email,
             metadata: r.metadata.0,
             error: r.error,
             attempts: r.attempts,
@@ -198,15 +199,17 @@ pub async fn list_jobs(
         status: status.map(JobStatus::as_str),
         user_id,
     };
-    let (rows, total) = tokio::try_join!(
+    let (rows, total, active) = tokio::try_join!(
         jobs::list(&state.db, &filter, limit, offset),
-        jobs::count(&state.db, &filter)
+        jobs::count(&state.db, &filter),
+        jobs::find_active_usage_sync(&state.db)
     )?;
     Ok(JobPageDto {
         jobs: rows.into_iter().map(JobDto::from).collect(),
         total,
         limit,
         offset,
+        active_usage_sync: active.map(|job| job.id),
     })
 }
 
@@ -255,7 +258,7 @@ pub async fn cleanup_old_jobs(state: &AppState, days: i64) -> Result<u64> {
     Ok(jobs::delete_finished_before(&state.db, before).await?)
 }
 
-/// The admin page's first page of jobs for its filters (names checked like the API's).
+/// A page of jobs for the admin page's filters and offset (names checked like the API's).
 pub async fn list_filtered(
     state: &AppState,
     filter: &crate::api::jobs::JobFilterDto,
@@ -272,7 +275,15 @@ pub async fn list_filtered(
         .map(str::parse::<JobStatus>)
         .transpose()
         .map_err(AppError::validation)?;
-    list_jobs(state, kind, status, None, 50, 0).await
+    list_jobs(
+        state,
+        kind,
+        status,
+        None,
+        crate::api::jobs::ADMIN_PAGE_SIZE,
+        filter.offset,
+    )
+    .await
 }
 
 /// Asks for a CSV usage report of every user's days from `start` to `end` (`YYYY-MM-DD`),

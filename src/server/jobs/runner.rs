@@ -241,11 +241,11 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
             metadata: &done.metadata,
             result: done.result.as_deref(),
         },
-        // Asked to stop by a user: cancelled. Stopped by a shutdown: pending again at once.
+        // Asked to stop by a user: cancelled. Stopped by a shutdown: pending again at once,
+        // and the attempt does not count (a deploy does not use up a job's attempts).
         Err(JobError::Cancelled) if !shutting_down => End::Cancelled,
-        Err(JobError::Cancelled | JobError::Interrupted) => End::Retry {
+        Err(JobError::Cancelled | JobError::Interrupted) => End::HandBack {
             error: "interrupted by a shutdown; run again",
-            run_at: now,
         },
         Err(JobError::Failed(error)) => {
             match retry_delay_secs(
@@ -270,10 +270,11 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
     state.jobs.notify.notify_one();
 }
 
-/// Every poll: rescue expired leases; every minute: the daily usage sync when due, and the
-/// cleanup of old finished jobs.
+/// Every poll (at most a minute apart): rescue expired leases and, when due, the day's usage
+/// sync; once a day (and at start): the cleanup of old finished jobs.
 async fn maintenance(state: AppState, mut stopped: watch::Receiver<bool>) {
     let mut last_daily = None;
+    let mut last_cleanup = None;
     loop {
         match repo::rescue_expired(&state.db, db::now()).await {
             Ok(0) => {}
@@ -297,8 +298,14 @@ async fn maintenance(state: AppState, mut stopped: watch::Receiver<bool>) {
                 }
             }
         }
-        if let Err(e) = super::cleanup_old_jobs(&state, state.config.job_retention_days).await {
-            tracing::warn!(error = %e, "could not clean up old jobs");
+        if last_cleanup != Some(local.date_naive()) {
+            match super::cleanup_old_jobs(&state, state.config.job_retention_days).await {
+                Ok(deleted) => {
+                    tracing::info!(deleted, "old finished jobs cleaned up");
+                    last_cleanup = Some(local.date_naive());
+                }
+                Err(e) => tracing::warn!(error = %e, "could not clean up old jobs"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(state.config.job_poll.min(Duration::from_secs(60))) => {}

@@ -255,10 +255,11 @@ pub struct EventsFilter {
     #[serde(rename = "type")]
     kind: Option<String>,
     status: Option<String>,
+    offset: Option<i64>,
 }
 
-/// `GET /api/admin/jobs/events?type=&status=`: server-sent events for the admin jobs page:
-/// a `jobs` event with the first page (as `GET /api/admin/jobs`) now and whenever it changes
+/// `GET /api/admin/jobs/events?type=&status=&offset=`: server-sent events for the admin jobs
+/// page: a `jobs` event with its page (as `GET /api/admin/jobs`) now and whenever it changes
 /// (checked every second), so the page follows progress without reloading.
 pub async fn events(
     State(state): State<AppState>,
@@ -275,6 +276,7 @@ pub async fn events(
     let filter = crate::api::jobs::JobFilterDto {
         kind: q.kind,
         status: q.status,
+        offset: q.offset.unwrap_or(0),
     };
     // Bad filters are a 400 now, not a broken stream later.
     jobs::list_filtered(&state, &filter).await?;

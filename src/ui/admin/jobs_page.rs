@@ -4,7 +4,7 @@
 
 use crate::api::jobs::{
     admin_cancel_job, admin_list_jobs, admin_start_usage_sync, AdminRequestReport, JobDto,
-    JobFilterDto, JobPageDto,
+    JobFilterDto, JobPageDto, ADMIN_PAGE_SIZE,
 };
 use crate::domain::jobs::{JOB_STATUSES, JOB_TYPES};
 use crate::ui::common::{ErrorNotice, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL};
@@ -46,6 +46,48 @@ pub fn summary_label(summary: &serde_json::Value) -> String {
     }
 }
 
+/// The query string of a filter (`?type=..&status=..&offset=..`, only what is set; "" for none).
+pub fn query_string(f: &JobFilterDto) -> String {
+    let mut parts = Vec::new();
+    if let Some(k) = &f.kind {
+        parts.push(format!("type={k}"));
+    }
+    if let Some(s) = &f.status {
+        parts.push(format!("status={s}"));
+    }
+    if f.offset > 0 {
+        parts.push(format!("offset={}", f.offset));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// The newer (`older == false`) or older page's address, if there is one. From past the end
+/// (jobs were deleted meanwhile) "newer" leads to the last page that has jobs.
+fn page_link(f: &JobFilterDto, total: i64, older: bool) -> Option<String> {
+    let last = (total.max(1) - 1) / ADMIN_PAGE_SIZE * ADMIN_PAGE_SIZE;
+    let offset = if older {
+        Some(f.offset + ADMIN_PAGE_SIZE).filter(|o| *o < total)
+    } else {
+        (f.offset > 0).then(|| (f.offset - ADMIN_PAGE_SIZE).min(last).max(0))
+    }?;
+    let mut f = f.clone();
+    f.offset = offset;
+    Some(format!("/admin/jobs{}", query_string(&f)))
+}
+
+/// "attempt 2 of 3", or "up to 3 attempts" before the first.
+pub fn attempts_label(attempts: i32, max: i32) -> String {
+    if attempts == 0 {
+        format!("up to {max} attempt(s)")
+    } else {
+        format!("attempt {attempts} of {max}")
+    }
+}
+
 /// "1 min 5 s", "850 ms".
 pub fn duration_label(ms: i64) -> String {
     if ms < 1000 {
@@ -64,6 +106,11 @@ pub fn AdminJobsPage() -> impl IntoView {
         query.with(|q| JobFilterDto {
             kind: q.get("type").filter(|v| !v.is_empty()),
             status: q.get("status").filter(|v| !v.is_empty()),
+            offset: q
+                .get("offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+                .max(0),
         })
     });
     // The list as the server rendered it, then as live updates bring it.
@@ -87,28 +134,16 @@ pub fn AdminJobsPage() -> impl IntoView {
             "type" => f.kind = (!value.is_empty()).then_some(value),
             _ => f.status = (!value.is_empty()).then_some(value),
         }
-        let mut parts = Vec::new();
-        if let Some(k) = &f.kind {
-            parts.push(format!("type={k}"));
-        }
-        if let Some(s) = &f.status {
-            parts.push(format!("status={s}"));
-        }
-        let qs = if parts.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", parts.join("&"))
-        };
-        navigate(&format!("/admin/jobs{qs}"), Default::default());
+        // Another filter starts at its newest jobs.
+        f.offset = 0;
+        navigate(
+            &format!("/admin/jobs{}", query_string(&f)),
+            Default::default(),
+        );
     };
     let page = move || live.get().or_else(|| first.get().and_then(Result::ok));
-    let sync_busy = move || {
-        page().is_some_and(|p| {
-            p.jobs.iter().any(|j| {
-                j.kind == "usage_sync" && matches!(j.status.as_str(), "pending" | "running")
-            })
-        }) || start.pending().get()
-    };
+    let sync_busy =
+        move || page().is_some_and(|p| p.active_usage_sync.is_some()) || start.pending().get();
 
     view! {
         <Title text="Jobs"/>
@@ -180,10 +215,13 @@ pub fn AdminJobsPage() -> impl IntoView {
             <Transition>
                 {move || match (page(), first.get()) {
                     (_, Some(Err(e))) => view! { <div class="p-4"><ErrorNotice message=e.message/></div> }.into_any(),
-                    (Some(p), _) if p.jobs.is_empty() => view! {
+                    (Some(p), _) if p.jobs.is_empty() && p.offset == 0 => view! {
                         <p class="p-6 text-sm text-slate-500" data-testid="jobs-empty">"No jobs."</p>
                     }.into_any(),
-                    (Some(p), _) => view! {
+                    (Some(p), _) => {
+                        let shown = p.jobs.len() as i64;
+                        let total = p.total;
+                        view! {
                         <table class="w-full text-left text-sm" data-testid="jobs-table">
                             <thead class="bg-slate-50 text-xs uppercase text-slate-500">
                                 <tr>
@@ -198,11 +236,36 @@ pub fn AdminJobsPage() -> impl IntoView {
                                 {p.jobs.into_iter().map(|job| view! { <JobRow job cancel/> }).collect_view()}
                             </tbody>
                         </table>
-                        <p class="px-4 py-2 text-xs text-slate-500">{format!("{} job(s)", p.total)}</p>
-                    }.into_any(),
+                        <Pager filter=filter.get() total shown/>
+                    }.into_any()},
                     _ => ().into_any(),
                 }}
             </Transition>
+        </div>
+    }
+}
+
+/// "Jobs 51–100 of 230" with links to the newer and older pages.
+#[component]
+fn Pager(filter: JobFilterDto, total: i64, shown: i64) -> impl IntoView {
+    let newer = page_link(&filter, total, false);
+    let older = page_link(&filter, total, true);
+    let range = if shown == 0 {
+        format!("No jobs here; {total} in all")
+    } else {
+        format!(
+            "Jobs {}–{} of {total}",
+            filter.offset + 1,
+            filter.offset + shown
+        )
+    };
+    view! {
+        <div class="flex flex-wrap items-center justify-between gap-2 px-4 py-2 text-xs text-slate-500">
+            <p data-testid="jobs-range">{range}</p>
+            <div class="flex gap-3">
+                {newer.map(|href| view! { <a class="font-medium text-indigo-700 hover:underline" href=href data-testid="jobs-newer">"← Newer"</a> })}
+                {older.map(|href| view! { <a class="font-medium text-indigo-700 hover:underline" href=href data-testid="jobs-older">"Older →"</a> })}
+            </div>
         </div>
     }
 }
@@ -224,14 +287,21 @@ fn JobRow(
             <td class="px-4 py-3 align-top">
                 <p class="font-medium">{job.kind.clone()}</p>
                 <p class="font-mono text-xs text-slate-500">{id.to_string()[..8].to_string()}</p>
-                {job.user_id.map(|u| view! { <p class="text-xs text-slate-500">{format!("by {}", &u.to_string()[..8])}</p> })}
+                {job.user_id.map(|u| {
+                    let who = job.user_email.clone().unwrap_or_else(|| u.to_string()[..8].to_string());
+                    view! {
+                        <p class="text-xs text-slate-500" data-testid="job-user">
+                            "by " <a class="hover:underline" href=format!("/admin/users/{u}")>{who}</a>
+                        </p>
+                    }
+                })}
             </td>
             <td class="px-4 py-3 align-top">
                 <span class=format!("inline-block rounded-full px-2 py-0.5 text-xs font-medium ring-1 {}", badge(&job.status)) data-testid="job-status">
                     {job.status.clone()}
                 </span>
                 {job.cancel_requested.then(|| view! { <p class="mt-1 text-xs text-amber-700">"stopping…"</p> })}
-                <p class="mt-1 text-xs text-slate-500">{format!("attempt {} of {}", job.attempts, job.max_attempts)}</p>
+                <p class="mt-1 text-xs text-slate-500">{attempts_label(job.attempts, job.max_attempts)}</p>
                 {job.error.clone().map(|e| view! {
                     <details class="mt-1 max-w-xs text-xs text-red-700">
                         <summary class="cursor-pointer">"Error"</summary>
@@ -309,14 +379,7 @@ mod browser {
     }
 
     fn url(f: &JobFilterDto) -> String {
-        let mut parts = Vec::new();
-        if let Some(k) = &f.kind {
-            parts.push(format!("type={k}"));
-        }
-        if let Some(s) = &f.status {
-            parts.push(format!("status={s}"));
-        }
-        format!("/api/admin/jobs/events?{}", parts.join("&"))
+        format!("/api/admin/jobs/events{}", query_string(f))
     }
 
     fn hidden() -> bool {
@@ -447,5 +510,43 @@ mod tests {
         for (ms, want) in [(850, "850 ms"), (1500, "1.5 s"), (65_000, "1 min 5 s")] {
             assert_eq!(duration_label(ms), want);
         }
+        assert_eq!(attempts_label(0, 3), "up to 3 attempt(s)");
+        assert_eq!(attempts_label(2, 3), "attempt 2 of 3");
+    }
+
+    #[test]
+    fn pages_link_to_their_neighbours_and_keep_the_filter() {
+        let f = |offset| JobFilterDto {
+            kind: Some("usage_sync".into()),
+            status: None,
+            offset,
+        };
+        assert_eq!(query_string(&JobFilterDto::default()), "");
+        assert_eq!(query_string(&f(0)), "?type=usage_sync");
+        assert_eq!(query_string(&f(50)), "?type=usage_sync&offset=50");
+        // First of three pages: no newer, older at 50.
+        assert_eq!(page_link(&f(0), 120, false), None);
+        assert_eq!(
+            page_link(&f(0), 120, true).as_deref(),
+            Some("/admin/jobs?type=usage_sync&offset=50")
+        );
+        // Last page: newer at 50, nothing older.
+        assert_eq!(
+            page_link(&f(100), 120, false).as_deref(),
+            Some("/admin/jobs?type=usage_sync&offset=50")
+        );
+        assert_eq!(page_link(&f(100), 120, true), None);
+        // Exactly one full page: no older.
+        assert_eq!(page_link(&f(0), 50, true), None);
+        // Second page: newer is the first (no offset in the address).
+        assert_eq!(
+            page_link(&f(50), 120, false).as_deref(),
+            Some("/admin/jobs?type=usage_sync")
+        );
+        // Past the end (jobs were deleted): back to the last page that has some.
+        assert_eq!(
+            page_link(&f(200), 120, false).as_deref(),
+            Some("/admin/jobs?type=usage_sync&offset=100")
+        );
     }
 }

@@ -39,6 +39,14 @@ async fn insert(app: &TestApp, kind: &str) -> Uuid {
     row.id
 }
 
+/// A LiteLLM proxy configured but never reached (the tests here run no jobs).
+fn litellm_nowhere() -> [(&'static str, &'static str); 2] {
+    [
+        ("LITELLM_URL", "http://127.0.0.1:9"),
+        ("LITELLM_MASTER_KEY", "sk-unused"),
+    ]
+}
+
 fn code(err: Error) -> ErrorCode {
     match err {
         Error::App(e) => e.code,
@@ -250,7 +258,20 @@ async fn expired_leases_are_rescued_and_old_jobs_cleaned_up(backend: Backend) {
 }
 
 async fn one_usage_sync_at_a_time_and_no_unsupported_types(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    // Without LiteLLM there is nothing to sync from: 409, nothing stored.
+    let bare = TestApp::start(backend).await;
+    let err = jobs::create_job(&bare.state, JobType::UsageSync, None, json!({}))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(err), ErrorCode::Conflict);
+    let page = jobs::list_jobs(&bare.state, None, None, None, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.usage_sync_available), (0, false));
+
+    // With a proxy configured (never called here: no runner runs the jobs).
+    let app = TestApp::start_with(backend, &litellm_nowhere()).await;
     let s = &app.state;
     let first = match jobs::create_job(s, JobType::UsageSync, None, json!({}))
         .await

@@ -12,15 +12,20 @@ use tokenmeter::domain::jobs::JobType;
 use tokenmeter::server::jobs::{self, runner::Runner, Created};
 use uuid::Uuid;
 
-async fn start(backend: Backend) -> TestApp {
-    TestApp::start_with(
-        backend,
-        &[
-            ("TOKENMETER_JOB_POLL_MS", "50"),
-            ("TOKENMETER_USAGE_SYNC_AT", "off"),
-        ],
-    )
-    .await
+/// The app, with a LiteLLM proxy configured to sync usage from (never reached: no usage sync
+/// runs in these tests) or the demo model.
+async fn start(backend: Backend, litellm: bool) -> TestApp {
+    let mut vars = vec![
+        ("TOKENMETER_JOB_POLL_MS", "50"),
+        ("TOKENMETER_USAGE_SYNC_AT", "off"),
+    ];
+    if litellm {
+        vars.extend([
+            ("LITELLM_URL", "http://127.0.0.1:9"),
+            ("LITELLM_MASTER_KEY", "sk-unused"),
+        ]);
+    }
+    TestApp::start_with(backend, &vars).await
 }
 
 async fn job_of(app: &TestApp, user: Uuid) -> Uuid {
@@ -40,7 +45,7 @@ async fn job_of(app: &TestApp, user: Uuid) -> Uuid {
 }
 
 async fn a_users_own_jobs_and_nobody_elses(backend: Backend) {
-    let app = start(backend).await;
+    let app = start(backend, false).await;
     let alice = app.signed_up("alice@example.com").await;
     let bob = app.signed_up("bob@example.com").await;
     let alice_id = my_id(&app, &alice).await;
@@ -97,7 +102,7 @@ async fn a_users_own_jobs_and_nobody_elses(backend: Backend) {
 }
 
 async fn admins_list_start_and_cancel(backend: Backend) {
-    let app = start(backend).await;
+    let app = start(backend, true).await;
     let admin = app.admin().await;
     let alice = app.signed_up("alice@example.com").await;
     let alice_id = my_id(&app, &alice).await;
@@ -141,6 +146,7 @@ async fn admins_list_start_and_cancel(backend: Backend) {
     assert_eq!(page["data"]["jobs"][0]["user_email"], "admin@example.com");
     assert_eq!(page["data"]["jobs"][1]["user_email"], "alice@example.com");
     assert_eq!(page["data"]["active_usage_sync"], first["data"]["id"]);
+    assert_eq!(page["data"]["usage_sync_available"], true);
     let (_, page) = app
         .get(
             &admin,
@@ -171,6 +177,22 @@ async fn admins_list_start_and_cancel(backend: Backend) {
     }
     let (status, body) = app.get(&alice, "/api/admin/jobs").await;
     assert_error(status, &body, 403, "forbidden");
+    // Without a LiteLLM proxy there is nothing to sync from: 409, no job.
+    let bare = start(backend, false).await;
+    let bare_admin = bare.admin().await;
+    let (status, body) = bare
+        .post(&bare_admin, "/api/admin/jobs/usage-sync", json!({}))
+        .await;
+    let message = assert_error(status, &body, 409, "conflict");
+    assert!(message.contains("LITELLM_URL"), "{message}");
+    let (_, page) = bare.get(&bare_admin, "/api/admin/jobs").await;
+    assert_eq!(
+        (
+            &page["data"]["total"],
+            &page["data"]["usage_sync_available"]
+        ),
+        (&json!(0), &json!(false))
+    );
     let (status, body) = app
         .post(&alice, "/api/admin/jobs/usage-sync", json!({}))
         .await;
@@ -199,7 +221,7 @@ async fn admins_list_start_and_cancel(backend: Backend) {
 }
 
 async fn a_report_is_made_in_the_background_and_downloaded(backend: Backend) {
-    let app = start(backend).await;
+    let app = start(backend, false).await;
     let admin = app.admin().await;
     let alice = app.signed_up("alice@example.com").await;
     let (status, _) = app
@@ -305,7 +327,7 @@ async fn next_event(
 }
 
 async fn the_events_stream_sends_the_list_and_its_changes(backend: Backend) {
-    let app = start(backend).await;
+    let app = start(backend, true).await;
     let admin = app.admin().await;
     let alice = app.signed_up("alice@example.com").await;
     let (status, body) = app.get(&alice, "/api/admin/jobs/events").await;

@@ -38,6 +38,8 @@ pub struct JobPageDto {
     pub offset: i64,
     /// The usage sync pending or running now, whatever the filters (there is at most one).
     pub active_usage_sync: Option<Uuid>,
+    /// Whether usage can be synced here (a LiteLLM proxy is configured).
+    pub usage_sync_available: bool,
 }
 
 /// Filters of the admin jobs page (kept in its URL).

@@ -60,8 +60,9 @@ pub enum Created {
     Existing(JobDto),
 }
 
-/// Creates a pending job, due now. A type without a handler is refused; a second usage sync
-/// while one is pending or running is not created: that one is returned instead.
+/// Creates a pending job, due now. A type without a handler is refused (400), so is a usage
+/// sync without a LiteLLM proxy (409); a second usage sync while one is pending or running is
+/// not created: that one is returned instead.
 #[tracing::instrument(skip(state, metadata), err)]
 pub async fn create_job(
     state: &AppState,
@@ -85,6 +86,12 @@ pub async fn create_job_with(
         return Err(AppError::validation(format!(
             "unsupported job type: {kind} (no handler exists yet)"
         ))
+        .into());
+    }
+    if kind == JobType::UsageSync && !state.llm.is_litellm() {
+        return Err(conflict(
+            "usage is synced from LiteLLM, and no LiteLLM proxy is configured (LITELLM_URL)",
+        )
         .into());
     }
     let now = db::now();
@@ -210,6 +217,7 @@ pub async fn list_jobs(
         limit,
         offset,
         active_usage_sync: active.map(|job| job.id),
+        usage_sync_available: state.llm.is_litellm(),
     })
 }
 

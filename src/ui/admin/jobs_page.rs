@@ -142,8 +142,11 @@ pub fn AdminJobsPage() -> impl IntoView {
         );
     };
     let page = move || live.get().or_else(|| first.get().and_then(Result::ok));
-    let sync_busy =
-        move || page().is_some_and(|p| p.active_usage_sync.is_some()) || start.pending().get();
+    let sync_busy = move || {
+        page().is_some_and(|p| p.active_usage_sync.is_some() || !p.usage_sync_available)
+            || start.pending().get()
+    };
+    let sync_unavailable = move || page().is_some_and(|p| !p.usage_sync_available);
 
     view! {
         <Title text="Jobs"/>
@@ -162,15 +165,22 @@ pub fn AdminJobsPage() -> impl IntoView {
                     </span>
                 </p>
             </div>
-            <button
-                type="button"
-                class=BTN_PRIMARY
-                data-testid="sync-usage-now"
-                disabled=sync_busy
-                on:click=move |_| { start.dispatch(()); }
-            >
-                "Sync usage now"
-            </button>
+            <div class="text-right">
+                <button
+                    type="button"
+                    class=BTN_PRIMARY
+                    data-testid="sync-usage-now"
+                    disabled=sync_busy
+                    on:click=move |_| { start.dispatch(()); }
+                >
+                    "Sync usage now"
+                </button>
+                <Show when=sync_unavailable>
+                    <p class="mt-1 text-xs text-slate-500" data-testid="sync-unavailable">
+                        "No LiteLLM proxy here: usage is recorded by tokenmeter."
+                    </p>
+                </Show>
+            </div>
         </div>
         {move || start.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
         <ActionForm action=report attr:class="mt-6 flex flex-wrap items-end gap-3">

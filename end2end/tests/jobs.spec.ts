@@ -3,7 +3,8 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, snap } from './helpers';
 
 // The server behind the real LiteLLM peer (see playwright.config.ts).
 const port = Number(process.env.E2E_PORT ?? 3180) + 1;
-test.use({ baseURL: `http://127.0.0.1:${port}` });
+const base = `http://127.0.0.1:${port}`;
+test.use({ baseURL: base });
 
 async function logInAsAdmin(page: import('@playwright/test').Page) {
   await logIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
@@ -37,12 +38,76 @@ test('filters live in the URL, and a finished job cannot be cancelled', async ({
   await expect(page).toHaveURL(/status=completed/);
   await page.getByLabel('Status').selectOption('');
   await expect(page).not.toHaveURL(/status=/);
-  const res = await page.request.get('/api/admin/jobs?type=usage_sync&status=completed');
-  const done = (await res.json()).data.jobs;
-  if (done.length > 0) {
-    await open(page, '/admin/jobs?type=usage_sync&status=completed');
-    await expect(page.locator(`[data-job-id="${done[0].id}"]`).getByTestId('job-cancel')).toHaveCount(0);
+  // A job made and finished now: its row names who asked and has no Cancel.
+  const id = await finishedReport(page);
+  await open(page, '/admin/jobs?type=report_generation&status=completed');
+  const row = page.locator(`[data-job-id="${id}"]`);
+  await expect(row).toHaveAttribute('data-status', 'completed');
+  await expect(row.getByTestId('job-user')).toHaveText(`by ${ADMIN_EMAIL}`);
+  await expect(row.getByTestId('job-cancel')).toHaveCount(0);
+});
+
+/** Asks for a report of today through the API and waits until it has completed; its id. */
+async function finishedReport(page: import('@playwright/test').Page): Promise<string> {
+  const today = new Date().toISOString().slice(0, 10);
+  const res = await page.request.post('/api/admin/jobs/report', {
+    headers: { Origin: base },
+    data: { start_date: today, end_date: today },
+  });
+  expect(res.status()).toBe(202);
+  const id = (await res.json()).data.id;
+  await expect
+    .poll(async () => (await (await page.request.get(`/api/admin/jobs/${id}`)).json()).data.status, {
+      timeout: 20_000,
+    })
+    .toBe('completed');
+  return id;
+}
+
+test('jobs come 50 a page, with Older and Newer kept in the URL', async ({ page }) => {
+  await logInAsAdmin(page);
+  await open(page, '/admin/jobs');
+  const today = new Date().toISOString().slice(0, 10);
+  for (let i = 0; i < 51; i++) {
+    const res = await page.request.post('/api/admin/jobs/report', {
+      headers: { Origin: base },
+      data: { start_date: today, end_date: today },
+    });
+    expect(res.status()).toBe(202);
   }
+  const total = (await (await page.request.get('/api/admin/jobs?type=report_generation')).json()).data.total;
+  expect(total).toBeGreaterThan(50);
+  await open(page, '/admin/jobs?type=report_generation');
+  await expect(page.getByTestId('job-row')).toHaveCount(50);
+  await expect(page.getByTestId('jobs-range')).toHaveText(new RegExp(`^Jobs 1–50 of \\d+$`));
+  await expect(page.getByTestId('jobs-newer')).toHaveCount(0);
+  await page.getByTestId('jobs-older').click();
+  await expect(page).toHaveURL(/type=report_generation&offset=50/);
+  await expect(page.getByTestId('jobs-range')).toHaveText(/^Jobs 51–\d+ of \d+$/);
+  await expect(page.getByTestId('job-row').first()).toBeVisible();
+  await page.getByTestId('jobs-newer').click();
+  await expect(page).not.toHaveURL(/offset=/);
+  await expect(page.getByTestId('job-row')).toHaveCount(50);
+  // Another filter starts again at the newest jobs.
+  await open(page, '/admin/jobs?type=report_generation&offset=50');
+  await page.getByLabel('Status').selectOption('completed');
+  await expect(page).toHaveURL(/status=completed/);
+  await expect(page).not.toHaveURL(/offset=/);
+});
+
+test('at 375 px each job is a block and nothing overflows', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  await logInAsAdmin(page);
+  await finishedReport(page);
+  await open(page, '/admin/jobs');
+  const row = page.getByTestId('job-row').first();
+  await expect(row).toBeVisible();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBe(0);
+  // The times sit under the job, not beside it.
+  const box = await row.boundingBox();
+  expect(box!.width).toBeLessThanOrEqual(375);
+  await snap(page, 'admin-jobs-375');
 });
 
 test('a usage report is made in the background and downloaded from the page', async ({ page }) => {

@@ -7,11 +7,14 @@ use crate::api::jobs::{
     JobFilterDto, JobPageDto, ADMIN_PAGE_SIZE,
 };
 use crate::domain::jobs::{JOB_STATUSES, JOB_TYPES};
-use crate::ui::common::{ErrorNotice, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL};
+use crate::ui::common::{ErrorNotice, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT, LABEL};
 use crate::ui::time::format_time;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
+
+/// A cell: a line of its job's block below md, a table cell from md.
+const TD: &str = "block py-1 md:table-cell md:px-4 md:py-3 md:align-top";
 
 /// Status badge colours.
 fn badge(status: &str) -> &'static str {
@@ -221,7 +224,7 @@ pub fn AdminJobsPage() -> impl IntoView {
                 </select>
             </div>
         </div>
-        <div class=format!("mt-4 overflow-x-auto {CARD} p-0")>
+        <div class="mt-4 overflow-x-auto rounded-2xl bg-white shadow-sm ring-1 ring-slate-200">
             <Transition>
                 {move || match (page(), first.get()) {
                     (_, Some(Err(e))) => view! { <div class="p-4"><ErrorNotice message=e.message/></div> }.into_any(),
@@ -232,8 +235,9 @@ pub fn AdminJobsPage() -> impl IntoView {
                         let shown = p.jobs.len() as i64;
                         let total = p.total;
                         view! {
-                        <table class="w-full text-left text-sm" data-testid="jobs-table">
-                            <thead class="bg-slate-50 text-xs uppercase text-slate-500">
+                        // Below md each job is a stacked block instead of a wide row.
+                        <table class="block w-full text-left text-sm md:table" data-testid="jobs-table">
+                            <thead class="hidden bg-slate-50 text-xs uppercase text-slate-500 md:table-header-group">
                                 <tr>
                                     <th scope="col" class="px-4 py-2">"Job"</th>
                                     <th scope="col" class="px-4 py-2">"Status"</th>
@@ -242,7 +246,7 @@ pub fn AdminJobsPage() -> impl IntoView {
                                     <th scope="col" class="px-4 py-2"><span class="sr-only">"Actions"</span></th>
                                 </tr>
                             </thead>
-                            <tbody class="divide-y divide-slate-100">
+                            <tbody class="block divide-y divide-slate-100 md:table-row-group">
                                 {p.jobs.into_iter().map(|job| view! { <JobRow job cancel/> }).collect_view()}
                             </tbody>
                         </table>
@@ -293,8 +297,8 @@ fn JobRow(
     };
     let summary = job.metadata.get("summary").map(summary_label);
     view! {
-        <tr data-testid="job-row" data-job-id=id.to_string() data-type=job.kind.clone() data-status=job.status.clone()>
-            <td class="px-4 py-3 align-top">
+        <tr class="block px-4 py-3 md:table-row md:p-0" data-testid="job-row" data-job-id=id.to_string() data-type=job.kind.clone() data-status=job.status.clone()>
+            <td class=TD>
                 <p class="font-medium">{job.kind.clone()}</p>
                 <p class="font-mono text-xs text-slate-500">{id.to_string()[..8].to_string()}</p>
                 {job.user_id.map(|u| {
@@ -306,7 +310,7 @@ fn JobRow(
                     }
                 })}
             </td>
-            <td class="px-4 py-3 align-top">
+            <td class=TD>
                 <span class=format!("inline-block rounded-full px-2 py-0.5 text-xs font-medium ring-1 {}", badge(&job.status)) data-testid="job-status">
                     {job.status.clone()}
                 </span>
@@ -319,7 +323,7 @@ fn JobRow(
                     </details>
                 })}
             </td>
-            <td class="px-4 py-3 align-top">
+            <td class=TD>
                 <div class="h-2 w-32 rounded-full bg-slate-100" role="progressbar" aria-label="Progress"
                     aria-valuemin="0" aria-valuemax="100" aria-valuenow=job.progress.to_string()>
                     <div class="h-2 rounded-full bg-indigo-500" style=format!("width: {}%", job.progress)></div>
@@ -327,13 +331,13 @@ fn JobRow(
                 <p class="mt-1 text-xs tabular-nums" data-testid="job-progress">{format!("{}%", job.progress)}</p>
                 {summary.map(|s| view! { <p class="mt-1 max-w-xs text-xs text-slate-500" data-testid="job-summary">{s}</p> })}
             </td>
-            <td class="px-4 py-3 align-top text-xs text-slate-600">
-                <p>{format!("created {}", format_time(&job.created_at))}</p>
-                {job.started_at.map(|t| view! { <p>{format!("started {}", format_time(&t))}</p> })}
-                {job.completed_at.map(|t| view! { <p>{format!("ended {}", format_time(&t))}</p> })}
+            <td class=format!("{TD} text-xs text-slate-600")>
+                <p class="whitespace-nowrap">{format!("created {}", format_time(&job.created_at))}</p>
+                {job.started_at.map(|t| view! { <p class="whitespace-nowrap">{format!("started {}", format_time(&t))}</p> })}
+                {job.completed_at.map(|t| view! { <p class="whitespace-nowrap">{format!("ended {}", format_time(&t))}</p> })}
                 {duration.map(|d| view! { <p>{format!("took {d}")}</p> })}
             </td>
-            <td class="px-4 py-3 text-right align-top">
+            <td class=format!("{TD} md:text-right")>
                 {active.then(|| view! {
                     <button type="button" class=BTN_DANGER data-testid="job-cancel"
                         disabled=move || cancel.pending().get() || job.cancel_requested

@@ -30,30 +30,32 @@ async fn exec(db: &Db, sql: &str) {
     .unwrap_or_else(|e| panic!("{e}: {sql}"));
 }
 
-/// `n` jobs of `status`, created a second apart.
+/// `n` jobs of `status`, created a second apart, asked for by the admin (so the list looks up
+/// an e-mail for each).
 async fn insert_jobs(db: &Db, n: i64, status: &str) {
     let sql = match db {
         Db::Sqlite(_) => format!(
             "with recursive s(i) as (select 1 union all select i + 1 from s where i < {n})
              insert into jobs (id, type, status, progress, metadata, attempts, run_at,
-                 started_at, completed_at, created_at, updated_at)
+                 started_at, completed_at, created_at, updated_at, user_id)
              select randomblob(16), 'report_generation', '{status}',
                     case when '{status}' = 'completed' then 100 else 0 end, '{{}}',
                     case when '{status}' = 'pending' then 0 else 1 end,
                     strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-' || i || ' seconds'),
                     null, null,
                     strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-' || i || ' seconds'),
-                    strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-' || i || ' seconds')
+                    strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-' || i || ' seconds'),
+                    (select id from users limit 1)
              from s; analyze"
         ),
         Db::Postgres(_) => format!(
             "insert into jobs (id, type, status, progress, metadata, attempts, run_at,
-                 created_at, updated_at)
+                 created_at, updated_at, user_id)
              select gen_random_uuid(), 'report_generation', '{status}',
                     case when '{status}' = 'completed' then 100 else 0 end, '{{}}',
                     case when '{status}' = 'pending' then 0 else 1 end,
                     now() - i * interval '1 second', now() - i * interval '1 second',
-                    now() - i * interval '1 second'
+                    now() - i * interval '1 second', (select id from users limit 1)
              from generate_series(1, {n}) i; analyze"
         ),
     };

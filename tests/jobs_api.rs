@@ -372,7 +372,33 @@ async fn the_events_stream_sends_the_list_and_its_changes(backend: Backend) {
     );
     assert_eq!(page["jobs"].as_array().map(Vec::len), Some(0));
     drop(later);
+    // Logging out ends a stream within about a second.
+    let res = admin
+        .get(app.url("/api/admin/jobs/events"))
+        .send()
+        .await
+        .unwrap();
+    let mut other = res.bytes_stream();
+    next_event(&mut other, &mut String::new()).await;
+    let other_admin = app.admin().await;
+    let (status, _) = app.post(&admin, "/api/auth/logout", json!({})).await;
+    assert!(status == 200 || status == 204, "log-out: {status}");
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        while let Some(chunk) = other.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream went on after the log-out");
     // Shutting down ends the stream (a graceful shutdown does not wait for it forever).
+    let res = other_admin
+        .get(app.url("/api/admin/jobs/events?type=usage_sync"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    next_event(&mut body, &mut String::new()).await;
     app.state.jobs.close();
     let end = tokio::time::timeout(Duration::from_secs(5), async {
         use futures_util::StreamExt;

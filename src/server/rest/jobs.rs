@@ -260,10 +260,12 @@ pub struct EventsFilter {
 
 /// `GET /api/admin/jobs/events?type=&status=&offset=`: server-sent events for the admin jobs
 /// page: a `jobs` event with its page (as `GET /api/admin/jobs`) now and whenever it changes
-/// (checked every second), so the page follows progress without reloading.
+/// (checked every second, the caller's admin rights with it), so the page follows progress
+/// without reloading.
 pub async fn events(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
+    parts: axum::http::request::Parts,
     q: Result<Query<EventsFilter>, QueryRejection>,
 ) -> Result<
     axum::response::Sse<
@@ -282,13 +284,19 @@ pub async fn events(
     jobs::list_filtered(&state, &filter).await?;
     let mut closing = state.jobs.closing.subscribe();
     let stream = futures_util::stream::unfold(
-        (state, filter, String::new(), true),
-        |(state, filter, last, first)| async move {
+        (state, filter, parts, String::new(), true),
+        |(state, filter, parts, last, first)| async move {
             let mut last = last;
             if !first {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             loop {
+                // Authorized again every time: a log-out, a disabled account or a lost admin
+                // role ends the stream.
+                if let Err(e) = crate::server::auth::require_admin(&state, &parts).await {
+                    tracing::info!(error = %e, "jobs events: the caller is no longer an admin");
+                    return None;
+                }
                 let page = jobs::list_filtered(&state, &filter).await;
                 let data = match page {
                     Ok(page) => serde_json::to_string(&page).unwrap_or_default(),
@@ -299,7 +307,7 @@ pub async fn events(
                 };
                 if !data.is_empty() && data != last {
                     let event = Event::default().event("jobs").data(data.clone());
-                    return Some((Ok(event), (state, filter, data, false)));
+                    return Some((Ok(event), (state, filter, parts, data, false)));
                 }
                 last = if data.is_empty() { last } else { data };
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;

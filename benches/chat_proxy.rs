@@ -138,11 +138,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200);
     // `postgres`: record into a fresh database of TEST_DATABASE_URL's cluster instead of SQLite.
-    let backend = if args.iter().any(|a| a == "postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = Backend::from_args();
     since_base();
     let upstream = common::serve_on_loopback(
         Router::new()

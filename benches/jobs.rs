@@ -22,14 +22,6 @@ use tokenmeter::server::db::jobs::{self as repo, End};
 use tokenmeter::server::db::{now, Db};
 use tokenmeter::server::jobs;
 
-async fn exec(db: &Db, sql: &str) {
-    with_pool!(db, |p| sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(p)
-        .await
-        .map(|_| ()))
-    .unwrap_or_else(|e| panic!("{e}: {sql}"));
-}
-
 /// `n` jobs of `status`, created a second apart, asked for by the admin (so the list looks up
 /// an e-mail for each).
 async fn insert_jobs(db: &Db, n: i64, status: &str) {
@@ -59,21 +51,12 @@ async fn insert_jobs(db: &Db, n: i64, status: &str) {
              from generate_series(1, {n}) i; analyze"
         ),
     };
-    exec(db, &sql).await;
-}
-
-fn percentile(times: &mut [Duration], p: usize) -> f64 {
-    times.sort();
-    times[(times.len() * p / 100).min(times.len() - 1)].as_secs_f64() * 1e3
+    common::exec_sql(db, &sql).await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = if std::env::args().any(|a| a == "postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = Backend::from_args();
     println!("backend: {backend:?}");
     let app = common::TestApp::start_with(
         backend,
@@ -157,8 +140,8 @@ async fn main() {
         println!(
             "GET {path} (first page of 50, with the total), 8 clients: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
             all.len() as f64 / secs,
-            percentile(&mut all, 50),
-            percentile(&mut all, 99)
+            common::percentile_ms(&mut all, 50),
+            common::percentile_ms(&mut all, 99)
         );
     }
 }

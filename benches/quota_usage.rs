@@ -40,20 +40,12 @@ const CONCURRENCY: usize = 32;
 const SLICE: Duration = Duration::from_millis(500);
 const ROUNDS: u32 = 16;
 
-async fn exec(db: &Db, sql: &str) {
-    with_pool!(db, |p| sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(p)
-        .await
-        .map(|_| ()))
-    .unwrap_or_else(|e| panic!("{e}: {sql}"));
-}
-
 /// 10,000 users, 10 conversations each with 10 messages, and 30 days of usage each.
 async fn populate(db: &Db) {
     let started = Instant::now();
     match db {
         Db::Sqlite(_) => {
-            exec(
+            common::exec_sql(
                 db,
                 "with recursive s(i) as (select 1 union all select i + 1 from s where i < 10000)
                 insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
@@ -61,7 +53,7 @@ async fn populate(db: &Db) {
                        '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00' from s",
             )
             .await;
-            exec(
+            common::exec_sql(
                 db,
                 "with recursive s(i) as (select 1 union all select i + 1 from s where i < 10)
                 insert into conversations (id, user_id, title, model, created_at, updated_at)
@@ -69,7 +61,7 @@ async fn populate(db: &Db) {
                        '2026-01-01T00:00:00+00:00' from users u, s",
             )
             .await;
-            exec(
+            common::exec_sql(
                 db,
                 "with recursive s(i) as (select 1 union all select i + 1 from s where i < 10)
                 insert into messages (id, conversation_id, role, content, created_at)
@@ -77,7 +69,7 @@ async fn populate(db: &Db) {
                        '2026-01-01T00:00:00+00:00' from conversations c, s",
             )
             .await;
-            exec(
+            common::exec_sql(
                 db,
                 "with recursive s(i) as (select 0 union all select i + 1 from s where i < 29)
                 insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
@@ -86,30 +78,30 @@ async fn populate(db: &Db) {
                        '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00' from users u, s",
             )
             .await;
-            exec(db, "analyze").await;
+            common::exec_sql(db, "analyze").await;
             if std::env::var("NO_STAT4").is_ok() {
-                exec(db, "delete from sqlite_stat4").await;
+                common::exec_sql(db, "delete from sqlite_stat4").await;
             }
         }
         Db::Postgres(_) => {
-            exec(db, "insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
+            common::exec_sql(db, "insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
                 select gen_random_uuid(), 'bench' || i || '@example.com', 'x', 'user', false, now(), now()
                 from generate_series(1, 10000) i").await;
-            exec(
+            common::exec_sql(
                 db,
                 "insert into conversations (id, user_id, title, model, created_at, updated_at)
                 select gen_random_uuid(), u.id, 'c' || i, 'demo', now(), now()
                 from users u, generate_series(1, 10) i",
             )
             .await;
-            exec(
+            common::exec_sql(
                 db,
                 "insert into messages (id, conversation_id, role, content, created_at)
                 select gen_random_uuid(), c.id, 'user', 'hello there, this is message ' || i, now()
                 from conversations c, generate_series(1, 10) i",
             )
             .await;
-            exec(
+            common::exec_sql(
                 db,
                 "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
                     completion_tokens, requests_count, cost_nanos, created_at, updated_at)
@@ -117,7 +109,7 @@ async fn populate(db: &Db) {
                 from users u, generate_series(0, 29) i",
             )
             .await;
-            exec(db, "analyze").await;
+            common::exec_sql(db, "analyze").await;
         }
     }
     println!("populated in {:.1} s", started.elapsed().as_secs_f64());
@@ -206,11 +198,7 @@ fn serve(listener: tokio::net::TcpListener, state: AppState) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = if std::env::args().any(|a| a == "postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = Backend::from_args();
     let (url, _dir) = common::fresh_database(backend).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -259,7 +247,7 @@ async fn main() {
         } else {
             2_000
         };
-        exec(
+        common::exec_sql(
             &state.db,
             &format!(
             "update users set token_limit_override = {limit} where email = 'load{i}@example.com'"
@@ -271,13 +259,13 @@ async fn main() {
     }
     // Their days: 30 each, like everyone's.
     match &state.db {
-        Db::Sqlite(_) => exec(&state.db, "with recursive s(i) as (select 0 union all select i + 1 from s where i < 29)
+        Db::Sqlite(_) => common::exec_sql(&state.db, "with recursive s(i) as (select 0 union all select i + 1 from s where i < 29)
             insert into usage_history (id, user_id, date, tokens_used, prompt_tokens, completion_tokens,
                 requests_count, cost_nanos, created_at, updated_at)
             select randomblob(16), u.id, date('now', '-' || s.i || ' days'), 100, 40, 60, 1, 0,
                    '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00'
             from users u, s where u.email like 'load%'").await,
-        Db::Postgres(_) => exec(&state.db, "insert into usage_history (id, user_id, date, tokens_used,
+        Db::Postgres(_) => common::exec_sql(&state.db, "insert into usage_history (id, user_id, date, tokens_used,
                 prompt_tokens, completion_tokens, requests_count, cost_nanos, created_at, updated_at)
             select gen_random_uuid(), u.id, current_date - i, 100, 40, 60, 1, 0, now(), now()
             from users u, generate_series(0, 29) i where u.email like 'load%'").await,

@@ -36,14 +36,6 @@ use uuid::Uuid;
 const USERS: i64 = 10_000;
 const LATENCY: Duration = Duration::from_millis(2);
 
-async fn exec(db: &Db, sql: &str) {
-    with_pool!(db, |p| sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(p)
-        .await
-        .map(|_| ()))
-    .unwrap_or_else(|e| panic!("{e}: {sql}"));
-}
-
 const MODELS_JSON: &str = r#"{"gpt-4o-mini":{"tokens":100,"prompt_tokens":40,"completion_tokens":60,"requests":1,"cost_nanos":50000}}"#;
 
 /// 10,000 users, each with app rows for the last `days` days (today included).
@@ -52,7 +44,7 @@ async fn populate(db: &Db, days: i64) {
     let last = days - 1;
     match db {
         Db::Sqlite(_) => {
-            exec(
+            common::exec_sql(
                 db,
                 &format!(
                 "with recursive s(i) as (select 1 union all select i + 1 from s where i < {USERS})
@@ -61,7 +53,7 @@ async fn populate(db: &Db, days: i64) {
                        '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00' from s"),
             )
             .await;
-            exec(
+            common::exec_sql(
                 db,
                 &format!(
                 "with recursive s(i) as (select 0 union all select i + 1 from s where i < {last})
@@ -75,14 +67,14 @@ async fn populate(db: &Db, days: i64) {
                 from users u, s where u.email like 'bench%'"),
             )
             .await;
-            exec(db, "analyze").await;
+            common::exec_sql(db, "analyze").await;
         }
         Db::Postgres(_) => {
-            exec(db, &format!(
+            common::exec_sql(db, &format!(
                 "insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
                 select gen_random_uuid(), 'bench' || i || '@example.com', 'x', 'user', false, now(), now()
                 from generate_series(1, {USERS}) i")).await;
-            exec(
+            common::exec_sql(
                 db,
                 &format!(
                     "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
@@ -95,7 +87,7 @@ async fn populate(db: &Db, days: i64) {
                 ),
             )
             .await;
-            exec(db, "analyze").await;
+            common::exec_sql(db, "analyze").await;
         }
     }
     println!(
@@ -109,7 +101,7 @@ async fn populate(db: &Db, days: i64) {
 async fn add_days(db: &Db, prefix: &str, from_day: i64, to_day: i64) {
     let started = Instant::now();
     match db {
-        Db::Sqlite(_) => exec(db, &format!(
+        Db::Sqlite(_) => common::exec_sql(db, &format!(
             "with recursive s(i) as (select {from_day} union all select i + 1 from s where i < {to_day})
             insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
                 completion_tokens, requests_count, cost_nanos, model_usage, app_tokens_used,
@@ -119,7 +111,7 @@ async fn add_days(db: &Db, prefix: &str, from_day: i64, to_day: i64) {
                    50000, '{MODELS_JSON}', 100, 40, 60, 1, 50000, '{MODELS_JSON}',
                    '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00'
             from users u, s where u.email like '{prefix}%'; analyze")).await,
-        Db::Postgres(_) => exec(db, &format!(
+        Db::Postgres(_) => common::exec_sql(db, &format!(
             "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
                 completion_tokens, requests_count, cost_nanos, model_usage, app_tokens_used,
                 app_prompt_tokens, app_completion_tokens, app_requests_count, app_cost_nanos,
@@ -184,7 +176,7 @@ async fn state_for(url: &str, litellm: &str, extra: &[(&str, &str)]) -> AppState
 }
 
 async fn forget_syncs(db: &Db) {
-    exec(db, "update users set usage_synced_at = null").await;
+    common::exec_sql(db, "update users set usage_synced_at = null").await;
 }
 
 async fn sync_everyone(state: &AppState, reads: &AtomicUsize, concurrency: usize) {
@@ -209,18 +201,9 @@ async fn sync_everyone(state: &AppState, reads: &AtomicUsize, concurrency: usize
     );
 }
 
-fn percentile(times: &mut [Duration], p: usize) -> f64 {
-    times.sort();
-    times[(times.len() * p / 100).min(times.len() - 1)].as_secs_f64() * 1e3
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = if std::env::args().any(|a| a == "postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = Backend::from_args();
     println!("backend: {backend:?}");
     let (url, _dir) = common::fresh_database(backend).await;
     let reads = Arc::new(AtomicUsize::new(0));
@@ -279,8 +262,8 @@ async fn main() {
     }
     println!(
         "history 365 days, in-process: p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&mut times, 50),
-        percentile(&mut times, 99)
+        common::percentile_ms(&mut times, 50),
+        common::percentile_ms(&mut times, 99)
     );
 
     // Over HTTP, signed in.
@@ -317,7 +300,7 @@ async fn main() {
     println!(
         "history 365 days over HTTP, 16 clients: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
         all.len() as f64 / secs,
-        percentile(&mut all, 50),
-        percentile(&mut all, 99)
+        common::percentile_ms(&mut all, 50),
+        common::percentile_ms(&mut all, 99)
     );
 }

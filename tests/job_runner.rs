@@ -149,13 +149,25 @@ async fn failures_are_retried_with_backoff_until_the_last_attempt(backend: Backe
     runner.stop().await;
 }
 
-async fn a_running_job_is_cancelled_on_request(backend: Backend) {
-    let (app, fake) = start(backend, &[]).await;
-    users(&app, 5).await;
-    fake.delay_ms.store(300, Ordering::SeqCst);
+/// A usage sync of `users_n` users, each read from a LiteLLM that answers in `delay_ms`,
+/// running on a runner of this instance.
+async fn slow_sync_running(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    users_n: usize,
+    delay_ms: u64,
+) -> (TestApp, Arc<Fake>, Runner, JobDto) {
+    let (app, fake) = start(backend, extra).await;
+    users(&app, users_n).await;
+    fake.delay_ms.store(delay_ms, Ordering::SeqCst);
     let runner = Runner::start(&app.state).unwrap();
     let job = new_job(&app, JobType::UsageSync, json!({})).await;
     wait_for(&app, job.id, |j| j.status == "running").await;
+    (app, fake, runner, job)
+}
+
+async fn a_running_job_is_cancelled_on_request(backend: Backend) {
+    let (app, fake, runner, job) = slow_sync_running(backend, &[], 5, 300).await;
     let asked = jobs::cancel_job(&app.state, job.id).await.unwrap();
     assert!(asked.cancel_requested);
     let job = wait_for(&app, job.id, |j| j.status == "cancelled").await;
@@ -169,12 +181,7 @@ async fn a_running_job_is_cancelled_on_request(backend: Backend) {
 
 async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Backend) {
     let lease = [("TOKENMETER_JOB_LEASE_MS", "400")];
-    let (app, fake) = start(backend, &lease).await;
-    users(&app, 2).await;
-    fake.delay_ms.store(250, Ordering::SeqCst);
-    let first = Runner::start(&app.state).unwrap();
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
-    wait_for(&app, job.id, |j| j.status == "running").await;
+    let (app, fake, first, job) = slow_sync_running(backend, &lease, 2, 250).await;
     first.kill(); // the worker dies mid-job: no more heartbeats
     fake.delay_ms.store(0, Ordering::SeqCst);
     // Another instance on the same database takes over once the lease has run out.
@@ -194,12 +201,7 @@ async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Bac
 }
 
 async fn a_shutdown_hands_the_job_back(backend: Backend) {
-    let (app, fake) = start(backend, &[]).await;
-    users(&app, 5).await;
-    fake.delay_ms.store(300, Ordering::SeqCst);
-    let runner = Runner::start(&app.state).unwrap();
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
-    wait_for(&app, job.id, |j| j.status == "running").await;
+    let (app, fake, runner, job) = slow_sync_running(backend, &[], 5, 300).await;
     runner.stop().await; // SIGTERM: the server stops its runner before closing the database
     let back = jobs::get_job(&app.state, job.id).await.unwrap();
     assert_eq!(back.status, "pending", "{back:?}");

@@ -49,6 +49,32 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// A benchmark's backend: PostgreSQL when its arguments say `postgres`, else SQLite.
+    pub fn from_args() -> Backend {
+        if std::env::args().any(|a| a == "postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Runs raw SQL (a benchmark's seed), naming the statement when it fails.
+pub async fn exec_sql(db: &tokenmeter::server::db::Db, sql: &str) {
+    with_pool!(db, |p| sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(p)
+        .await
+        .map(|_| ()))
+    .unwrap_or_else(|e| panic!("{e}: {sql}"));
+}
+
+/// The `p`th percentile of `times`, in milliseconds (sorts them).
+pub fn percentile_ms(times: &mut [std::time::Duration], p: usize) -> f64 {
+    times.sort();
+    times[(times.len() * p / 100).min(times.len() - 1)].as_secs_f64() * 1e3
+}
+
 /// A URL of an empty database of this backend (and the folder that holds a SQLite file).
 pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     match backend {

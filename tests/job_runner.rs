@@ -51,6 +51,15 @@ async fn fake_litellm(fake: Arc<Fake>) -> String {
 }
 
 async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Arc<Fake>) {
+    let (app, fake, _) = start_with_litellm(backend, extra).await;
+    (app, fake)
+}
+
+/// [`start`], also giving the fake LiteLLM's address.
+async fn start_with_litellm(
+    backend: Backend,
+    extra: &[(&str, &str)],
+) -> (TestApp, Arc<Fake>, String) {
     let fake = Arc::new(Fake::default());
     let base = fake_litellm(fake.clone()).await;
     let mut vars = vec![
@@ -62,7 +71,8 @@ async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Arc<Fake>)
         ("TOKENMETER_USAGE_SYNC_CONCURRENCY", "1"),
     ];
     vars.extend_from_slice(extra);
-    (TestApp::start_with(backend, &vars).await, fake)
+    let app = TestApp::start_with(backend, &vars).await;
+    (app, fake, base)
 }
 
 /// Waits until the job satisfies `done` (or fails the test after 20 s).
@@ -200,6 +210,77 @@ async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Bac
     second.stop().await;
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The crash test with a real process: `tokenmeter serve` claims a usage sync and is killed
+/// with SIGKILL mid-job; this instance's runner rescues the job once its lease has run out and
+/// completes it, exactly once.
+async fn a_killed_server_process_s_job_is_rescued_by_another_instance(backend: Backend) {
+    let lease = [
+        ("TOKENMETER_JOB_LEASE_MS", "600"),
+        ("TOKENMETER_SECRET", "crash-test-secret"),
+    ];
+    let (app, fake, litellm) = start_with_litellm(backend, &lease).await;
+    users(&app, 4).await;
+    fake.delay_ms.store(400, Ordering::SeqCst);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .arg("serve")
+        .env_remove("LLM_BASE_URL")
+        .env("DATABASE_URL", app.database_url())
+        .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
+        .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
+        .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("TOKENMETER_SECRET", "crash-test-secret")
+        .env("LITELLM_URL", &litellm)
+        .env("LITELLM_MASTER_KEY", "sk-master")
+        .env("TOKENMETER_JOB_LEASE_MS", "600")
+        .env("TOKENMETER_JOB_POLL_MS", "50")
+        .env("TOKENMETER_USAGE_SYNC_AT", "off")
+        .env("TOKENMETER_USAGE_SYNC_CONCURRENCY", "1")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start tokenmeter serve");
+    // Killed however the test ends.
+    let mut child = KillOnDrop(child);
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    // The other process claims it (this one runs no runner yet).
+    let running = wait_for(&app, job.id, |j| j.status == "running").await;
+    assert_eq!(running.attempts, 1);
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().unwrap();
+    let read_before = fake.reads.load(Ordering::SeqCst);
+    assert!(read_before < 4, "killed mid-job, not after it");
+    fake.delay_ms.store(0, Ordering::SeqCst);
+    let runner = Runner::start(&app.state).unwrap();
+    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    assert_eq!(
+        done.attempts, 2,
+        "rescued once, completed by the second attempt"
+    );
+    assert_eq!(done.metadata["summary"]["users"], 5, "{:?}", done.metadata);
+    assert_eq!(done.metadata["summary"]["failed"], 0);
+    // Completed exactly once: nothing moves it afterwards.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = jobs::get_job(&app.state, job.id).await.unwrap();
+    assert_eq!(
+        (after.status.as_str(), after.attempts, after.completed_at),
+        ("completed", 2, done.completed_at)
+    );
+    runner.stop().await;
+}
+
 async fn a_shutdown_hands_the_job_back(backend: Backend) {
     let (app, fake, runner, job) = slow_sync_running(backend, &[], 5, 300).await;
     runner.stop().await; // SIGTERM: the server stops its runner before closing the database
@@ -243,6 +324,7 @@ on_both_backends!(
     failures_are_retried_with_backoff_until_the_last_attempt,
     a_running_job_is_cancelled_on_request,
     a_killed_workers_job_is_rescued_and_completes_exactly_once,
+    a_killed_server_process_s_job_is_rescued_by_another_instance,
     a_shutdown_hands_the_job_back,
     the_daily_sync_is_enqueued_once_by_several_instances,
 );

@@ -114,6 +114,11 @@ impl TestApp {
         Self::serve(url, extra, dir.map(std::sync::Arc::new)).await
     }
 
+    /// The `DATABASE_URL` this server uses (for a process of the real binary on it).
+    pub fn database_url(&self) -> &str {
+        &self.url
+    }
+
     /// Another server on this one's database (as a second instance behind a load balancer).
     pub async fn another_instance(&self) -> Self {
         Self::serve(self.url.clone(), self.extra.clone(), self._dir.clone()).await

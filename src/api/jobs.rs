@@ -11,14 +11,14 @@ pub struct JobDto {
     #[serde(rename = "type")]
     pub kind: String,
     pub status: String,
-    pub progress: i32,
+    pub progress: i64,
     pub user_id: Option<Uuid>,
     /// Who asked for it (their e-mail now).
     pub user_email: Option<String>,
     pub metadata: Value,
     pub error: Option<String>,
-    pub attempts: i32,
-    pub max_attempts: i32,
+    pub attempts: i64,
+    pub max_attempts: i64,
     pub cancel_requested: bool,
     pub run_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

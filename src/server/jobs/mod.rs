@@ -25,13 +25,13 @@ impl From<JobRow> for JobDto {
             id: r.id,
             kind: r.kind,
             status: r.status,
-            progress: r.progress,
+            progress: i64::from(r.progress),
             user_id: r.user_id,
             user_email: r.user_email,
             metadata: r.metadata.0,
             error: r.error,
-            attempts: r.attempts,
-            max_attempts: r.max_attempts,
+            attempts: i64::from(r.attempts),
+            max_attempts: i64::from(r.max_attempts),
             cancel_requested: r.cancel_requested,
             run_at: r.run_at,
             started_at: r.started_at,
@@ -74,6 +74,7 @@ pub async fn create_job(
 }
 
 /// [`create_job`] with a dedupe key (one job per key, ever) and a number of attempts.
+#[tracing::instrument(skip(state, metadata), err)]
 pub async fn create_job_with(
     state: &AppState,
     kind: JobType,
@@ -152,6 +153,7 @@ pub async fn update_job_status(
     get_job(state, id).await
 }
 
+#[tracing::instrument(skip(state))]
 pub async fn get_job(state: &AppState, id: Uuid) -> Result<JobDto> {
     Ok(jobs::find(&state.db, id)
         .await?
@@ -160,6 +162,7 @@ pub async fn get_job(state: &AppState, id: Uuid) -> Result<JobDto> {
 }
 
 /// A user's own job; anyone else's is "not found".
+#[tracing::instrument(skip(state))]
 pub async fn get_own_job(state: &AppState, user_id: Uuid, id: Uuid) -> Result<JobDto> {
     match jobs::find(&state.db, id).await? {
         Some(row) if row.user_id == Some(user_id) => Ok(row.into()),
@@ -168,6 +171,7 @@ pub async fn get_own_job(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Jo
 }
 
 /// A user's jobs, newest first, by type and status when given.
+#[tracing::instrument(skip(state))]
 pub async fn get_user_jobs(
     state: &AppState,
     user_id: Uuid,
@@ -187,6 +191,7 @@ pub async fn get_user_jobs(
 }
 
 /// Every job, newest first, filtered and paginated (for admins).
+#[tracing::instrument(skip(state))]
 pub async fn list_jobs(
     state: &AppState,
     kind: Option<JobType>,
@@ -222,6 +227,7 @@ pub async fn list_jobs(
 }
 
 /// Pending jobs of a type, oldest first.
+#[tracing::instrument(skip(state))]
 pub async fn get_pending_jobs(state: &AppState, kind: JobType) -> Result<Vec<JobDto>> {
     Ok(jobs::list_pending(&state.db, kind.as_str())
         .await?
@@ -231,6 +237,7 @@ pub async fn get_pending_jobs(state: &AppState, kind: JobType) -> Result<Vec<Job
 }
 
 /// Claims the oldest due job for this worker, leased for `lease`.
+#[tracing::instrument(level = "debug", skip(state))]
 pub async fn claim_next(state: &AppState, lease: Duration) -> Result<Option<JobRow>> {
     let now = db::now();
     Ok(jobs::claim_next(&state.db, now, now + lease).await?)
@@ -261,12 +268,14 @@ pub async fn cancel_job(state: &AppState, id: Uuid) -> Result<JobDto> {
 }
 
 /// Deletes finished jobs that ended more than `days` days ago; returns how many.
+#[tracing::instrument(skip(state), err)]
 pub async fn cleanup_old_jobs(state: &AppState, days: i64) -> Result<u64> {
     let before: DateTime<Utc> = db::now() - Duration::days(days);
     Ok(jobs::delete_finished_before(&state.db, before).await?)
 }
 
 /// A page of jobs for the admin page's filters and offset (names checked like the API's).
+#[tracing::instrument(skip(state))]
 pub async fn list_filtered(
     state: &AppState,
     filter: &crate::api::jobs::JobFilterDto,
@@ -296,6 +305,7 @@ pub async fn list_filtered(
 
 /// Asks for a CSV usage report of every user's days from `start` to `end` (`YYYY-MM-DD`),
 /// made in the background; the range is checked now, so a bad one is a 400, not a failed job.
+#[tracing::instrument(skip(state), err)]
 pub async fn request_report(
     state: &AppState,
     requested_by: Uuid,

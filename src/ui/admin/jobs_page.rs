@@ -83,7 +83,7 @@ fn page_link(f: &JobFilterDto, total: i64, older: bool) -> Option<String> {
 }
 
 /// "attempt 2 of 3", or "up to 3 attempts" before the first.
-pub fn attempts_label(attempts: i32, max: i32) -> String {
+pub fn attempts_label(attempts: i64, max: i64) -> String {
     if attempts == 0 {
         format!("up to {max} attempt(s)")
     } else {

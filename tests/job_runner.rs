@@ -27,22 +27,27 @@ struct Fake {
     /// Each usage read waits this long (ms).
     delay_ms: AtomicU64,
     reads: AtomicUsize,
+    /// The user whose reads answer 500.
+    failing_user: std::sync::Mutex<Option<String>>,
 }
 
 async fn fake_litellm(fake: Arc<Fake>) -> String {
     async fn activity(
         State(fake): State<Arc<Fake>>,
         Query(q): Query<HashMap<String, String>>,
-    ) -> Json<Value> {
+    ) -> Result<Json<Value>, axum::http::StatusCode> {
         fake.reads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(fake.delay_ms.load(Ordering::SeqCst))).await;
+        if fake.failing_user.lock().unwrap().as_deref() == q.get("user_id").map(String::as_str) {
+            return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        }
         let metrics = json!({"spend": 0.0, "prompt_tokens": 3, "completion_tokens": 4,
                              "total_tokens": 7, "successful_requests": 1});
-        Json(json!({
+        Ok(Json(json!({
             "results": [{"date": q["end_date"], "metrics": metrics,
                          "breakdown": {"model_groups": {"m": {"metrics": metrics}}}}],
             "metadata": {"has_more": false},
-        }))
+        })))
     }
     let app = Router::new()
         .route("/user/daily/activity", get(activity))
@@ -140,6 +145,31 @@ async fn a_usage_sync_and_a_report_run_to_completion(backend: Backend) {
         .unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert!(csv.contains(",u0@example.com,7,3,4,1,"), "{csv}");
+    runner.stop().await;
+}
+
+async fn a_users_failure_is_in_the_summary_and_the_rest_are_synced(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    users(&app, 3).await;
+    let bad = app.signed_up("broken@example.com").await;
+    let bad_id = my_id(&app, &bad).await;
+    *fake.failing_user.lock().unwrap() = Some(bad_id.to_string());
+    let runner = Runner::start(&app.state).unwrap();
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let summary = &job.metadata["summary"];
+    assert_eq!(
+        (&summary["users"], &summary["failed"]),
+        (&json!(5), &json!(1))
+    );
+    assert_eq!(summary["days_written"], 4, "the other four were written");
+    let failure = &summary["failures"][0];
+    assert_eq!(failure["user_id"], bad_id.to_string());
+    assert_eq!(failure["email"], "broken@example.com");
+    assert!(
+        failure["error"].as_str().unwrap().contains("500"),
+        "{failure}"
+    );
     runner.stop().await;
 }
 
@@ -322,6 +352,7 @@ async fn the_daily_sync_is_enqueued_once_by_several_instances(backend: Backend) 
 on_both_backends!(
     a_usage_sync_and_a_report_run_to_completion,
     failures_are_retried_with_backoff_until_the_last_attempt,
+    a_users_failure_is_in_the_summary_and_the_rest_are_synced,
     a_running_job_is_cancelled_on_request,
     a_killed_workers_job_is_rescued_and_completes_exactly_once,
     a_killed_server_process_s_job_is_rescued_by_another_instance,

@@ -64,12 +64,16 @@ pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
     if report.stopped {
         return Err(JobError::Cancelled);
     }
-    let failures: Vec<Value> = report
-        .failures
-        .iter()
-        .take(20)
-        .map(|(user, error)| json!({"user_id": user, "error": error}))
-        .collect();
+    // The first 20 failures, with the e-mail the admin knows the user by.
+    let mut failures = Vec::new();
+    for (user, error) in report.failures.iter().take(20) {
+        let email = crate::server::db::users::find_by_id(&ctx.state.db, *user)
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.email);
+        failures.push(json!({"user_id": user, "email": email, "error": error}));
+    }
     let mut metadata = ctx.job.metadata.0.clone();
     metadata["summary"] = json!({
         "users": report.users,

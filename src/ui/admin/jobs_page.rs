@@ -82,6 +82,23 @@ fn page_link(f: &JobFilterDto, total: i64, older: bool) -> Option<String> {
     Some(format!("/admin/jobs{}", query_string(&f)))
 }
 
+/// A usage sync's failed users as (user id, e-mail or id, error).
+pub fn failure_lines(summary: &serde_json::Value) -> Vec<(String, String, String)> {
+    summary["failures"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|f| {
+                    let id = f["user_id"].as_str()?.to_string();
+                    let who = f["email"].as_str().unwrap_or(&id).to_string();
+                    let error = f["error"].as_str().unwrap_or_default().to_string();
+                    Some((id, who, error))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// "attempt 2 of 3", or "up to 3 attempts" before the first.
 pub fn attempts_label(attempts: i64, max: i64) -> String {
     if attempts == 0 {
@@ -296,6 +313,11 @@ fn JobRow(
         _ => None,
     };
     let summary = job.metadata.get("summary").map(summary_label);
+    let failures = job
+        .metadata
+        .get("summary")
+        .map(failure_lines)
+        .unwrap_or_default();
     view! {
         <tr class="block px-4 py-3 md:table-row md:p-0" data-testid="job-row" data-job-id=id.to_string() data-type=job.kind.clone() data-status=job.status.clone()>
             <td class=TD>
@@ -330,6 +352,19 @@ fn JobRow(
                 </div>
                 <p class="mt-1 text-xs tabular-nums" data-testid="job-progress">{format!("{}%", job.progress)}</p>
                 {summary.map(|s| view! { <p class="mt-1 max-w-xs text-xs text-slate-500" data-testid="job-summary">{s}</p> })}
+                {(!failures.is_empty()).then(|| view! {
+                    <details class="mt-1 max-w-xs text-xs text-red-700" data-testid="job-failures">
+                        <summary class="cursor-pointer">"Users that failed"</summary>
+                        <ul class="mt-1 space-y-1">
+                            {failures.into_iter().map(|(user, who, error)| view! {
+                                <li class="break-words">
+                                    <a class="font-medium hover:underline" href=format!("/admin/users/{user}")>{who}</a>
+                                    ": " {error}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    </details>
+                })}
             </td>
             <td class=format!("{TD} text-xs text-slate-600")>
                 <p class="whitespace-nowrap">{format!("created {}", format_time(&job.created_at))}</p>
@@ -525,6 +560,22 @@ mod tests {
             assert_eq!(duration_label(ms), want);
         }
         assert_eq!(attempts_label(0, 3), "up to 3 attempt(s)");
+        let summary = json!({"users": 2, "days_written": 0, "failed": 2, "failures": [
+            {"user_id": "u1", "email": "a@example.com", "error": "LiteLLM said 500"},
+            {"user_id": "u2", "email": null, "error": "timeout"},
+        ]});
+        assert_eq!(
+            failure_lines(&summary),
+            vec![
+                (
+                    "u1".into(),
+                    "a@example.com".into(),
+                    "LiteLLM said 500".into()
+                ),
+                ("u2".into(), "u2".into(), "timeout".into()),
+            ]
+        );
+        assert!(failure_lines(&json!({"rows": 3})).is_empty());
         assert_eq!(attempts_label(2, 3), "attempt 2 of 3");
     }
 

@@ -27,7 +27,7 @@ struct Fake {
     /// Each usage read waits this long (ms).
     delay_ms: AtomicU64,
     reads: AtomicUsize,
-    /// The user whose reads answer 500.
+    /// The user whose reads answer 500 (`*`: everybody's).
     failing_user: std::sync::Mutex<Option<String>>,
 }
 
@@ -38,7 +38,8 @@ async fn fake_litellm(fake: Arc<Fake>) -> String {
     ) -> Result<Json<Value>, axum::http::StatusCode> {
         fake.reads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(fake.delay_ms.load(Ordering::SeqCst))).await;
-        if fake.failing_user.lock().unwrap().as_deref() == q.get("user_id").map(String::as_str) {
+        let failing = fake.failing_user.lock().unwrap().clone();
+        if failing.is_some_and(|f| f == "*" || Some(&f) == q.get("user_id")) {
             return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         }
         let metrics = json!({"spend": 0.0, "prompt_tokens": 3, "completion_tokens": 4,
@@ -170,6 +171,20 @@ async fn a_users_failure_is_in_the_summary_and_the_rest_are_synced(backend: Back
         failure["error"].as_str().unwrap().contains("500"),
         "{failure}"
     );
+    runner.stop().await;
+}
+
+async fn a_sync_in_which_every_user_fails_is_a_failed_job(backend: Backend) {
+    let (app, fake) = start(backend, &[]).await;
+    users(&app, 2).await;
+    *fake.failing_user.lock().unwrap() = Some("*".into());
+    let runner = Runner::start(&app.state).unwrap();
+    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = wait_for(&app, job.id, |j| j.status == "failed").await;
+    assert_eq!(job.attempts, 3, "retried, then failed");
+    let error = job.error.unwrap();
+    assert!(error.starts_with("every user's sync failed (3)"), "{error}");
+    assert!(error.contains("500"), "{error}");
     runner.stop().await;
 }
 
@@ -353,6 +368,7 @@ on_both_backends!(
     a_usage_sync_and_a_report_run_to_completion,
     failures_are_retried_with_backoff_until_the_last_attempt,
     a_users_failure_is_in_the_summary_and_the_rest_are_synced,
+    a_sync_in_which_every_user_fails_is_a_failed_job,
     a_running_job_is_cancelled_on_request,
     a_killed_workers_job_is_rescued_and_completes_exactly_once,
     a_killed_server_process_s_job_is_rescued_by_another_instance,

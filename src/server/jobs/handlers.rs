@@ -42,7 +42,7 @@ pub async fn run(ctx: JobContext) -> Result<Done, JobError> {
 }
 
 /// Syncs every active user's usage from LiteLLM; a user's failure is in the summary, not the
-/// job's.
+/// job's, unless every user failed (the job fails and is retried).
 #[tracing::instrument(skip_all, fields(job = %ctx.job.id))]
 pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
     if !ctx.state.llm.is_litellm() {
@@ -63,6 +63,14 @@ pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
     .map_err(|e| JobError::Failed(crate::api::error::AppError::from(e).message))?;
     if report.stopped {
         return Err(JobError::Cancelled);
+    }
+    // Nobody synced: LiteLLM is down or refuses us. A failure, so it is retried later.
+    if report.users > 0 && report.failures.len() == report.users {
+        let first = &report.failures[0].1;
+        return Err(JobError::Failed(format!(
+            "every user's sync failed ({}); the first: {first}",
+            report.users
+        )));
     }
     // The first 20 failures, with the e-mail the admin knows the user by.
     let mut failures = Vec::new();

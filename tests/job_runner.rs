@@ -375,3 +375,31 @@ on_both_backends!(
     a_shutdown_hands_the_job_back,
     the_daily_sync_is_enqueued_once_by_several_instances,
 );
+
+/// Several instances on one PostgreSQL database: a job enqueued on one wakes the idle workers
+/// of another at once (`NOTIFY tokenmeter_jobs`), long before their next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_enqueue_on_one_instance_wakes_another() {
+    let slow_poll = [("TOKENMETER_JOB_POLL_MS", "60000")];
+    let (app, _fake) = start(Backend::Postgres, &slow_poll).await;
+    let other = app.another_instance().await;
+    let runner = Runner::start(&other.state).unwrap();
+    // Its workers have looked once and now wait (for a minute, or a wake-up); its listener
+    // has had time to LISTEN.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let enqueued = Instant::now();
+    let job = new_job(
+        &app,
+        JobType::ReportGeneration,
+        json!({"start_date": today, "end_date": today}),
+    )
+    .await;
+    wait_for(&app, job.id, |j| j.status == "completed").await;
+    assert!(
+        enqueued.elapsed() < Duration::from_secs(5),
+        "woken by the other instance's NOTIFY, not a poll: {:?}",
+        enqueued.elapsed()
+    );
+    runner.stop().await;
+}

@@ -12,14 +12,19 @@ async function logInAsAdmin(page: import('@playwright/test').Page) {
 
 test('Sync usage now: a row appears and reaches 100% and completed without a reload', async ({ page }) => {
   await logInAsAdmin(page);
-  await open(page, '/admin/jobs');
+  await open(page, '/admin/jobs?type=usage_sync');
   await expect(page.getByTestId('jobs-live')).toHaveAttribute('data-mode', 'live');
   // Nothing reloads the page: a marker set now must survive until the end.
   await page.evaluate(() => ((window as any).__sameDocument = true));
-  const before = await page.getByTestId('job-row').count();
+  const rows = page.getByTestId('job-row');
+  const before = await rows.evaluateAll((all) => all.map((r) => r.getAttribute('data-job-id')));
+  // (Waits while the day's scheduled sync, enqueued when the server started, is under way.)
   await page.getByTestId('sync-usage-now').click();
-  const row = page.locator('[data-testid="job-row"][data-type="usage_sync"]').first();
-  await expect(page.getByTestId('job-row')).toHaveCount(before + 1);
+  // The new job is the newest row, one not there before.
+  const row = rows.first();
+  await expect
+    .poll(async () => before.includes(await row.getAttribute('data-job-id')), { timeout: 10_000 })
+    .toBe(false);
   await expect(row).toHaveAttribute('data-status', 'completed', { timeout: 20_000 });
   await expect(row.getByTestId('job-progress')).toHaveText('100%');
   await expect(row.getByTestId('job-summary')).toContainText(/user\(s\) synced, \d+ day\(s\) with use, 0 failed/);

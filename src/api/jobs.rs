@@ -44,6 +44,7 @@ pub struct JobPageDto {
 
 /// Filters of the admin jobs page (kept in its URL).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobFilterDto {
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -67,20 +68,9 @@ pub async fn admin_list_jobs(filter: JobFilterDto) -> Result<JobPageDto, super::
 #[leptos::server(prefix = "/api/fn", endpoint = "admin_start_usage_sync")]
 pub async fn admin_start_usage_sync() -> Result<JobDto, super::error::AppError> {
     let (state, admin) = super::ssr::require_admin().await?;
-    let metadata = serde_json::json!({"requested_by": admin.user.email});
-    Ok(
-        match crate::server::jobs::create_job(
-            &state,
-            crate::domain::jobs::JobType::UsageSync,
-            Some(admin.user.id),
-            metadata,
-        )
+    Ok(crate::server::jobs::start_usage_sync(&state, &admin.user)
         .await?
-        {
-            crate::server::jobs::Created::New(job)
-            | crate::server::jobs::Created::Existing(job) => job,
-        },
-    )
+        .job())
 }
 
 /// Cancels any job (pending at once, running on request).
@@ -98,11 +88,8 @@ pub async fn admin_request_report(
 ) -> Result<JobDto, super::error::AppError> {
     let (state, admin) = super::ssr::require_admin().await?;
     Ok(
-        match crate::server::jobs::request_report(&state, admin.user.id, &start_date, &end_date)
+        crate::server::jobs::request_report(&state, admin.user.id, &start_date, &end_date)
             .await?
-        {
-            crate::server::jobs::Created::New(job)
-            | crate::server::jobs::Created::Existing(job) => job,
-        },
+            .job(),
     )
 }

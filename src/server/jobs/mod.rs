@@ -49,6 +49,14 @@ pub fn status_of(row: &JobRow) -> Result<JobStatus> {
         .map_err(|e: String| crate::server::error::Error::internal(e))
 }
 
+/// A type or status named by a client (`None`: any); an unknown name is a 400 listing the
+/// valid ones.
+pub fn parse_name<T: std::str::FromStr<Err = String>>(raw: Option<&str>) -> Result<Option<T>> {
+    raw.map(str::parse)
+        .transpose()
+        .map_err(|e| AppError::validation(e).into())
+}
+
 fn conflict(message: impl Into<String>) -> AppError {
     AppError::new(ErrorCode::Conflict, message)
 }
@@ -58,6 +66,15 @@ pub enum Created {
     New(JobDto),
     /// A job that already does this (the pending or running usage sync).
     Existing(JobDto),
+}
+
+impl Created {
+    /// The job, new or not.
+    pub fn job(self) -> JobDto {
+        match self {
+            Created::New(job) | Created::Existing(job) => job,
+        }
+    }
 }
 
 /// Creates a pending job, due now. A type without a handler is refused (400), so is a usage
@@ -280,18 +297,8 @@ pub async fn list_filtered(
     state: &AppState,
     filter: &crate::api::jobs::JobFilterDto,
 ) -> Result<JobPageDto> {
-    let kind = filter
-        .kind
-        .as_deref()
-        .map(str::parse::<JobType>)
-        .transpose()
-        .map_err(AppError::validation)?;
-    let status = filter
-        .status
-        .as_deref()
-        .map(str::parse::<JobStatus>)
-        .transpose()
-        .map_err(AppError::validation)?;
+    let kind = parse_name(filter.kind.as_deref())?;
+    let status = parse_name(filter.status.as_deref())?;
     list_jobs(
         state,
         kind,
@@ -301,6 +308,33 @@ pub async fn list_filtered(
         filter.offset,
     )
     .await
+}
+
+/// Starts a usage sync of everyone for `user` (recorded as who asked), or gives the one
+/// pending or running.
+pub async fn start_usage_sync(state: &AppState, user: &crate::api::UserDto) -> Result<Created> {
+    let metadata = serde_json::json!({"requested_by": user.email});
+    create_job(state, JobType::UsageSync, Some(user.id), metadata).await
+}
+
+/// A completed report's file name and CSV; 409 while it is not done (or has none).
+#[tracing::instrument(skip(state), err)]
+pub async fn report_result(state: &AppState, id: Uuid) -> Result<(String, String)> {
+    let job = get_job(state, id).await?;
+    if job.status != JobStatus::Completed.as_str() || !job.has_result {
+        return Err(conflict(format!(
+            "the job is {} and has no result to download",
+            job.status
+        ))
+        .into());
+    }
+    let csv = jobs::find_result(&state.db, id)
+        .await?
+        .flatten()
+        .unwrap_or_default();
+    let from = job.metadata["start_date"].as_str().unwrap_or("from");
+    let to = job.metadata["end_date"].as_str().unwrap_or("to");
+    Ok((format!("usage-report-{from}-to-{to}.csv"), csv))
 }
 
 /// Asks for a CSV usage report of every user's days from `start` to `end` (`YYYY-MM-DD`),

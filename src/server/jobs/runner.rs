@@ -103,6 +103,11 @@ impl Runner {
     }
 }
 
+/// A running job's lease (`TOKENMETER_JOB_LEASE_MS`, at most an hour by the configuration).
+fn lease(state: &AppState) -> ChronoDuration {
+    ChronoDuration::from_std(state.config.job_lease).unwrap_or(ChronoDuration::seconds(60))
+}
+
 async fn listen(state: AppState, pool: sqlx::PgPool, mut stopped: watch::Receiver<bool>) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -135,8 +140,7 @@ async fn listen(state: AppState, pool: sqlx::PgPool, mut stopped: watch::Receive
 }
 
 async fn worker(state: AppState, n: usize, mut stopped: watch::Receiver<bool>) {
-    let lease =
-        ChronoDuration::from_std(state.config.job_lease).unwrap_or(ChronoDuration::seconds(60));
+    let lease = lease(&state);
     loop {
         if *stopped.borrow() {
             return;
@@ -181,8 +185,7 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
     let beat = (state.config.job_lease / 3)
         .min(Duration::from_secs(1))
         .max(Duration::from_millis(20));
-    let lease =
-        ChronoDuration::from_std(state.config.job_lease).unwrap_or(ChronoDuration::seconds(60));
+    let lease = lease(state);
     let mut written = job.progress;
     let mut shutting_down = false;
     let outcome = loop {

@@ -1,6 +1,6 @@
 //! `/api/admin/*`: admins only.
 
-use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult};
+use super::{created, ok, parse_id, ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::api::error::AppError;
 use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::api::UserDto;
@@ -8,7 +8,7 @@ use crate::domain::account::Role;
 use crate::server::auth::AdminUser;
 use crate::server::state::AppState;
 use crate::server::{accounts, quota};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -22,9 +22,8 @@ pub struct Page {
 pub async fn list_users(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Vec<AdminUserDto>> {
-    let Query(page) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
     let users =
         quota::admin_users(&state, page.limit.unwrap_or(100), page.offset.unwrap_or(0)).await?;
     ok(users)

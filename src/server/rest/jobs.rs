@@ -2,37 +2,18 @@
 //! `/api/admin/jobs` (list, create, start a usage sync, ask for a report, cancel, download a
 //! report).
 
-use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiResult};
-use crate::api::error::{AppError, ErrorCode};
-use crate::api::jobs::{JobDto, JobPageDto};
-use crate::domain::jobs::{JobStatus, JobType};
+use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiQuery, ApiResult};
+use crate::api::error::AppError;
+use crate::api::jobs::{JobDto, JobFilterDto, JobPageDto};
+use crate::domain::jobs::JobType;
 use crate::server::auth::{AdminUser, AuthUser};
-use crate::server::jobs::{self, Created};
+use crate::server::jobs::{self, parse_name, Created};
 use crate::server::state::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{json, Value};
-
-fn parse_type(raw: Option<&str>) -> Result<Option<JobType>, ApiError> {
-    raw.map(str::parse)
-        .transpose()
-        .map_err(|e: String| ApiError(AppError::validation(e)))
-}
-
-fn parse_status(raw: Option<&str>) -> Result<Option<JobStatus>, ApiError> {
-    raw.map(str::parse)
-        .transpose()
-        .map_err(|e: String| ApiError(AppError::validation(e)))
-}
-
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError(AppError::validation(e.body_text())))
-}
+use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,12 +27,11 @@ pub struct OwnFilter {
 pub async fn list_own(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    q: Result<Query<OwnFilter>, QueryRejection>,
+    ApiQuery(q): ApiQuery<OwnFilter>,
 ) -> ApiResult<Vec<JobDto>> {
-    let q = query(q)?;
     let (kind, status) = (
-        parse_type(q.kind.as_deref())?,
-        parse_status(q.status.as_deref())?,
+        parse_name(q.kind.as_deref())?,
+        parse_name(q.status.as_deref())?,
     );
     ok(jobs::get_user_jobs(&state, me.user.id, kind, status).await?)
 }
@@ -93,12 +73,11 @@ pub struct AdminFilter {
 pub async fn list_all(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    q: Result<Query<AdminFilter>, QueryRejection>,
+    ApiQuery(q): ApiQuery<AdminFilter>,
 ) -> ApiResult<JobPageDto> {
-    let q = query(q)?;
     let (kind, status) = (
-        parse_type(q.kind.as_deref())?,
-        parse_status(q.status.as_deref())?,
+        parse_name(q.kind.as_deref())?,
+        parse_name(q.status.as_deref())?,
     );
     let user_id = q
         .user_id
@@ -118,7 +97,7 @@ pub async fn list_all(
 }
 
 /// 202 with a new job, 200 with the one already doing it.
-fn created(result: Created) -> ApiResult<JobDto> {
+fn accepted(result: Created) -> ApiResult<JobDto> {
     match result {
         Created::New(job) => Ok(ApiOk(StatusCode::ACCEPTED, job)),
         Created::Existing(job) => ok(job),
@@ -131,8 +110,7 @@ pub async fn start_usage_sync(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
 ) -> ApiResult<JobDto> {
-    let metadata = json!({"requested_by": admin.user.email});
-    created(jobs::create_job(&state, JobType::UsageSync, Some(admin.user.id), metadata).await?)
+    accepted(jobs::start_usage_sync(&state, &admin.user).await?)
 }
 
 #[derive(Deserialize)]
@@ -148,7 +126,7 @@ async fn start_report(
     start: &str,
     end: &str,
 ) -> ApiResult<JobDto> {
-    created(jobs::request_report(state, admin, start, end).await?)
+    accepted(jobs::request_report(state, admin, start, end).await?)
 }
 
 /// `POST /api/admin/jobs/report {start_date, end_date}`: a CSV usage report, made in the
@@ -176,9 +154,9 @@ pub async fn create(
     AdminUser(admin): AdminUser,
     ApiJson(body): ApiJson<NewJobRequest>,
 ) -> ApiResult<JobDto> {
-    let kind = parse_type(Some(&body.kind))?.expect("given");
+    let kind: JobType = body.kind.parse().map_err(AppError::validation)?;
     match kind {
-        JobType::UsageSync => start_usage_sync(State(state), AdminUser(admin)).await,
+        JobType::UsageSync => accepted(jobs::start_usage_sync(&state, &admin.user).await?),
         JobType::ReportGeneration => {
             let field = |name: &str| body.metadata[name].as_str().unwrap_or_default().to_string();
             start_report(
@@ -189,9 +167,10 @@ pub async fn create(
             )
             .await
         }
-        JobType::DocumentProcessing => Err(ApiError(AppError::validation(format!(
-            "unsupported job type: {kind} (no handler exists yet)"
-        )))),
+        // Refused by the service (no handler yet).
+        JobType::DocumentProcessing => {
+            accepted(jobs::create_job(&state, kind, Some(admin.user.id), body.metadata).await?)
+        }
     }
 }
 
@@ -222,40 +201,18 @@ pub async fn result(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "id")?;
-    let job = jobs::get_job(&state, id).await?;
-    if job.status != "completed" || !job.has_result {
-        return Err(ApiError(AppError::new(
-            ErrorCode::Conflict,
-            format!("the job is {} and has no result to download", job.status),
-        )));
-    }
-    let csv = crate::server::db::jobs::find_result(&state.db, id)
-        .await
-        .map_err(crate::server::error::Error::from)?
-        .flatten()
-        .unwrap_or_default();
-    let from = job.metadata["start_date"].as_str().unwrap_or("from");
-    let to = job.metadata["end_date"].as_str().unwrap_or("to");
+    let (file_name, csv) = jobs::report_result(&state, id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"usage-report-{from}-to-{to}.csv\""),
+                format!("attachment; filename=\"{file_name}\""),
             ),
         ],
         csv,
     )
         .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsFilter {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    status: Option<String>,
-    offset: Option<i64>,
 }
 
 /// `GET /api/admin/jobs/events?type=&status=&offset=`: server-sent events for the admin jobs
@@ -266,7 +223,7 @@ pub async fn events(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     parts: axum::http::request::Parts,
-    q: Result<Query<EventsFilter>, QueryRejection>,
+    ApiQuery(filter): ApiQuery<JobFilterDto>,
 ) -> Result<
     axum::response::Sse<
         impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -274,49 +231,40 @@ pub async fn events(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let q = query(q)?;
-    let filter = crate::api::jobs::JobFilterDto {
-        kind: q.kind,
-        status: q.status,
-        offset: q.offset.unwrap_or(0),
-    };
-    // Bad filters are a 400 now, not a broken stream later.
-    jobs::list_filtered(&state, &filter).await?;
+    use futures_util::StreamExt;
+    let event = |data: String| Ok(Event::default().event("jobs").data(data));
     let mut closing = state.jobs.closing.subscribe();
-    let stream = futures_util::stream::unfold(
-        (state, filter, parts, String::new(), true),
-        |(state, filter, parts, last, first)| async move {
-            let mut last = last;
-            if !first {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+    // The first page now (bad filters are a 400 here, not a broken stream later).
+    let first = serde_json::to_string(&jobs::list_filtered(&state, &filter).await?)
+        .map_err(|e| crate::server::error::Error::internal(format!("jobs events: {e}")))?;
+    let changes = futures_util::stream::unfold(
+        (state, filter, parts, first.clone()),
+        move |(state, filter, parts, last)| async move {
             loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 // Authorized again every time: a log-out, a disabled account or a lost admin
                 // role ends the stream.
                 if let Err(e) = crate::server::auth::require_admin(&state, &parts).await {
                     tracing::info!(error = %e, "jobs events: the caller is no longer an admin");
                     return None;
                 }
-                let page = jobs::list_filtered(&state, &filter).await;
-                let data = match page {
-                    Ok(page) => serde_json::to_string(&page).unwrap_or_default(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "jobs events: list failed");
-                        String::new()
+                match jobs::list_filtered(&state, &filter).await {
+                    Ok(page) => {
+                        let data = serde_json::to_string(&page).unwrap_or_default();
+                        if data != last {
+                            return Some((event(data.clone()), (state, filter, parts, data)));
+                        }
                     }
-                };
-                if !data.is_empty() && data != last {
-                    let event = Event::default().event("jobs").data(data.clone());
-                    return Some((Ok(event), (state, filter, parts, data, false)));
+                    Err(e) => tracing::warn!(error = %e, "jobs events: list failed"),
                 }
-                last = if data.is_empty() { last } else { data };
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         },
     );
     // Ends when the server starts shutting down.
-    let stream = futures_util::StreamExt::take_until(stream, async move {
-        let _ = closing.wait_for(|c| *c).await;
-    });
+    let stream = futures_util::stream::once(std::future::ready(event(first)))
+        .chain(changes)
+        .take_until(async move {
+            let _ = closing.wait_for(|c| *c).await;
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

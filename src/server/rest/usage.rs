@@ -3,14 +3,13 @@
 //! `/api/admin/usage` (everyone). Histories come as JSON or, with `format=csv`, as a CSV
 //! download.
 
-use super::{ok, parse_id, ApiError, ApiResult};
+use super::{ok, parse_id, ApiError, ApiQuery, ApiResult};
 use crate::api::error::AppError;
 use crate::domain::usage::{history_csv, parse_history_days};
 use crate::server::auth::{AdminUser, AuthUser};
 use crate::server::state::AppState;
 use crate::server::usage_sync;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -29,10 +28,7 @@ enum Format {
     Csv,
 }
 
-fn parse_query(
-    query: Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<(i64, Format), ApiError> {
-    let Query(q) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
+fn parse_query(q: HistoryQuery) -> Result<(i64, Format), ApiError> {
     let days = parse_history_days(q.days.as_deref()).map_err(AppError::validation)?;
     Ok((days, parse_format(q.format.as_deref())?))
 }
@@ -78,7 +74,7 @@ async fn history(
 pub async fn own_history(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let (days, format) = parse_query(query)?;
     history(&state, me.user.id, days, format, true).await
@@ -89,7 +85,7 @@ pub async fn user_history(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Path(id): Path<String>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "user_id")?;
     let (days, format) = parse_query(query)?;
@@ -126,9 +122,8 @@ pub struct RangeQuery {
 pub async fn analytics(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    query: Result<Query<RangeQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError(AppError::validation(e.body_text())))?;
     let (from, to) = (q.from.as_deref(), q.to.as_deref());
     match parse_format(q.format.as_deref())? {
         Format::Json => {

@@ -135,3 +135,22 @@ test('a usage report is made in the background and downloaded from the page', as
   await page.getByTestId('make-report').click();
   await expect(page.getByText('must not be after end_date')).toBeVisible();
 });
+
+test.describe('without a LiteLLM proxy', () => {
+  // The first e2e server: the demo model, nothing to sync from.
+  test.use({ baseURL: `http://127.0.0.1:${port - 1}` });
+
+  test('the page hydrates, says why there is no sync, and keeps the button off', async ({ page }) => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await logInAsAdmin(page);
+    await open(page, '/admin/jobs');
+    await expect(page.getByTestId('sync-unavailable')).toHaveText(
+      'No LiteLLM proxy here: usage is recorded by tokenmeter.',
+    );
+    await expect(page.getByTestId('sync-usage-now')).toBeDisabled();
+    // Live, so hydrated: the page's script runs.
+    await expect(page.getByTestId('jobs-live')).toHaveAttribute('data-mode', 'live');
+    expect(errors).toEqual([]);
+  });
+});

@@ -3,11 +3,13 @@
 //! while the tab is hidden), "Sync usage now" and cancel buttons.
 
 use crate::api::jobs::{
-    admin_cancel_job, admin_list_jobs, admin_start_usage_sync, AdminRequestReport, JobDto,
-    JobFilterDto, JobPageDto, ADMIN_PAGE_SIZE,
+    admin_list_jobs, AdminCancelJob, AdminRequestReport, AdminStartUsageSync, JobDto, JobFilterDto,
+    JobPageDto, ADMIN_PAGE_SIZE,
 };
 use crate::domain::jobs::{JOB_STATUSES, JOB_TYPES};
-use crate::ui::common::{ErrorNotice, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT, LABEL};
+use crate::ui::common::{
+    action_error, ErrorNotice, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT, LABEL,
+};
 use crate::ui::time::format_time;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -144,9 +146,9 @@ pub fn AdminJobsPage() -> impl IntoView {
     });
     follow(filter, live, mode);
 
-    let start = Action::new(|_: &()| admin_start_usage_sync());
+    let start = ServerAction::<AdminStartUsageSync>::new();
     let report = ServerAction::<AdminRequestReport>::new();
-    let cancel = Action::new(|id: &uuid::Uuid| admin_cancel_job(*id));
+    let cancel = ServerAction::<AdminCancelJob>::new();
     let navigate = use_navigate();
     let set_filter = move |key: &'static str, value: String| {
         let mut f = filter.get_untracked();
@@ -185,24 +187,27 @@ pub fn AdminJobsPage() -> impl IntoView {
                     </span>
                 </p>
             </div>
-            <div class="text-right">
-                <button
-                    type="button"
-                    class=BTN_PRIMARY
-                    data-testid="sync-usage-now"
-                    disabled=sync_busy
-                    on:click=move |_| { start.dispatch(()); }
-                >
-                    "Sync usage now"
-                </button>
-                <Show when=sync_unavailable>
-                    <p class="mt-1 text-xs text-slate-500" data-testid="sync-unavailable">
-                        "No LiteLLM proxy here: usage is recorded by tokenmeter."
-                    </p>
-                </Show>
-            </div>
+            // Reads the list: inside a Transition, so the server renders it as the browser will.
+            <Transition>
+                <div class="text-right">
+                    <button
+                        type="button"
+                        class=BTN_PRIMARY
+                        data-testid="sync-usage-now"
+                        disabled=sync_busy
+                        on:click=move |_| { start.dispatch(AdminStartUsageSync {}); }
+                    >
+                        "Sync usage now"
+                    </button>
+                    <Show when=sync_unavailable>
+                        <p class="mt-1 text-xs text-slate-500" data-testid="sync-unavailable">
+                            "No LiteLLM proxy here: usage is recorded by tokenmeter."
+                        </p>
+                    </Show>
+                </div>
+            </Transition>
         </div>
-        {move || start.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
+        {move || action_error(start)().map(|message| view! { <div class="mt-3"><ErrorNotice message/></div> })}
         <ActionForm action=report attr:class="mt-6 flex flex-wrap items-end gap-3">
             <div>
                 <label for="report-start" class=LABEL>"Report from"</label>
@@ -216,8 +221,8 @@ pub fn AdminJobsPage() -> impl IntoView {
                 "Make a usage report (CSV)"
             </button>
         </ActionForm>
-        {move || report.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
-        {move || cancel.value().get().and_then(Result::err).map(|e| view! { <div class="mt-3"><ErrorNotice message=e.message/></div> })}
+        {move || action_error(report)().map(|message| view! { <div class="mt-3"><ErrorNotice message/></div> })}
+        {move || action_error(cancel)().map(|message| view! { <div class="mt-3"><ErrorNotice message/></div> })}
         <div class="mt-6 flex flex-wrap gap-3">
             <div>
                 <label for="job-type" class=LABEL>"Type"</label>
@@ -302,10 +307,7 @@ fn Pager(filter: JobFilterDto, total: i64, shown: i64) -> impl IntoView {
 }
 
 #[component]
-fn JobRow(
-    job: JobDto,
-    cancel: Action<uuid::Uuid, Result<JobDto, crate::api::error::AppError>>,
-) -> impl IntoView {
+fn JobRow(job: JobDto, cancel: ServerAction<AdminCancelJob>) -> impl IntoView {
     let id = job.id;
     let active = matches!(job.status.as_str(), "pending" | "running");
     let duration = match (job.started_at, job.completed_at) {
@@ -376,7 +378,7 @@ fn JobRow(
                 {active.then(|| view! {
                     <button type="button" class=BTN_DANGER data-testid="job-cancel"
                         disabled=move || cancel.pending().get() || job.cancel_requested
-                        on:click=move |_| { cancel.dispatch(id); }>
+                        on:click=move |_| { cancel.dispatch(AdminCancelJob { id }); }>
                         "Cancel"
                     </button>
                 })}

@@ -212,6 +212,8 @@ async fn main() {
             common::ADMIN_PASSWORD.to_string(),
         ),
         ("TOKENMETER_DEMO_DELAY_MS", "0".to_string()),
+        ("TOKENMETER_SIGNUP", "open".to_string()),
+        ("TOKENMETER_SIGNUPS_PER_IP_PER_HOUR", "1000000".to_string()),
     ]);
     let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
     let state: AppState = tokenmeter::server::init_state(config).await.unwrap();

@@ -167,6 +167,8 @@ async fn state_for(url: &str, litellm: &str, extra: &[(&str, &str)]) -> AppState
         ("LITELLM_URL", litellm.to_string()),
         ("LITELLM_MASTER_KEY", "sk-master".to_string()),
         ("TOKENMETER_USAGE_BACKFILL_DAYS", "30".to_string()),
+        ("TOKENMETER_SIGNUP", "open".to_string()),
+        ("TOKENMETER_SIGNUPS_PER_IP_PER_HOUR", "1000000".to_string()),
     ]);
     for (k, v) in extra {
         vars.insert(k, v.to_string());

@@ -29,6 +29,9 @@ export LEPTOS_SITE_ROOT="$root/target/site"
 export RUST_LOG=${RUST_LOG:-warn}
 # Not UTC, so that the pages show they use the configured zone (+05:30, no summer time).
 export TOKENMETER_TIMEZONE=${TOKENMETER_TIMEZONE:-Asia/Kolkata}
+# The browser tests sign up many users from one address (approval has a test of its own).
+export TOKENMETER_SIGNUP=${TOKENMETER_SIGNUP:-open}
+export TOKENMETER_SIGNUPS_PER_IP_PER_HOUR=${TOKENMETER_SIGNUPS_PER_IP_PER_HOUR:-100000}
 # The demo model streams at a pace a test can watch and stop.
 export TOKENMETER_DEMO_DELAY_MS=${TOKENMETER_DEMO_DELAY_MS:-20}
 "$bin" serve

@@ -6,7 +6,7 @@ use crate::ui::admin::{
     AdminJobsPage, AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsagePage,
     AdminUserDetailPage, AdminUsersPage,
 };
-use crate::ui::auth::{LoginPage, SignupPage};
+use crate::ui::auth::{LoginPage, SignupPage, SignupPendingPage};
 use crate::ui::chat::ChatPage;
 use crate::ui::layout::{Footer, TopBar};
 use crate::ui::pages::{HomePage, NotFoundPage};
@@ -123,6 +123,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=HomePage/>
                         <Route path=path!("login") view=LoginPage/>
                         <Route path=path!("signup") view=SignupPage/>
+                        <Route path=path!("signup/pending") view=SignupPendingPage/>
                         <Route path=path!("chat") view=ChatPage/>
                         <Route path=path!("chat/:id") view=ChatPage/>
                         <Route path=path!("pricing") view=PricingPage/>

@@ -52,7 +52,14 @@ pub async fn admin_create_user(
     use crate::domain::account::Role;
     let (state, _admin) = super::ssr::require_admin().await?;
     let role: Role = role.parse().map_err(AppError::validation)?;
-    Ok(crate::server::accounts::create_user(&state.db, &email, &password, role).await?)
+    Ok(crate::server::accounts::create_user(
+        &state.db,
+        &email,
+        &password,
+        role,
+        crate::domain::account::Approval::Approved,
+    )
+    .await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "admin_set_role")]
@@ -67,6 +74,13 @@ pub async fn admin_set_role(id: Uuid, role: String) -> Result<UserDto, AppError>
 pub async fn admin_set_disabled(id: Uuid, disabled: bool) -> Result<UserDto, AppError> {
     let (state, admin) = super::ssr::require_admin().await?;
     Ok(crate::server::accounts::update_user(&state, &admin, id, None, Some(disabled)).await?)
+}
+
+/// Approves (`approve` = true) or rejects a pending sign-up.
+#[server(prefix = "/api/fn", endpoint = "admin_decide_signup")]
+pub async fn admin_decide_signup(id: Uuid, approve: bool) -> Result<UserDto, AppError> {
+    let (state, admin) = super::ssr::require_admin().await?;
+    Ok(crate::server::accounts::decide_signup(&state, &admin, id, approve).await?)
 }
 
 /// Creates a plan (`id` = `None`) or replaces one's fields.

@@ -1,14 +1,20 @@
 //! Sign-up, log-in, log-out and "who am I" for the pages.
 
 use super::error::AppError;
-use super::UserDto;
+use super::{PasswordChangedDto, UserDto};
 use leptos::prelude::*;
 
-/// Whether the sign-up form should be offered.
-#[server(prefix = "/api/fn", endpoint = "signup_open")]
-pub async fn signup_open() -> Result<bool, AppError> {
+/// How sign-up works here: `approval` (an admin lets each new account in), `open` or
+/// `closed`; the page offers the form and says what follows.
+#[server(prefix = "/api/fn", endpoint = "signup_mode")]
+pub async fn signup_mode() -> Result<String, AppError> {
     use crate::server::config::SignupMode;
-    Ok(super::ssr::state()?.config.signup == SignupMode::Open)
+    Ok(match super::ssr::state()?.config.signup {
+        SignupMode::Approval => "approval",
+        SignupMode::Open => "open",
+        SignupMode::Closed => "closed",
+    }
+    .into())
 }
 
 /// Logs in and goes to `next` (a path on this site; the profile otherwise).
@@ -29,10 +35,18 @@ pub async fn signup(email: String, password: String) -> Result<UserDto, AppError
     use crate::server::accounts;
     let state = super::ssr::state()?;
     let parts = super::ssr::parts()?;
-    let session = accounts::signup(&state, &email, &password).await?;
-    super::ssr::set_session_cookie(&state, &parts, Some(&session.secret));
-    leptos_axum::redirect("/profile");
-    Ok(session.user)
+    let ip = crate::server::auth::client_ip(&parts, state.config.trust_proxy);
+    match accounts::signup(&state, &email, &password, &ip).await? {
+        accounts::SignedUp::SignedIn(session) => {
+            super::ssr::set_session_cookie(&state, &parts, Some(&session.secret));
+            leptos_axum::redirect("/profile");
+            Ok(session.user)
+        }
+        accounts::SignedUp::Pending(user) => {
+            leptos_axum::redirect("/signup/pending");
+            Ok(user)
+        }
+    }
 }
 
 #[server(prefix = "/api/fn", endpoint = "logout")]
@@ -47,15 +61,21 @@ pub async fn logout() -> Result<(), AppError> {
     Ok(())
 }
 
-/// Changes the signed-in user's password; answers how many other sessions were ended.
+/// Changes the signed-in user's password, ends their other sessions and (when asked, a
+/// checkbox sends `true`) revokes their API tokens.
 #[server(prefix = "/api/fn", endpoint = "change_password")]
 pub async fn change_password(
     current_password: String,
     new_password: String,
-) -> Result<u64, AppError> {
+    revoke_api_tokens: Option<bool>,
+) -> Result<PasswordChangedDto, AppError> {
     let (state, me) = super::ssr::require_user().await?;
-    Ok(
-        crate::server::accounts::change_password(&state, &me, &current_password, &new_password)
-            .await?,
+    Ok(crate::server::accounts::change_password(
+        &state,
+        &me,
+        &current_password,
+        &new_password,
+        revoke_api_tokens.unwrap_or(false),
     )
+    .await?)
 }

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 502: the LLM upstream failed.
     Upstream,
+    /// 503: too much work at once (password checks); try again shortly.
+    Busy,
     /// 500: our fault; details are in the server log.
     Internal,
 }
@@ -44,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Upstream => "upstream",
+            ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
         }
     }
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Upstream => 502,
+            ErrorCode::Busy => 503,
             ErrorCode::Internal => 500,
         }
     }

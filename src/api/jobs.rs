@@ -29,6 +29,24 @@ pub struct JobDto {
     pub has_result: bool,
 }
 
+impl JobDto {
+    /// The job as its owner sees it when they are not an admin: without what it holds of
+    /// other users (a usage sync's failed users, and its error, which can name one).
+    pub fn for_non_admin(mut self) -> Self {
+        if let Some(summary) = self
+            .metadata
+            .get_mut("summary")
+            .and_then(Value::as_object_mut)
+        {
+            summary.remove("failures");
+        }
+        if self.kind == "usage_sync" && self.error.is_some() {
+            self.error = Some("the usage sync failed; an admin can see why".into());
+        }
+        self
+    }
+}
+
 /// A page of jobs, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobPageDto {

@@ -14,7 +14,7 @@ pub mod quota;
 pub mod tokens;
 pub mod usage;
 
-use crate::domain::account::Role;
+use crate::domain::account::{Approval, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -26,6 +26,8 @@ pub struct UserDto {
     pub email: String,
     pub role: Role,
     pub disabled: bool,
+    /// Whether an admin has let the account in (sign-ups may wait for approval).
+    pub approval: Approval,
     pub created_at: DateTime<Utc>,
 }
 
@@ -50,6 +52,13 @@ pub struct ApiTokenDto {
 pub struct CreatedTokenDto {
     pub token: ApiTokenDto,
     pub secret: String,
+}
+
+/// What a password change ended besides the old password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChangedDto {
+    pub other_sessions_ended: i64,
+    pub api_tokens_revoked: i64,
 }
 
 /// Head counts for the admin overview.

@@ -58,9 +58,39 @@ impl FromStr for Role {
             "user" => Ok(Role::User),
             "admin" => Ok(Role::Admin),
             other => Err(format!(
-                "role must be one of: {} (got {other:?})",
-                Role::allowed()
+                "role must be one of: {} (got {})",
+                Role::allowed(),
+                crate::domain::text::quoted(other)
             )),
+        }
+    }
+}
+
+/// Where an account stands with the admins. On a server whose sign-up asks for approval a new
+/// account is `Pending` (it cannot sign in) until an admin approves or rejects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl Approval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::Pending => "pending",
+            Approval::Approved => "approved",
+            Approval::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Approval> {
+        match text {
+            "pending" => Some(Approval::Pending),
+            "approved" => Some(Approval::Approved),
+            "rejected" => Some(Approval::Rejected),
+            _ => None,
         }
     }
 }
@@ -68,7 +98,12 @@ impl FromStr for Role {
 /// Trims and lower-cases an address, then checks its shape: one `@`, a non-empty local part and
 /// a domain without spaces. Deliverability is not our business; typos like a missing `@` are.
 pub fn normalize_email(raw: &str) -> Result<String, String> {
-    let email = raw.trim().to_lowercase();
+    // The length first: nothing else is done with a 2 MB "address".
+    let trimmed = raw.trim();
+    if trimmed.len() > MAX_EMAIL_LEN {
+        return Err(format!("email must be at most {MAX_EMAIL_LEN} characters"));
+    }
+    let email = trimmed.to_lowercase();
     if email.is_empty() {
         return Err("email is required".into());
     }

@@ -10,6 +10,14 @@ pub const DEMO_MODEL: &str = "demo";
 pub const MAX_TITLE_CHARS: usize = 120;
 /// Longest single message a user may send, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
+/// Most messages one chat request may carry.
+pub const MAX_REQUEST_MESSAGES: usize = 256;
+/// Most characters one chat request may carry, all its messages together.
+pub const MAX_REQUEST_CHARS: usize = 400_000;
+/// Most characters a send's whole context (the conversation so far and the new messages) may
+/// have: past it the conversation is too long to send, and a new one must be started. (About
+/// 250,000 tokens: more than the models' context windows.)
+pub const MAX_CONTEXT_CHARS: usize = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

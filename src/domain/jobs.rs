@@ -112,7 +112,11 @@ impl FromStr for JobStatus {
 }
 
 fn one_of<const N: usize>(field: &str, got: &str, valid: [&str; N]) -> String {
-    format!("{field} must be one of: {} (got {got:?})", valid.join(", "))
+    format!(
+        "{field} must be one of: {} (got {})",
+        valid.join(", "),
+        crate::domain::text::quoted(got)
+    )
 }
 
 /// A move the state machine does not allow.

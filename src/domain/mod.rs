@@ -9,5 +9,6 @@ pub mod numbers;
 pub mod period;
 pub mod quota;
 pub mod sse;
+pub mod text;
 pub mod time;
 pub mod usage;

@@ -109,9 +109,10 @@ pub fn check_history_days(days: i64) -> Result<i64, String> {
 
 fn days_error(got: &str) -> String {
     format!(
-        "days must be a whole number from {} to {} (got {got:?})",
+        "days must be a whole number from {} to {} (got {})",
         HISTORY_DAYS.start(),
-        HISTORY_DAYS.end()
+        HISTORY_DAYS.end(),
+        crate::domain::text::quoted(got)
     )
 }
 
@@ -141,8 +142,12 @@ pub fn parse_named_range(
     (from_name, to_name): (&str, &str),
 ) -> Result<(NaiveDate, NaiveDate), String> {
     let day = |name: &str, raw: &str| {
-        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-            .map_err(|_| format!("{name} must be a date as YYYY-MM-DD (got {raw:?})"))
+        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+            format!(
+                "{name} must be a date as YYYY-MM-DD (got {})",
+                crate::domain::text::quoted(raw)
+            )
+        })
     };
     let to = match to {
         Some(raw) => day(to_name, raw)?,

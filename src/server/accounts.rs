@@ -2,12 +2,16 @@
 //! admin user management, personal API tokens and the first admin.
 
 use crate::api::error::{AppError, ErrorCode};
-use crate::api::{ApiTokenDto, CreatedTokenDto, UserCountsDto, UserDto};
-use crate::domain::account::{normalize_email, normalize_token_name, validate_password, Role};
+use crate::api::{ApiTokenDto, CreatedTokenDto, PasswordChangedDto, UserCountsDto, UserDto};
+use crate::domain::account::{
+    normalize_email, normalize_token_name, validate_password, Approval, Role, MAX_EMAIL_LEN,
+    MAX_PASSWORD_LEN,
+};
+use crate::domain::text::for_log;
 use crate::server::auth::{self, new_secret, Principal, TOKEN_PREFIX};
 use crate::server::cache::{self, Change};
 use crate::server::config::SignupMode;
-use crate::server::db::{self, api_tokens, login_failures, sessions, users, Db};
+use crate::server::db::{self, api_tokens, login_failures, sessions, signup_attempts, users, Db};
 use crate::server::error::{is_unique_violation, Error, Result};
 use crate::server::state::AppState;
 use chrono::Duration;
@@ -24,8 +28,14 @@ fn validation(message: String) -> Error {
 }
 
 /// Creates a user; a taken address is a 409 naming it.
-#[tracing::instrument(skip(db, password), err)]
-pub async fn create_user(db: &Db, email: &str, password: &str, role: Role) -> Result<UserDto> {
+#[tracing::instrument(skip(db, email, password), fields(email = %for_log(email, 64)), err)]
+pub async fn create_user(
+    db: &Db,
+    email: &str,
+    password: &str,
+    role: Role,
+    approval: Approval,
+) -> Result<UserDto> {
     let email = normalize_email(email).map_err(validation)?;
     validate_password(password).map_err(validation)?;
     let hash = auth::hash_password(password.to_string()).await?;
@@ -36,6 +46,7 @@ pub async fn create_user(db: &Db, email: &str, password: &str, role: Role) -> Re
             email: &email,
             password_hash: &hash,
             role: role.as_str(),
+            approval: approval.as_str(),
             now: db::now(),
         },
     )
@@ -58,35 +69,115 @@ async fn start_session(state: &AppState, user: UserDto) -> Result<NewSession> {
     Ok(NewSession { user, secret })
 }
 
-/// Open sign-up: creates a user and signs them in.
-#[tracing::instrument(skip(state, password), err)]
-pub async fn signup(state: &AppState, email: &str, password: &str) -> Result<NewSession> {
+/// What a sign-up led to.
+pub enum SignedUp {
+    /// Open sign-up: the account is in use at once.
+    SignedIn(NewSession),
+    /// The account waits for an admin's approval; no session until then.
+    Pending(UserDto),
+}
+
+/// Sign-up: creates a user and signs them in (`open`), or leaves the account waiting for an
+/// admin (`approval`); `closed` refuses. At most `TOKENMETER_SIGNUPS_PER_IP_PER_HOUR` from one
+/// address, counted before the account is made.
+#[tracing::instrument(skip(state, email, password), fields(email = %for_log(email, 64)), err)]
+pub async fn signup(state: &AppState, email: &str, password: &str, ip: &str) -> Result<SignedUp> {
     if state.config.signup == SignupMode::Closed {
         return Err(AppError::forbidden(
             "sign-up is closed on this server; ask an admin for an account",
         )
         .into());
     }
-    let user = create_user(&state.db, email, password, Role::User).await?;
+    // The input first (cheap), then the address's count, then the hashing.
+    let normalized = normalize_email(email).map_err(validation)?;
+    validate_password(password).map_err(validation)?;
+    let now = db::now();
+    let hour_ago = now - Duration::hours(1);
+    let (attempt, count) = signup_attempts::record_and_count(&state.db, ip, now, hour_ago).await?;
+    if count > state.config.signups_per_ip_per_hour {
+        signup_attempts::forget(&state.db, attempt, hour_ago).await?;
+        tracing::warn!(ip = %for_log(ip, 64), count, "sign-up rate limited");
+        return Err(AppError::new(
+            ErrorCode::RateLimited,
+            "too many sign-ups from this address; try again in an hour",
+        )
+        .into());
+    }
+    let approval = match state.config.signup {
+        SignupMode::Approval => Approval::Pending,
+        _ => Approval::Approved,
+    };
+    let user = create_user(&state.db, &normalized, password, Role::User, approval).await?;
+    if approval == Approval::Pending {
+        tracing::info!(user_id = %user.id, "signed up; waiting for approval");
+        return Ok(SignedUp::Pending(user));
+    }
     tracing::info!(user_id = %user.id, "signed up");
-    start_session(state, user).await
+    Ok(SignedUp::SignedIn(start_session(state, user).await?))
 }
 
-/// Checks the password and opens a session. Too many failures for the account or the address
-/// within the window is a 429 before the password is even looked at.
-#[tracing::instrument(skip(state, password), err)]
+/// An admin approves or rejects a pending sign-up: 404 for no such user, 409 when it is not
+/// pending (decided already, or never asked).
+#[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err)]
+pub async fn decide_signup(
+    state: &AppState,
+    actor: &Principal,
+    id: Uuid,
+    approve: bool,
+) -> Result<UserDto> {
+    let decision = if approve {
+        Approval::Approved
+    } else {
+        Approval::Rejected
+    };
+    match users::decide_approval(&state.db, id, decision.as_str(), db::now()).await? {
+        Some(row) => {
+            cache::changed(state, Change::User(id)).await;
+            tracing::info!(user_id = %id, decision = decision.as_str(), "sign-up decided");
+            Ok(row.into())
+        }
+        None => match users::find_by_id(&state.db, id).await? {
+            None => Err(AppError::not_found("user").into()),
+            Some(row) => Err(AppError::conflict(format!(
+                "this account is {}, not waiting for approval",
+                row.approval
+            ))
+            .into()),
+        },
+    }
+}
+
+/// Checks the password and opens a session. The attempt is counted before the password is
+/// looked at (one insert, then the counts that include it), so parallel attempts cannot pass
+/// the limits together: too many for the account or the address within the window is a 429.
+#[tracing::instrument(skip(state, email, password), fields(email = %for_log(email, 64)), err)]
 pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> Result<NewSession> {
     let cfg = &state.config;
-    let email = email.trim().to_lowercase();
+    // Lengths first: nothing is done with (or logged of) a 2 MB address or password.
+    let email = email.trim();
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(validation(format!(
+            "email must be at most {MAX_EMAIL_LEN} characters"
+        )));
+    }
+    if password.len() > 4 * MAX_PASSWORD_LEN {
+        return Err(validation(format!(
+            "password must be at most {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    let email = email.to_lowercase();
     if email.is_empty() || password.is_empty() {
         return Err(validation("email and password are required".into()));
     }
     let now = db::now();
     let window_start = now - Duration::minutes(cfg.login_window_minutes);
+    let attempt = login_failures::record(&state.db, &email, ip, now).await?;
     let (by_account, by_ip) =
         login_failures::count_since(&state.db, &email, ip, window_start).await?;
-    if by_account >= cfg.login_max_failures || by_ip >= cfg.login_max_failures_per_ip {
-        tracing::warn!(%email, %ip, by_account, by_ip, "log-in rate limited");
+    if by_account > cfg.login_max_failures || by_ip > cfg.login_max_failures_per_ip {
+        // Refused before any check: it is no failure, and must not prolong the lockout.
+        login_failures::forget(&state.db, attempt).await?;
+        tracing::warn!(ip = %for_log(ip, 64), by_account, by_ip, "log-in rate limited");
         return Err(AppError::new(
             ErrorCode::RateLimited,
             format!(
@@ -102,16 +193,28 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> R
         row.as_ref().map(|r| r.password_hash.clone()),
     )
     .await?;
+    // A wrong password leaves the attempt counted as a failure.
     let row = match row {
         Some(row) if ok => row,
-        _ => {
-            login_failures::record(&state.db, &email, ip, now).await?;
-            return Err(AppError::new(ErrorCode::Unauthorized, "wrong email or password").into());
-        }
+        _ => return Err(AppError::new(ErrorCode::Unauthorized, "wrong email or password").into()),
     };
     if row.disabled {
         return Err(AppError::forbidden("this account has been disabled").into());
     }
+    match Approval::parse(&row.approval) {
+        Some(Approval::Approved) => {}
+        Some(Approval::Rejected) => {
+            return Err(AppError::forbidden(
+                "an admin did not approve this account; ask them if you think that is a mistake",
+            )
+            .into())
+        }
+        _ => return Err(AppError::forbidden(
+            "your account is waiting for an admin's approval; try again once they have let you in",
+        )
+        .into()),
+    }
+    login_failures::forget(&state.db, attempt).await?;
     login_failures::clear(&state.db, &email, window_start).await?;
     sessions::delete_expired(&state.db, now).await?;
     tracing::info!(user_id = %row.id, "logged in");
@@ -133,32 +236,43 @@ pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<(
 }
 
 /// Changes the caller's password after checking the current one, and signs out their other
-/// sessions (a password change is what people do when they fear someone else is signed in).
+/// sessions (a password change is what people do when they fear someone else is signed in),
+/// and revokes their API tokens when asked, all in one transaction.
 #[tracing::instrument(skip_all, fields(user_id = %principal.user.id), err)]
 pub async fn change_password(
     state: &AppState,
     principal: &Principal,
     current: &str,
     new: &str,
-) -> Result<u64> {
+    revoke_api_tokens: bool,
+) -> Result<PasswordChangedDto> {
+    validate_password(new).map_err(|m| validation(format!("new_{m}")))?;
     let row = users::find_by_id(&state.db, principal.user.id)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
-    if !auth::verify_password(current.to_string(), Some(row.password_hash)).await? {
+    if current.len() > 4 * MAX_PASSWORD_LEN
+        || !auth::verify_password(current.to_string(), Some(row.password_hash)).await?
+    {
         return Err(validation("current_password is wrong".into()));
     }
-    validate_password(new).map_err(|m| validation(format!("new_{m}")))?;
-    let db = &state.db;
     let hash = auth::hash_password(new.to_string()).await?;
-    users::set_password(db, row.id, &hash, db::now()).await?;
     let keep = match &principal.via {
         auth::AuthVia::Session(id_hash) => Some(id_hash.as_str()),
         auth::AuthVia::ApiToken(_) => None,
     };
-    let ended = sessions::delete_others(db, row.id, keep).await?;
+    let ended = users::set_password(&state.db, row.id, &hash, keep, revoke_api_tokens, db::now())
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
     cache::changed(state, Change::User(row.id)).await;
-    tracing::info!(ended_sessions = ended, "password changed");
-    Ok(ended)
+    tracing::info!(
+        ended_sessions = ended.sessions,
+        revoked_api_tokens = ended.api_tokens,
+        "password changed"
+    );
+    Ok(PasswordChangedDto {
+        other_sessions_ended: ended.sessions as i64,
+        api_tokens_revoked: ended.api_tokens as i64,
+    })
 }
 
 /// Admin listing, a page at a time (limit 1..=1000).
@@ -183,6 +297,23 @@ pub async fn user_counts(db: &Db) -> Result<UserCountsDto> {
     })
 }
 
+/// Checks an admin's change of a user's role or disabled flag without writing it: admins
+/// cannot demote or disable themselves (409).
+pub fn check_user_change(
+    actor: &Principal,
+    id: Uuid,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<()> {
+    if id == actor.user.id && (role == Some(Role::User) || disabled == Some(true)) {
+        return Err(AppError::conflict(
+            "you cannot remove your own admin role or disable yourself; ask another admin",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// An admin changes a user's role or disabled flag. Admins cannot demote or disable
 /// themselves (409): that is how a server ends up with no admin.
 #[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err)]
@@ -198,12 +329,7 @@ pub async fn update_user(
             "nothing to change: give role (user, admin) and/or disabled (true, false)".into(),
         ));
     }
-    if id == actor.user.id && (role == Some(Role::User) || disabled == Some(true)) {
-        return Err(AppError::conflict(
-            "you cannot remove your own admin role or disable yourself; ask another admin",
-        )
-        .into());
-    }
+    check_user_change(actor, id, role, disabled)?;
     let row = users::update(&state.db, id, role.map(Role::as_str), disabled, db::now())
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
@@ -229,7 +355,7 @@ pub async fn list_tokens(db: &Db, user_id: Uuid) -> Result<Vec<ApiTokenDto>> {
 }
 
 /// Creates a personal API token; its secret is in the answer and nowhere else.
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(skip(db, name), err)]
 pub async fn create_token(db: &Db, user_id: Uuid, name: &str) -> Result<CreatedTokenDto> {
     let name = normalize_token_name(name).map_err(validation)?;
     let (secret, hash) = new_secret(TOKEN_PREFIX);
@@ -266,18 +392,19 @@ pub async fn revoke_token(db: &Db, user_id: Uuid, id: Uuid) -> Result<()> {
 
 /// Makes `email` an admin: creates the account, or promotes an existing one and (when a
 /// password is given) resets its password. Used by `create-admin` and the first start.
-#[tracing::instrument(skip(db, password), err)]
+#[tracing::instrument(skip(db, email, password), fields(email = %for_log(email, 64)), err)]
 pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDto> {
     let normalized = normalize_email(email).map_err(validation)?;
     validate_password(password).map_err(validation)?;
     match users::find_by_email(db, &normalized).await? {
-        None => create_user(db, &normalized, password, Role::Admin).await,
+        None => create_user(db, &normalized, password, Role::Admin, Approval::Approved).await,
         Some(existing) => {
             let hash = auth::hash_password(password.to_string()).await?;
             let row = users::promote_to_admin(db, existing.id, &hash, db::now())
                 .await?
                 .ok_or_else(|| Error::internal("user vanished while promoting"))?;
-            // Run from the command line: running servers on PostgreSQL hear of it.
+            // Run from the command line: running servers on PostgreSQL hear of it (its
+            // sessions were ended with the promotion).
             cache::tell_others(db, &Change::User(row.id)).await;
             Ok(row.into())
         }

@@ -3,7 +3,7 @@
 
 use crate::api::error::AppError;
 use crate::api::UserDto;
-use crate::domain::account::Role;
+use crate::domain::account::{Approval, Role};
 use crate::server::cache::CachedSession;
 use crate::server::db::{self, api_tokens, sessions, users::UserRow};
 use crate::server::error::{Error, Result};
@@ -54,52 +54,55 @@ impl From<UserRow> for UserDto {
             role: row.role.parse().unwrap_or(Role::User),
             email: row.email,
             disabled: row.disabled,
+            // Likewise: an unknown value lets nobody in.
+            approval: Approval::parse(&row.approval).unwrap_or(Approval::Pending),
             created_at: row.created_at,
         }
     }
 }
 
 /// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes), off the async
-/// threads since it takes tens of milliseconds on purpose.
+/// threads since it takes tens of milliseconds on purpose, and only as many at once as there
+/// are cores (see [`crate::server::work`]).
 pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| Error::internal(format!("argon2 hash: {e}")))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("hash task: {e}")))?
+    crate::server::work::hashing()
+        .run(move || {
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| Error::internal(format!("argon2 hash: {e}")))
+        })
+        .await?
 }
 
 /// Checks a password against a stored hash. Without a hash (unknown e-mail) it still does the
 /// work against a fixed hash, so the answer takes as long for unknown accounts as for known ones.
 pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let text = match stored {
-            Some(hash) => hash,
-            None => DUMMY
-                .get_or_init(|| {
-                    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-                    Argon2::default()
-                        .hash_password(b"no such account", &salt)
-                        .map(|h| h.to_string())
-                        .unwrap_or_default()
-                })
-                .clone(),
-        };
-        let parsed = PasswordHash::new(&text)
-            .map_err(|e| Error::internal(format!("stored hash unreadable: {e}")))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(ok && known)
-    })
-    .await
-    .map_err(|e| Error::internal(format!("verify task: {e}")))?
+    crate::server::work::hashing()
+        .run(move || {
+            let known = stored.is_some();
+            let text = match stored {
+                Some(hash) => hash,
+                None => DUMMY
+                    .get_or_init(|| {
+                        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+                        Argon2::default()
+                            .hash_password(b"no such account", &salt)
+                            .map(|h| h.to_string())
+                            .unwrap_or_default()
+                    })
+                    .clone(),
+            };
+            let parsed = PasswordHash::new(&text)
+                .map_err(|e| Error::internal(format!("stored hash unreadable: {e}")))?;
+            let ok = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(ok && known)
+        })
+        .await?
 }
 
 /// A fresh random secret (256 bits, URL-safe base64) and the SHA-256 hex we store for it.
@@ -253,24 +256,45 @@ pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<Principal>
     Ok(principal)
 }
 
-/// The client's address for rate limiting: the socket peer, or the first `X-Forwarded-For`
-/// hop when the proxy is trusted.
+/// The client's address for rate limiting: the socket peer, or, behind a trusted proxy, the
+/// last hop of `X-Forwarded-For` (the one that proxy appended; the hops before it are
+/// whatever the client wrote). IPv6 addresses count per /64, which one client usually has.
 pub fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
-    if trust_proxy {
-        if let Some(forwarded) = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-        {
-            return forwarded.trim().to_string();
-        }
-    }
-    parts
+    let forwarded = trust_proxy
+        .then(|| {
+            parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|hop| !hop.is_empty())
+                .and_then(|hop| hop.parse::<std::net::IpAddr>().ok())
+        })
+        .flatten();
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| addr.ip());
+    forwarded
+        .or(peer)
+        .map(rate_limit_key)
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The key an address is counted under: IPv4 as it is, IPv6 by its /64.
+pub fn rate_limit_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 /// Pages that need a signed-in user.
@@ -436,5 +460,47 @@ mod tests {
             .to_str()
             .unwrap()
             .contains("Secure"));
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    fn parts(peer: &str, forwarded: &[&str]) -> Parts {
+        let mut request = http::Request::builder();
+        for value in forwarded {
+            request = request.header("x-forwarded-for", *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        parts
+            .extensions
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        parts
+    }
+
+    #[test]
+    fn the_client_is_the_last_hop_behind_a_trusted_proxy() {
+        let p = parts("10.0.0.2:5000", &["1.1.1.1, 203.0.113.9"]);
+        assert_eq!(client_ip(&p, true), "203.0.113.9");
+        // Not trusted: the header is the client's own text.
+        assert_eq!(client_ip(&p, false), "10.0.0.2");
+        // Several headers: the last value of the last one; junk falls back to the peer.
+        let p = parts("10.0.0.2:5000", &["9.9.9.9", "8.8.8.8 , 203.0.113.7 "]);
+        assert_eq!(client_ip(&p, true), "203.0.113.7");
+        let p = parts("10.0.0.2:5000", &["not-an-address"]);
+        assert_eq!(client_ip(&p, true), "10.0.0.2");
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let a = parts("[2001:db8:1:2:aaaa::1]:443", &[]);
+        let b = parts("[2001:db8:1:2:bbbb:cccc:dddd:eeee]:443", &[]);
+        assert_eq!(client_ip(&a, false), "2001:db8:1:2::/64");
+        assert_eq!(client_ip(&a, false), client_ip(&b, false));
+        let other = parts("[2001:db8:1:3::1]:443", &[]);
+        assert_ne!(client_ip(&a, false), client_ip(&other, false));
+        let mapped = parts("[::ffff:192.0.2.1]:443", &[]);
+        assert_eq!(client_ip(&mapped, false), "192.0.2.1");
     }
 }

@@ -315,6 +315,7 @@ mod tests {
             email: "a@example.com".into(),
             role: Role::User,
             disabled: false,
+            approval: crate::domain::account::Approval::Approved,
             created_at: Utc::now(),
         }
     }

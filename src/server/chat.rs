@@ -4,11 +4,13 @@
 //! client went away — writes the exchange and its usage in one transaction.
 
 use crate::api::chat::{ConversationDetailDto, ConversationDto, MessageDto, ModelsDto};
-use crate::api::error::AppError;
+use crate::api::error::{AppError, ErrorCode};
 use crate::domain::chat::{
-    normalize_title, title_from_message, ReplyStatus, Role, MAX_MESSAGE_CHARS,
+    normalize_title, title_from_message, ReplyStatus, Role, MAX_CONTEXT_CHARS, MAX_MESSAGE_CHARS,
+    MAX_REQUEST_CHARS, MAX_REQUEST_MESSAGES,
 };
 use crate::domain::money::decimal_usd;
+use crate::domain::text::for_log;
 use crate::server::cache::Change;
 use crate::server::db::conversations::{ConversationRow, MessageRow};
 use crate::server::db::exchanges::{Exchange, NewMessage, Reply};
@@ -22,6 +24,37 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+/// The replies streaming on this instance. A shutdown cuts them (each is recorded as
+/// interrupted) and waits for their records.
+pub struct Replies {
+    tasks: tokio_util::task::TaskTracker,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Replies {
+    fn default() -> Self {
+        Self {
+            tasks: tokio_util::task::TaskTracker::new(),
+            cut: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl Replies {
+    /// Ends every reply now; each records what arrived.
+    pub fn cut_all(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Waits (at most `within`) until every reply has been recorded; false when some were not.
+    pub async fn finish(&self, within: std::time::Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok()
+    }
+}
 
 /// Most conversations listed at once.
 const LIST_LIMIT: i64 = 500;
@@ -97,20 +130,23 @@ pub async fn models(state: &AppState) -> ModelsDto {
 }
 
 /// A model the upstream offers, else 400 naming the allowed values. When the list cannot be
-/// read the upstream itself decides (its refusal reaches the user).
+/// read now, the last list read decides; with none, the send is refused (502): a model the
+/// operator does not offer is never waved through.
 async fn check_model(state: &AppState, model: &str) -> Result<String> {
     let model = model.trim();
     if model.is_empty() {
         return Err(AppError::validation("model must not be empty").into());
     }
-    match state.llm.models().await {
-        Ok(models) if !models.iter().any(|m| m == model) => Err(AppError::validation(format!(
-            "model must be one of: {} (got {model:?})",
-            models.join(", ")
+    let models = state.llm.offered_models().await?;
+    if !models.iter().any(|m| m == model) {
+        return Err(AppError::validation(format!(
+            "model must be one of: {} (got {})",
+            models.join(", "),
+            crate::domain::text::quoted(model)
         ))
-        .into()),
-        _ => Ok(model.to_string()),
+        .into());
     }
+    Ok(model.to_string())
 }
 
 pub async fn create_conversation(
@@ -238,6 +274,14 @@ fn validate(request: &SendRequest) -> Result<()> {
     if last.role != Role::User {
         return Err(AppError::validation("the last of messages must have role \"user\"").into());
     }
+    let count = request.messages.len();
+    if count > MAX_REQUEST_MESSAGES {
+        return Err(AppError::validation(format!(
+            "messages must be at most {MAX_REQUEST_MESSAGES} (got {count})"
+        ))
+        .into());
+    }
+    let mut total = 0;
     for (i, m) in request.messages.iter().enumerate() {
         let chars = m.content.chars().count();
         if chars > MAX_MESSAGE_CHARS {
@@ -246,6 +290,13 @@ fn validate(request: &SendRequest) -> Result<()> {
             ))
             .into());
         }
+        total += chars;
+    }
+    if total > MAX_REQUEST_CHARS {
+        return Err(AppError::validation(format!(
+            "messages must have at most {MAX_REQUEST_CHARS} characters together (got {total})"
+        ))
+        .into());
     }
     if last.content.trim().is_empty() {
         return Err(AppError::validation("the user's message must not be empty").into());
@@ -260,7 +311,7 @@ fn validate(request: &SendRequest) -> Result<()> {
 
 /// Starts a send: checks, opens the upstream, and hands back the reply as it streams.
 /// (Failures are logged where they are understood: upstream ones as warnings, ours as errors.)
-#[tracing::instrument(skip(state, request), fields(model = %request.model))]
+#[tracing::instrument(skip(state, request), fields(model = %for_log(&request.model, 64)))]
 pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Result<Started> {
     validate(&request)?;
     quota::refuse_if_blocked(state, user_id).await?;
@@ -298,17 +349,31 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
         role: m.role.as_str().into(),
         content: m.content.clone(),
     }));
+    let context_chars: usize = context.iter().map(|m| m.content.chars().count()).sum();
+    if context_chars > MAX_CONTEXT_CHARS {
+        return Err(AppError::validation(format!(
+            "this conversation is too long to continue ({context_chars} characters with the new \
+             messages; at most {MAX_CONTEXT_CHARS}): start a new conversation"
+        ))
+        .into());
+    }
     // The quota: hold back what this send may use (the reply's cap shrinks to what is left),
-    // so that concurrent sends cannot together pass the limit.
-    let prompt_estimate = tokens::count_chat(
-        context
-            .iter()
-            .map(|m| (m.role.as_str(), m.content.as_str())),
-    );
+    // so that concurrent sends cannot together pass the limit. Counted off the async workers.
+    let (context, prompt_estimate) = crate::server::work::tokenizing()
+        .run(move || {
+            let n = tokens::count_chat(
+                context
+                    .iter()
+                    .map(|m| (m.role.as_str(), m.content.as_str())),
+            );
+            (context, n)
+        })
+        .await?;
     let admitted = quota::admit_send(state, user_id, prompt_estimate, request.max_tokens).await?;
     let call = ChatCall {
         model: model.clone(),
         messages: context,
+        prompt_estimate,
         max_tokens: admitted.max_output,
         temperature: request.temperature,
         top_p: request.top_p,
@@ -338,8 +403,13 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
         inputs: request.messages,
         started_at,
         reservation: admitted.reservation,
+        upstream_call_id: upstream.call_id,
     };
-    tokio::spawn(recorder.run(upstream, tx));
+    let cut = state.replies.cut.subscribe();
+    state
+        .replies
+        .tasks
+        .spawn(recorder.run(upstream.events, tx, cut));
     Ok(Started {
         conversation_id,
         reply_id,
@@ -360,33 +430,74 @@ struct Recorder {
     started_at: chrono::DateTime<Utc>,
     /// The tokens held back for this send: settled with the record, else released.
     reservation: Option<Uuid>,
+    upstream_call_id: Option<String>,
 }
 
+/// The most of a reply kept in memory (and stored): a runaway upstream is cut here.
+const MAX_REPLY_BYTES: usize = 4 << 20;
+/// How long a reply's record is retried while the database is unreachable (a restart).
+const RECORD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Recorder {
-    /// Reads the upstream to its end (or until the client goes away), then records.
-    async fn run(self, mut upstream: crate::server::llm::EventStream, tx: mpsc::Sender<Piece>) {
+    /// Reads the upstream to its end (or until the client goes away or stops reading), renewing
+    /// the reservation meanwhile, then records. Once the upstream has accepted the prompt its
+    /// usage is recorded in every case but one: it failed before anything arrived.
+    async fn run(
+        self,
+        mut upstream: crate::server::llm::EventStream,
+        tx: mpsc::Sender<Piece>,
+        mut cut: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut content = String::new();
         let mut usage: Option<ReportedUsage> = None;
         let mut failure = None;
         let mut client_gone = false;
+        let idle = self.state.config.stream_idle_timeout;
+        let mut renewal = tokio::time::interval(self.state.config.reservation_ttl / 3);
+        renewal.tick().await; // the first tick is now; the admission just wrote the expiry
         loop {
             let next = tokio::select! {
                 next = upstream.next() => next,
                 _ = tx.closed() => { client_gone = true; break; }
+                _ = renewal.tick() => {
+                    quota::renew(&self.state, self.reservation).await;
+                    continue;
+                }
+                () = async { let _ = cut.wait_for(|cut| *cut).await; } => {
+                    failure = Some(AppError::new(
+                        ErrorCode::Busy,
+                        "The server is restarting: the reply was cut here. Send again in a moment.",
+                    ));
+                    break;
+                }
             };
             match next {
                 None => break,
                 Some(Ok(Event::Delta(text))) => {
-                    content.push_str(&text);
-                    if tx.send(Piece::Delta(text)).await.is_err() {
-                        client_gone = true;
+                    // PostgreSQL cannot store NUL in text; no reader needs it either.
+                    let text = crate::domain::text::without_nul(text);
+                    if content.len() + text.len() > MAX_REPLY_BYTES {
+                        tracing::warn!(bytes = content.len(), "reply too long; cut");
+                        failure = Some(AppError::new(
+                            ErrorCode::Upstream,
+                            format!("The reply was cut at {MAX_REPLY_BYTES} bytes."),
+                        ));
                         break;
+                    }
+                    content.push_str(&text);
+                    // A client that stopped reading (its buffers full) is gone after `idle`.
+                    match tokio::time::timeout(idle, tx.send(Piece::Delta(text))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => {
+                            client_gone = true;
+                            break;
+                        }
                     }
                 }
                 Some(Ok(Event::Usage(u))) => usage = Some(u),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "upstream stream failed");
-                    failure = Some(e);
+                    failure = Some(AppError::from(&e));
                     break;
                 }
             }
@@ -400,9 +511,24 @@ impl Recorder {
         } else {
             ReplyStatus::Complete
         };
-        let outcome = self.outcome(status, &content, usage, failure.as_ref());
-        if content.is_empty() && usage.is_none() {
-            // Nothing arrived and nothing was reported: nothing to keep (the client may retry).
+        let nothing_arrived = content.is_empty() && usage.is_none();
+        let (content, completion_estimate) = match usage {
+            Some(_) => (content, 0),
+            None => crate::server::work::tokenizing()
+                .run(move || {
+                    let n = tokens::count(&content);
+                    (content, n)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "could not count a reply's tokens");
+                    (String::new(), 0)
+                }),
+        };
+        let outcome = self.outcome(status, completion_estimate, usage, failure);
+        if nothing_arrived && !client_gone {
+            // The upstream failed before anything arrived: it used nothing, the client may
+            // retry, nothing is kept.
             quota::release(&self.state, self.reservation).await;
             let _ = tx
                 .send(Piece::End(Outcome {
@@ -412,7 +538,13 @@ impl Recorder {
                 .await;
             return;
         }
-        match self.record(&content, &outcome).await {
+        // The client left before the first token: the prompt was still read upstream, so its
+        // estimate counts; no messages are kept (the page gives the text back).
+        let keep_messages = !nothing_arrived;
+        match self
+            .record_until_stored(&content, &outcome, keep_messages)
+            .await
+        {
             Ok(()) => {
                 let _ = tx.send(Piece::End(outcome)).await;
             }
@@ -431,29 +563,44 @@ impl Recorder {
         }
     }
 
+    /// Records, retrying while the database is unreachable (a restart, a failover) for up to
+    /// [`RECORD_RETRY_FOR`]; the reservation keeps the tokens held meanwhile.
+    async fn record_until_stored(
+        &self,
+        content: &str,
+        outcome: &Outcome,
+        keep_messages: bool,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + RECORD_RETRY_FOR;
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match self.record(content, outcome, keep_messages).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64,
+                        "could not record a reply yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    quota::renew(&self.state, self.reservation).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The usage to record: what the upstream reported, else our tokenizer's count of what was
     /// sent and received (so a stopped or cut reply still counts). Cost: the reported one, else
     /// the price table, else none (unpriced).
     fn outcome(
         &self,
         status: ReplyStatus,
-        content: &str,
+        completion_estimate: i64,
         usage: Option<ReportedUsage>,
-        failure: Option<&crate::server::llm::UpstreamError>,
+        failure: Option<AppError>,
     ) -> Outcome {
         let (prompt_tokens, completion_tokens, reported_cost, usage_estimated) = match usage {
             Some(u) => (u.prompt_tokens, u.completion_tokens, u.cost_nanos, false),
-            None => (
-                tokens::count_chat(
-                    self.call
-                        .messages
-                        .iter()
-                        .map(|m| (m.role.as_str(), m.content.as_str())),
-                ),
-                tokens::count(content),
-                None,
-                true,
-            ),
+            None => (self.call.prompt_estimate, completion_estimate, None, true),
         };
         let cost_nanos = reported_cost.or_else(|| {
             self.state
@@ -467,12 +614,12 @@ impl Recorder {
             completion_tokens,
             cost_nanos,
             usage_estimated,
-            error: failure.map(AppError::from),
+            error: failure,
             recorded: true,
         }
     }
 
-    async fn record(&self, content: &str, outcome: &Outcome) -> Result<()> {
+    async fn record(&self, content: &str, outcome: &Outcome, keep_messages: bool) -> Result<()> {
         let now = db::now();
         // Messages sort by time: inputs keep the send's start, the reply comes after them.
         let inputs: Vec<NewMessage> = self
@@ -506,6 +653,8 @@ impl Recorder {
                 created_at: now.max(floor),
             },
             date: now.with_timezone(&self.state.config.timezone).date_naive(),
+            keep_messages,
+            upstream_call_id: self.upstream_call_id.clone(),
         };
         db::exchanges::record(&self.state.db, &exchange).await?;
         crate::server::cache::changed(&self.state, Change::Usage(self.user_id)).await;

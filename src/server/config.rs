@@ -8,7 +8,10 @@ use std::path::PathBuf;
 /// Who may create an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignupMode {
-    /// Anyone who can reach the site may sign up.
+    /// Anyone may sign up; the account waits until an admin approves it (the default: a
+    /// sign-up must not mint free quota).
+    Approval,
+    /// Anyone who can reach the site may sign up and use it at once.
     Open,
     /// Only admins create users.
     Closed,
@@ -54,6 +57,8 @@ pub struct Config {
     pub login_max_failures: i64,
     pub login_max_failures_per_ip: i64,
     pub login_window_minutes: i64,
+    /// Sign-ups from one client address per hour.
+    pub signups_per_ip_per_hour: i64,
     pub log_format: LogFormat,
     pub upstream: Upstream,
     /// Seconds to wait for the upstream's first byte, and between two chunks of a stream.
@@ -90,6 +95,22 @@ pub struct Config {
     pub job_retention_days: i64,
     /// The local time of the daily usage sync (`None`: no daily sync).
     pub usage_sync_at: Option<chrono::NaiveTime>,
+    /// How long a send's held tokens last without renewal; a send renews them every third of
+    /// this while its reply streams, so only a crashed one lets them expire.
+    pub reservation_ttl: std::time::Duration,
+    /// How long a streamed reply waits for a client that stopped reading before it ends the
+    /// reply (recorded as stopped).
+    pub stream_idle_timeout: std::time::Duration,
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head.
+    pub header_read_timeout: std::time::Duration,
+    /// How long a request may take to be answered (streamed replies excepted: their time
+    /// is bounded by the upstream's timeout and the stream idle timeout).
+    pub request_timeout: std::time::Duration,
+    /// How long a shutdown waits for open requests; streamed replies are cut and recorded
+    /// shortly before it ends.
+    pub shutdown_grace: std::time::Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tokenmeter.db";
@@ -111,11 +132,12 @@ impl Config {
             .parse()
             .map_err(|_| format!("TOKENMETER_ADDR must be host:port, got {addr_raw:?}"))?;
         let signup = match var("TOKENMETER_SIGNUP").as_deref() {
-            None | Some("open") => SignupMode::Open,
+            None | Some("approval") => SignupMode::Approval,
+            Some("open") => SignupMode::Open,
             Some("closed") => SignupMode::Closed,
             Some(other) => {
                 return Err(format!(
-                    "TOKENMETER_SIGNUP must be one of: open, closed (got {other:?})"
+                    "TOKENMETER_SIGNUP must be one of: approval, open, closed (got {other:?})"
                 ))
             }
         };
@@ -210,6 +232,7 @@ impl Config {
             login_max_failures: positive(&var, "TOKENMETER_LOGIN_MAX_FAILURES", 5)?,
             login_max_failures_per_ip: positive(&var, "TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", 30)?,
             login_window_minutes: positive(&var, "TOKENMETER_LOGIN_WINDOW_MINUTES", 15)?,
+            signups_per_ip_per_hour: positive(&var, "TOKENMETER_SIGNUPS_PER_IP_PER_HOUR", 10)?,
             log_format,
             upstream,
             llm_timeout_secs: positive(&var, "TOKENMETER_LLM_TIMEOUT_SECONDS", 60)? as u64,
@@ -246,6 +269,23 @@ impl Config {
                     format!("TOKENMETER_USAGE_SYNC_AT must be HH:MM (local time) or off (got {raw:?})")
                 })?),
             },
+            reservation_ttl: std::time::Duration::from_secs(
+                bounded(&var, "TOKENMETER_RESERVATION_TTL_SECONDS", 1800, 1..=86_400)? as u64,
+            ),
+            stream_idle_timeout: std::time::Duration::from_secs(
+                bounded(&var, "TOKENMETER_STREAM_IDLE_SECONDS", 60, 1..=3600)? as u64,
+            ),
+            max_connections: bounded(&var, "TOKENMETER_MAX_CONNECTIONS", 1024, 1..=65_536)?
+                as usize,
+            header_read_timeout: std::time::Duration::from_secs(
+                bounded(&var, "TOKENMETER_HEADER_READ_TIMEOUT_SECONDS", 10, 1..=300)? as u64,
+            ),
+            request_timeout: std::time::Duration::from_secs(
+                bounded(&var, "TOKENMETER_REQUEST_TIMEOUT_SECONDS", 30, 1..=3600)? as u64,
+            ),
+            shutdown_grace: std::time::Duration::from_secs(
+                bounded(&var, "TOKENMETER_SHUTDOWN_GRACE_SECONDS", 15, 1..=600)? as u64,
+            ),
         })
     }
 
@@ -348,6 +388,23 @@ mod tests {
         assert!(err.contains("LITELLM_MASTER_KEY"), "{err}");
         let err = config(&[("LLM_BASE_URL", "llm:8000")]).unwrap_err();
         assert!(err.contains("LLM_BASE_URL must start with http"), "{err}");
+    }
+
+    #[test]
+    fn sign_up_waits_for_approval_unless_told_otherwise() {
+        assert_eq!(config(&[]).unwrap().signup, SignupMode::Approval);
+        for (value, mode) in [
+            ("approval", SignupMode::Approval),
+            ("open", SignupMode::Open),
+            ("closed", SignupMode::Closed),
+        ] {
+            assert_eq!(
+                config(&[("TOKENMETER_SIGNUP", value)]).unwrap().signup,
+                mode
+            );
+        }
+        let err = config(&[("TOKENMETER_SIGNUP", "yes")]).unwrap_err();
+        assert!(err.contains("approval, open, closed"), "{err}");
     }
 
     #[test]

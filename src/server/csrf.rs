@@ -17,7 +17,11 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if is_safe(request.method()) {
         return next.run(request).await;
     }
-    match verdict(request.headers(), state.config.public_url.as_deref()) {
+    match verdict(
+        request.headers(),
+        state.config.public_url.as_deref(),
+        state.config.trust_proxy,
+    ) {
         Ok(()) => next.run(request).await,
         Err(reason) => {
             tracing::warn!(%reason, method = %request.method(), uri = %request.uri(), "CSRF check refused a request");
@@ -36,8 +40,12 @@ fn is_safe(method: &Method) -> bool {
     )
 }
 
-/// Decides on a state-changing request.
-fn verdict(headers: &HeaderMap, public_url: Option<&str>) -> Result<(), String> {
+/// Decides on a state-changing request. The origin must be this site: scheme and authority.
+/// With `TOKENMETER_PUBLIC_URL` set, that address is the only one accepted, so a page whose
+/// name was re-pointed at this server (DNS rebinding: `Origin` and `Host` then agree) is still
+/// refused. Without it, the origin must name the `Host` the request was sent to, over the
+/// scheme it came by (https only when a trusted proxy says so).
+fn verdict(headers: &HeaderMap, public_url: Option<&str>, trust_proxy: bool) -> Result<(), String> {
     let source = headers
         .get(ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -53,15 +61,35 @@ fn verdict(headers: &HeaderMap, public_url: Option<&str>) -> Result<(), String> 
         None if has_cookie => Err("no Origin or Referer header on a request with a session".into()),
         None => Ok(()),
         Some(origin) => {
-            let host = headers.get(HOST).and_then(|v| v.to_str().ok());
-            let same_host = host.is_some_and(|h| authority_of(&origin).eq_ignore_ascii_case(h));
-            let public = public_url.is_some_and(|p| origin.eq_ignore_ascii_case(p));
             // A foreign origin is refused with or without a session: a log-in or sign-up
             // form on another site must not sign the browser in either.
-            if same_host || public {
+            let ours = match public_url {
+                Some(public) => origin.eq_ignore_ascii_case(public),
+                None => {
+                    let scheme = if trust_proxy
+                        && headers
+                            .get("x-forwarded-proto")
+                            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+                    {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    headers
+                        .get(HOST)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|host| {
+                            origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+                        })
+                }
+            };
+            if ours {
                 Ok(())
             } else {
-                Err(format!("origin {origin} is not this site"))
+                Err(format!(
+                    "origin {} is not this site",
+                    crate::domain::text::for_log(&origin, 100)
+                ))
             }
         }
     }
@@ -72,11 +100,6 @@ fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     Some(format!("{scheme}://{authority}"))
-}
-
-/// `https://host:port` -> `host:port`
-fn authority_of(origin: &str) -> &str {
-    origin.split_once("://").map_or(origin, |(_, a)| a)
 }
 
 #[cfg(test)]
@@ -112,6 +135,12 @@ mod tests {
                 None,
                 false,
             ),
+            // The right host over the wrong scheme is another origin.
+            (
+                &[HOST, COOKIE, ("origin", "https://127.0.0.1:3000")],
+                None,
+                false,
+            ),
             (
                 &[HOST, COOKIE, ("referer", "http://127.0.0.1:3000/profile")],
                 None,
@@ -134,12 +163,36 @@ mod tests {
                 Some("https://chat.example.com"),
                 true,
             ),
+            // DNS rebinding: a foreign name pointed at this server; Host and Origin agree.
+            (
+                &[
+                    ("host", "rebound.evil.example:3000"),
+                    COOKIE,
+                    ("origin", "http://rebound.evil.example:3000"),
+                ],
+                Some("https://chat.example.com"),
+                false,
+            ),
+            (
+                &[HOST, ("origin", "http://127.0.0.1:3000")],
+                Some("https://chat.example.com"),
+                false,
+            ),
             (&[HOST, COOKIE, ("origin", "null")], None, false),
         ];
         for (pairs, public, allowed) in cases {
             let h = headers(pairs);
-            assert_eq!(verdict(&h, *public).is_ok(), *allowed, "{pairs:?}");
+            assert_eq!(verdict(&h, *public, false).is_ok(), *allowed, "{pairs:?}");
         }
+        // Behind a trusted proxy that says https, the https origin is ours.
+        let h = headers(&[
+            HOST,
+            COOKIE,
+            ("origin", "https://127.0.0.1:3000"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert!(verdict(&h, None, true).is_ok());
+        assert!(verdict(&h, None, false).is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod config;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod http;
+pub mod input;
 pub mod jobs;
 pub mod llm;
 pub mod quota;
@@ -17,6 +19,7 @@ pub mod secret;
 pub mod state;
 pub mod telemetry;
 pub mod usage_sync;
+pub mod work;
 
 use crate::app::{shell, App};
 use crate::server::config::Config;
@@ -28,7 +31,6 @@ use axum::Router;
 use leptos::config::{Env, LeptosOptions};
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -76,6 +78,7 @@ pub async fn init_state(config: Config) -> Result<AppState> {
         llm: Arc::new(llm),
         caches: Arc::new(caches),
         jobs: Arc::default(),
+        replies: Arc::default(),
     };
     cache::listen(&state);
     if let Some((admin, generated)) = accounts::ensure_admin(&state).await? {
@@ -113,6 +116,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::page_guard,
         ))
+        .layer(axum::middleware::from_fn(input::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::guard,
@@ -132,7 +140,7 @@ pub fn router(state: AppState) -> Router {
                             tracing::info_span!(
                                 "request",
                                 method = %req.method(),
-                                uri = %req.uri().path(),
+                                uri = %crate::domain::text::for_log(req.uri().path(), 200),
                                 request_id = %id
                             )
                         }),
@@ -142,9 +150,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Sets `TCP_NODELAY` on every accepted connection. A streamed reply is written in small
-/// pieces; with Nagle's algorithm each piece after the response head waited for the client's
-/// delayed ACK, which added ~40 ms to the first token.
+/// Sets `TCP_NODELAY` on every accepted connection (for servers that use axum's `serve`: the
+/// tests' fake upstreams). A streamed reply is written in small pieces; with Nagle's algorithm
+/// each piece after the response head waited for the client's delayed ACK (~40 ms).
 pub fn without_nagle(
     listener: tokio::net::TcpListener,
 ) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
@@ -157,29 +165,53 @@ pub fn without_nagle(
     listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream))
 }
 
+/// Serves the app of `state` on `listener` until `shutdown` resolves; then stops taking work,
+/// cuts the replies still streaming shortly before the grace ends (each is recorded), and
+/// waits for their records.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let config = state.config.clone();
+    let replies = state.replies.clone();
+    let queue = state.jobs.clone();
+    let limits = http::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+        shutdown_grace: config.shutdown_grace,
+    };
+    let app = router(state);
+    let grace = config.shutdown_grace;
+    let cutter = replies.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+        queue.close();
+        // Replies still streaming near the end of the grace are cut (and recorded).
+        tokio::spawn(async move {
+            tokio::time::sleep(grace.saturating_sub(std::time::Duration::from_secs(2))).await;
+            cutter.cut_all();
+        });
+    };
+    http::serve(listener, app, limits, shutdown, || {}).await;
+    replies.cut_all();
+    if !replies.finish(std::time::Duration::from_secs(5)).await {
+        tracing::error!("some replies were still being recorded at exit");
+    }
+}
+
 /// Serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
     let addr = config.addr;
     let state = init_state(config).await?;
     let db = state.db.clone();
     let runner = jobs::runner::Runner::start(&state);
-    let queue = state.jobs.clone();
-    let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))?;
-    let listener = without_nagle(listener);
     tracing::info!(backend = db.backend(), "listening on http://{addr}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        queue.close();
-    })
-    .await
-    .map_err(|e| Error::internal(format!("server: {e}")))?;
+    serve_on(listener, state, shutdown_signal()).await;
     if let Some(runner) = runner {
         runner.stop().await;
     }

@@ -14,8 +14,6 @@ use chrono::{Duration, SecondsFormat};
 use serde_json::json;
 use uuid::Uuid;
 
-/// How long a send may hold tokens before a crashed one stops counting.
-const RESERVATION_TTL_MINUTES: i64 = 30;
 pub const UPGRADE_URL: &str = "/pricing";
 
 fn period(state: &AppState) -> Period {
@@ -120,7 +118,7 @@ pub async fn admit_send(
             from: period.first_day,
             to: period.last_day,
             now,
-            expires_at: now + Duration::minutes(RESERVATION_TTL_MINUTES),
+            expires_at: now + reservation_life(state),
             decide: &decide,
         },
     )
@@ -173,6 +171,21 @@ fn refused(period: &Period, refusal: Refusal) -> Error {
             "upgrade_url": UPGRADE_URL,
         })),
     )
+}
+
+fn reservation_life(state: &AppState) -> Duration {
+    Duration::from_std(state.config.reservation_ttl).unwrap_or(Duration::minutes(30))
+}
+
+/// Keeps a streaming send's tokens held for another reservation life (a reply may outlast
+/// one). A failure is logged: the next renewal tries again.
+pub async fn renew(state: &AppState, reservation: Option<Uuid>) {
+    if let Some(id) = reservation {
+        let until = db::now() + reservation_life(state);
+        if let Err(e) = quota::renew(&state.db, id, until).await {
+            tracing::warn!(error = %e, "could not renew a quota reservation");
+        }
+    }
 }
 
 /// Lets go of what a send held when it recorded nothing.
@@ -296,6 +309,24 @@ pub async fn set_user_quota(
     plan: Option<Option<Uuid>>,
     limit_override: Option<Option<i64>>,
 ) -> Result<()> {
+    check_user_quota(state, plan, limit_override).await?;
+    if !crate::server::db::users::set_quota(&state.db, user_id, plan, limit_override, db::now())
+        .await?
+    {
+        return Err(AppError::not_found("user").into());
+    }
+    cache::changed(state, Change::Usage(user_id)).await;
+    tracing::info!(%user_id, ?plan, ?limit_override, "quota settings changed");
+    Ok(())
+}
+
+/// Checks a change of a user's plan and personal limit without writing it (400s naming the
+/// field), so that a request changing several things can check them all first.
+pub async fn check_user_quota(
+    state: &AppState,
+    plan: Option<Option<Uuid>>,
+    limit_override: Option<Option<i64>>,
+) -> Result<()> {
     if let Some(Some(plan_id)) = plan {
         if plans::find(&state.db, plan_id).await?.is_none() {
             return Err(AppError::validation(format!(
@@ -310,13 +341,6 @@ pub async fn set_user_quota(
         )
         .into());
     }
-    if !crate::server::db::users::set_quota(&state.db, user_id, plan, limit_override, db::now())
-        .await?
-    {
-        return Err(AppError::not_found("user").into());
-    }
-    cache::changed(state, Change::Usage(user_id)).await;
-    tracing::info!(%user_id, ?plan, ?limit_override, "quota settings changed");
     Ok(())
 }
 

@@ -19,4 +19,6 @@ pub struct AppState {
     pub caches: Arc<Caches>,
     /// Wakes the job runner's workers.
     pub jobs: Arc<crate::server::jobs::runner::JobQueue>,
+    /// Replies streaming on this instance (a shutdown cuts and records them).
+    pub replies: Arc<crate::server::chat::Replies>,
 }

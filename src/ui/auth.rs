@@ -1,7 +1,7 @@
 //! Log-in and sign-up pages. Both are plain forms posting to server functions, so they work
 //! before the page has hydrated too.
 
-use crate::api::auth::signup_open;
+use crate::api::auth::signup_mode;
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
 use crate::ui::common::{action_error, ErrorNotice, Field, BTN_PRIMARY};
@@ -54,16 +54,21 @@ pub fn LoginPage() -> impl IntoView {
 pub fn SignupPage() -> impl IntoView {
     let signup = use_session().signup;
     let error = action_error(signup);
-    let open = Resource::new(|| (), |_| signup_open());
+    let mode = Resource::new(|| (), |_| signup_mode());
     view! {
         <Title text="Sign up"/>
         <AuthCard title="Create your account" subtitle="Chat with any model and see exactly what it costs.">
             <Transition fallback=|| ()>
-                {move || open.get().map(|open| match open {
-                    Ok(false) => view! {
+                {move || mode.get().map(|mode| match mode.as_deref() {
+                    Ok("closed") => view! {
                         <ErrorNotice message="Sign-up is closed on this server. Ask an admin to create an account for you."/>
                     }.into_any(),
-                    _ => view! {
+                    other => view! {
+                        {(other == Ok("approval")).then(|| view! {
+                            <p id="approval-note" class="mb-4 rounded-lg bg-indigo-50 px-3 py-2 text-sm text-indigo-900">
+                                "An admin approves new accounts on this server. You can sign in once yours is approved."
+                            </p>
+                        })}
                         <ActionForm action=signup>
                             <div class="space-y-4">
                                 <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
@@ -80,6 +85,23 @@ pub fn SignupPage() -> impl IntoView {
             <p class="mt-6 text-center text-sm text-slate-600">
                 "Already have an account? "
                 <A href="/login" attr:class="font-semibold text-indigo-600 hover:text-indigo-500">"Log in"</A>
+            </p>
+        </AuthCard>
+    }
+}
+
+/// Where a sign-up that waits for an admin lands.
+#[component]
+pub fn SignupPendingPage() -> impl IntoView {
+    view! {
+        <Title text="Waiting for approval"/>
+        <AuthCard title="Waiting for approval" subtitle="Your account has been created.">
+            <p class="text-sm text-slate-700">
+                "An admin of this server must approve new accounts before they can be used. "
+                "Once yours is approved, log in with the e-mail and password you chose."
+            </p>
+            <p class="mt-6 text-center text-sm text-slate-600">
+                <A href="/login" attr:class="font-semibold text-indigo-600 hover:text-indigo-500">"Go to log in"</A>
             </p>
         </AuthCard>
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use tokenmeter::server::state::AppState;
-use tokenmeter::server::{config::Config, init_state, router};
+use tokenmeter::server::{config::Config, init_state};
 
 /// Runs `$body` with `$pool` bound to the live pool of `$db` (a `Db`), so that a test's SQL
 /// is written once for both backends (the app's own `with_db!` is private to the crate).
@@ -140,6 +140,9 @@ impl TestApp {
             ("TOKENMETER_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             // The demo model answers at once unless a test wants to watch it stream.
             ("TOKENMETER_DEMO_DELAY_MS".into(), "0".into()),
+            // The suites sign up many users from one address; approval has its own tests.
+            ("TOKENMETER_SIGNUP".into(), "open".into()),
+            ("TOKENMETER_SIGNUPS_PER_IP_PER_HOUR".into(), "100000".into()),
         ]);
         for (k, v) in &extra {
             vars.insert(k.clone(), v.clone());
@@ -345,16 +348,11 @@ pub async fn usage_days(
 
 /// Serves the whole app of `state` on `listener`, as `tokenmeter serve` does.
 pub fn serve_app(listener: tokio::net::TcpListener, state: AppState) {
-    let app = router(state);
-    let listener = tokenmeter::server::without_nagle(listener);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("server");
-    });
+    tokio::spawn(tokenmeter::server::serve_on(
+        listener,
+        state,
+        std::future::pending(),
+    ));
 }
 
 /// Serves a router (a fake upstream) on a free loopback port; returns its address.

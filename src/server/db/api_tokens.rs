@@ -110,10 +110,11 @@ pub async fn find_user_by_hash(
     }
     let found: Option<Found> = with_db!(db, |pool| {
         sqlx::query_as(
-            "select t.id as token_id, u.id, u.email, u.password_hash, u.role, u.disabled,
+            "select t.id as token_id, u.id, u.email, u.password_hash, u.role, u.disabled, u.approval,
                     u.created_at, u.updated_at
              from api_tokens t join users u on u.id = t.user_id
-             where t.token_hash = $1 and t.revoked_at is null and not u.disabled",
+             where t.token_hash = $1 and t.revoked_at is null and not u.disabled
+               and u.approval = 'approved'",
         )
         .bind(token_hash)
         .fetch_optional(pool)

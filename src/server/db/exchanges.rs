@@ -1,12 +1,16 @@
-//! One finished exchange written at once: the user's message(s), the assistant's reply with
-//! its usage, the conversation's `updated_at`, and the day's row of `usage_history`, in a
-//! single transaction, so usage is never recorded without its reply or the other way round.
+//! One finished exchange written at once: the call's usage (its `usage_records` row, the day's
+//! row of `usage_history`, the reservation settled) and, when they can be kept, the user's
+//! message(s), the assistant's reply and the conversation's `updated_at`, in one transaction.
+//! The messages go in a savepoint: when they cannot be stored (the conversation was deleted
+//! while the reply streamed) the usage is committed without them. Usage is never lost to the
+//! messages, and never written twice.
 
 use super::conversations::ConversationRow;
 use super::{with_db, Db};
 use crate::domain::chat::{add_model_usage, ModelUsageMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
+use sqlx::Acquire;
 use uuid::Uuid;
 
 pub struct NewMessage {
@@ -41,62 +45,110 @@ pub struct Exchange {
     pub reply: Reply,
     /// The day (of the configured timezone) the usage counts for.
     pub date: NaiveDate,
+    /// False when no messages are to be kept (the client left before the first token: the
+    /// page gives the text back), only the usage.
+    pub keep_messages: bool,
+    /// The upstream's id of the call, when it sent one.
+    pub upstream_call_id: Option<String>,
 }
 
-/// Writes the exchange; the usage row is created or added to.
-pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
+/// Writes the exchange; the usage row is created or added to. Returns whether the messages
+/// were kept.
+pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
     let reply = &exchange.reply;
     let now = reply.created_at;
     with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
-        // The first statement writes, so SQLite takes its write lock at once (no upgrade).
-        if let Some(c) = &exchange.new_conversation {
-            sqlx::query(super::conversations::INSERT)
-                .bind(c.id)
-                .bind(c.user_id)
-                .bind(&c.title)
-                .bind(&c.model)
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .execute(&mut *tx)
+        let mut kept = false;
+        if exchange.keep_messages {
+            let mut messages = (&mut tx).begin().await?;
+            let written: Result<(), sqlx::Error> = async {
+                if let Some(c) = &exchange.new_conversation {
+                    sqlx::query(super::conversations::INSERT)
+                        .bind(c.id)
+                        .bind(c.user_id)
+                        .bind(&c.title)
+                        .bind(&c.model)
+                        .bind(c.created_at)
+                        .bind(c.updated_at)
+                        .execute(&mut *messages)
+                        .await?;
+                }
+                for input in &exchange.inputs {
+                    sqlx::query(
+                        "insert into messages (id, conversation_id, role, content, created_at)
+                         values ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(input.id)
+                    .bind(exchange.conversation_id)
+                    .bind(input.role)
+                    .bind(&input.content)
+                    .bind(input.created_at)
+                    .execute(&mut *messages)
+                    .await?;
+                }
+                sqlx::query(
+                    "insert into messages (id, conversation_id, role, content, model,
+                         prompt_tokens, completion_tokens, cost_nanos, usage_estimated, status,
+                         error, created_at)
+                     values ($1, $2, 'assistant', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(reply.id)
+                .bind(exchange.conversation_id)
+                .bind(&reply.content)
+                .bind(&reply.model)
+                .bind(reply.prompt_tokens)
+                .bind(reply.completion_tokens)
+                .bind(reply.cost_nanos)
+                .bind(reply.usage_estimated)
+                .bind(reply.status)
+                .bind(&reply.error)
+                .bind(now)
+                .execute(&mut *messages)
                 .await?;
-        }
-        for input in &exchange.inputs {
-            sqlx::query(
-                "insert into messages (id, conversation_id, role, content, created_at)
-                 values ($1, $2, $3, $4, $5)",
-            )
-            .bind(input.id)
-            .bind(exchange.conversation_id)
-            .bind(input.role)
-            .bind(&input.content)
-            .bind(input.created_at)
-            .execute(&mut *tx)
-            .await?;
+                sqlx::query("update conversations set updated_at = $2 where id = $1")
+                    .bind(exchange.conversation_id)
+                    .bind(now)
+                    .execute(&mut *messages)
+                    .await?;
+                Ok(())
+            }
+            .await;
+            match written {
+                Ok(()) => {
+                    messages.commit().await?;
+                    kept = true;
+                }
+                // A lost connection fails the usage statements below as well; anything else
+                // (the conversation deleted meanwhile) costs the messages only.
+                Err(e) => {
+                    tracing::warn!(error = %e, conversation_id = %exchange.conversation_id,
+                        "the reply's messages cannot be kept; recording its usage alone");
+                    messages.rollback().await?;
+                }
+            }
         }
         sqlx::query(
-            "insert into messages (id, conversation_id, role, content, model, prompt_tokens,
-                 completion_tokens, cost_nanos, usage_estimated, status, error, created_at)
-             values ($1, $2, 'assistant', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "insert into usage_records (id, user_id, conversation_id, model, date,
+                 prompt_tokens, completion_tokens, cost_nanos, estimated, status,
+                 messages_kept, upstream_call_id, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(reply.id)
+        .bind(exchange.user_id)
         .bind(exchange.conversation_id)
-        .bind(&reply.content)
         .bind(&reply.model)
+        .bind(exchange.date)
         .bind(reply.prompt_tokens)
         .bind(reply.completion_tokens)
         .bind(reply.cost_nanos)
         .bind(reply.usage_estimated)
         .bind(reply.status)
-        .bind(&reply.error)
+        .bind(kept)
+        .bind(&exchange.upstream_call_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("update conversations set updated_at = $2 where id = $1")
-            .bind(exchange.conversation_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         // Add to the day's totals, shown and the app's own; the row stays locked until commit,
         // so the per-model JSON read next cannot be changed by a concurrent exchange in between.
         let (row_id, Json(mut models), Json(mut app_models)): (
@@ -157,6 +209,7 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<(), sqlx::Error> {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(kept)
     })
 }

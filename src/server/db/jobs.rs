@@ -306,7 +306,10 @@ pub enum End<'a> {
     Cancelled,
 }
 
-/// Ends a running attempt; false when it was no longer this worker's (nothing changed).
+/// Ends a running attempt; false when it was no longer this worker's (nothing changed). A job
+/// whose cancellation was asked for ends `cancelled` however its attempt ended (failed,
+/// retried, handed back by a shutdown), even when the worker had not heard of it yet; one that
+/// completed stays completed (its work is done).
 pub async fn end_attempt(
     db: &Db,
     id: Uuid,
@@ -328,8 +331,9 @@ pub async fn end_attempt(
             .bind(Json(*metadata))
             .bind(*result),
             End::Failed { error } => sqlx::query(
-                "update jobs set status = 'failed', error = $4, lease_until = null,
-                     completed_at = $3, updated_at = $3
+                "update jobs set status = case when cancel_requested then 'cancelled'
+                                               else 'failed' end,
+                     error = $4, lease_until = null, completed_at = $3, updated_at = $3
                  where id = $1 and status = 'running' and attempts = $2",
             )
             .bind(id)
@@ -337,8 +341,11 @@ pub async fn end_attempt(
             .bind(now)
             .bind(*error),
             End::Retry { error, run_at } => sqlx::query(
-                "update jobs set status = 'pending', error = $4, run_at = $5, lease_until = null,
-                     progress = 0, updated_at = $3
+                "update jobs set status = case when cancel_requested then 'cancelled'
+                                               else 'pending' end,
+                     completed_at = case when cancel_requested then $3 else completed_at end,
+                     progress = case when cancel_requested then progress else 0 end,
+                     error = $4, run_at = $5, lease_until = null, updated_at = $3
                  where id = $1 and status = 'running' and attempts = $2",
             )
             .bind(id)
@@ -347,8 +354,13 @@ pub async fn end_attempt(
             .bind(*error)
             .bind(*run_at),
             End::HandBack { error } => sqlx::query(
-                "update jobs set status = 'pending', attempts = attempts - 1, error = $4,
-                     run_at = $3, lease_until = null, progress = 0, updated_at = $3
+                "update jobs set status = case when cancel_requested then 'cancelled'
+                                               else 'pending' end,
+                     attempts = case when cancel_requested then attempts else attempts - 1 end,
+                     completed_at = case when cancel_requested then $3 else completed_at end,
+                     progress = case when cancel_requested then progress else 0 end,
+                     error = case when cancel_requested then null else $4 end,
+                     run_at = $3, lease_until = null, updated_at = $3
                  where id = $1 and status = 'running' and attempts = $2",
             )
             .bind(id)

@@ -5,17 +5,35 @@ use super::{with_db, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub async fn record(db: &Db, email: &str, ip: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+/// Counts a log-in attempt (as a failure until it succeeds); returns its id.
+pub async fn record(
+    db: &Db,
+    email: &str,
+    ip: &str,
+    now: DateTime<Utc>,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
     with_db!(db, |pool| {
         sqlx::query(
             "insert into login_failures (id, email, ip, created_at) values ($1, $2, $3, $4)",
         )
-        .bind(Uuid::new_v4())
+        .bind(id)
         .bind(email)
         .bind(ip)
         .bind(now)
         .execute(pool)
         .await?;
+        Ok(id)
+    })
+}
+
+/// Uncounts an attempt that succeeded.
+pub async fn forget(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query("delete from login_failures where id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
         Ok(())
     })
 }

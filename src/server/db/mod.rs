@@ -11,6 +11,7 @@ pub mod login_failures;
 pub mod plans;
 pub mod quota;
 pub mod sessions;
+pub mod signup_attempts;
 pub mod usage_history;
 pub mod users;
 

@@ -103,3 +103,15 @@ pub async fn release(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
             .map(|_| ())
     })
 }
+
+/// Moves a live reservation's expiry to `until` (a send still streaming).
+pub async fn renew(db: &Db, id: Uuid, until: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query("update quota_reservations set expires_at = $2 where id = $1")
+            .bind(id)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}

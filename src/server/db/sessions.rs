@@ -43,10 +43,11 @@ pub async fn find_user(
 ) -> Result<Option<SessionUserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at, u.updated_at,
+            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.approval, u.created_at, u.updated_at,
                     s.expires_at
              from sessions s join users u on u.id = s.user_id
-             where s.id_hash = $1 and s.expires_at > $2 and not u.disabled",
+             where s.id_hash = $1 and s.expires_at > $2 and not u.disabled
+               and u.approval = 'approved'",
         )
         .bind(id_hash)
         .bind(now)

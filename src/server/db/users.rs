@@ -11,6 +11,7 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: String,
     pub disabled: bool,
+    pub approval: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -20,6 +21,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub password_hash: &'a str,
     pub role: &'a str,
+    pub approval: &'a str,
     pub now: DateTime<Utc>,
 }
 
@@ -27,15 +29,16 @@ pub struct NewUser<'a> {
 pub async fn insert(db: &Db, user: NewUser<'_>) -> Result<UserRow, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "insert into users (id, email, password_hash, role, disabled, created_at, updated_at)
-             values ($1, $2, $3, $4, false, $5, $5)
-             returning id, email, password_hash, role, disabled, created_at, updated_at",
+            "insert into users (id, email, password_hash, role, disabled, approval, created_at, updated_at)
+             values ($1, $2, $3, $4, false, $6, $5, $5)
+             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
         )
         .bind(user.id)
         .bind(user.email)
         .bind(user.password_hash)
         .bind(user.role)
         .bind(user.now)
+        .bind(user.approval)
         .fetch_one(pool)
         .await
     })
@@ -44,7 +47,7 @@ pub async fn insert(db: &Db, user: NewUser<'_>) -> Result<UserRow, sqlx::Error> 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "select id, email, password_hash, role, disabled, created_at, updated_at
+            "select id, email, password_hash, role, disabled, approval, created_at, updated_at
              from users where email = $1",
         )
         .bind(email)
@@ -56,7 +59,7 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx
 pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "select id, email, password_hash, role, disabled, created_at, updated_at
+            "select id, email, password_hash, role, disabled, approval, created_at, updated_at
              from users where id = $1",
         )
         .bind(id)
@@ -69,8 +72,10 @@ pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Erro
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "select id, email, password_hash, role, disabled, created_at, updated_at
-             from users order by created_at, email limit $1 offset $2",
+            "select id, email, password_hash, role, disabled, approval, created_at, updated_at
+             from users
+             order by case when approval = 'pending' then 0 else 1 end, created_at, email
+             limit $1 offset $2",
         )
         .bind(limit)
         .bind(offset)
@@ -93,6 +98,27 @@ pub async fn counts(db: &Db) -> Result<(i64, i64, i64), sqlx::Error> {
     })
 }
 
+/// Decides a pending sign-up: `None` when there is no such user or it is not pending.
+pub async fn decide_approval(
+    db: &Db,
+    id: Uuid,
+    approval: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    with_db!(db, |pool| {
+        sqlx::query_as(
+            "update users set approval = $2, updated_at = $3
+             where id = $1 and approval = 'pending'
+             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
+        )
+        .bind(id)
+        .bind(approval)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
 /// Changes role and/or the disabled flag; `None` leaves a field as it is. Disabling also ends
 /// the user's sessions, in the same transaction, so a disabled user is signed out at once.
 pub async fn update(
@@ -108,7 +134,7 @@ pub async fn update(
             "update users set role = coalesce($2, role), disabled = coalesce($3, disabled),
                     updated_at = $4
              where id = $1
-             returning id, email, password_hash, role, disabled, created_at, updated_at",
+             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
         )
         .bind(id)
         .bind(role)
@@ -135,35 +161,83 @@ pub async fn promote_to_admin(
     now: DateTime<Utc>,
 ) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(
-            "update users set role = 'admin', disabled = false, password_hash = $2, updated_at = $3
+        let mut tx = pool.begin().await?;
+        let row: Option<UserRow> = sqlx::query_as(
+            "update users set role = 'admin', disabled = false, approval = 'approved',
+                 password_hash = $2, updated_at = $3
              where id = $1
-             returning id, email, password_hash, role, disabled, created_at, updated_at",
+             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
         )
         .bind(id)
         .bind(password_hash)
         .bind(now)
-        .fetch_optional(pool)
-        .await
+        .fetch_optional(&mut *tx)
+        .await?;
+        // Its password was reset: whoever was signed in with the old one is signed out.
+        sqlx::query("delete from sessions where user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
     })
 }
 
-/// Sets a new password hash; false when the user no longer exists.
+/// What a password change ended besides the old password.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ended {
+    pub sessions: u64,
+    pub api_tokens: u64,
+}
+
+/// Sets a new password hash and, in the same transaction, ends the user's sessions but the
+/// one in `keep`, and revokes their API tokens when asked: a change half done is impossible.
+/// `None` when the user no longer exists.
 pub async fn set_password(
     db: &Db,
     id: Uuid,
     password_hash: &str,
+    keep_session: Option<&str>,
+    revoke_api_tokens: bool,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<Ended>, sqlx::Error> {
     with_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
         let done =
             sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
                 .bind(id)
                 .bind(password_hash)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let sessions = sqlx::query(
+            "delete from sessions where user_id = $1 and ($2 is null or id_hash <> $2)",
+        )
+        .bind(id)
+        .bind(keep_session)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let api_tokens = if revoke_api_tokens {
+            sqlx::query(
+                "update api_tokens set revoked_at = $2 where user_id = $1 and revoked_at is null",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(Some(Ended {
+            sessions,
+            api_tokens,
+        }))
     })
 }
 
@@ -243,7 +317,7 @@ pub async fn list_with_usage(
 ) -> Result<Vec<UserQuotaRow>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query_as(
-            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at, u.updated_at,
+            "select u.id, u.email, u.password_hash, u.role, u.disabled, u.approval, u.created_at, u.updated_at,
                     p.id as plan_id, p.name as plan_name, p.monthly_token_limit as plan_limit,
                     u.token_limit_override, u.requested_plan_id, r.name as requested_plan_name,
                     u.plan_requested_at,
@@ -253,7 +327,7 @@ pub async fn list_with_usage(
              from users u
              join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
              left join plans r on r.id = u.requested_plan_id
-             order by u.created_at, u.id
+             order by case when u.approval = 'pending' then 0 else 1 end, u.created_at, u.id
              limit $1 offset $2",
         )
         .bind(limit)

@@ -188,6 +188,7 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
     let lease = lease(state);
     let mut written = job.progress;
     let mut shutting_down = false;
+    let mut last_beat = tokio::time::Instant::now();
     let outcome = loop {
         tokio::select! {
             done = &mut handler => break done,
@@ -195,6 +196,7 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
                 let now = db::now();
                 match repo::heartbeat(&state.db, job.id, job.attempts, now + lease, now).await {
                     Ok(Some(requested)) => {
+                        last_beat = tokio::time::Instant::now();
                         if requested {
                             cancel.store(true, Ordering::Relaxed);
                         }
@@ -202,6 +204,13 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
                     Ok(None) => {
                         // Rescued by another instance after a missed lease: not ours any more.
                         tracing::warn!("lost the job's lease; stopping it");
+                        handler.abort();
+                        return;
+                    }
+                    // Unheard for a whole lease: another instance may rescue the job now, so
+                    // this one must not go on with it.
+                    Err(e) if last_beat.elapsed() >= state.config.job_lease => {
+                        tracing::error!(error = %e, "no heartbeat for a whole lease; stopping the job");
                         handler.abort();
                         return;
                     }

@@ -23,6 +23,16 @@ use uuid::Uuid;
 
 /// How long the model list is reused before asking the upstream again.
 const MODELS_TTL: Duration = Duration::from_secs(60);
+/// How long a failure to read the model list is reused (a down upstream is not asked by every
+/// request).
+const MODELS_FAILURE_TTL: Duration = Duration::from_secs(5);
+
+/// The last answer about the model list, and the last list that was read.
+#[derive(Default)]
+struct ModelCache {
+    answer: Option<(Instant, Result<Vec<String>, UpstreamError>)>,
+    last_good: Option<Vec<String>>,
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WireMessage {
@@ -35,6 +45,9 @@ pub struct WireMessage {
 pub struct ChatCall {
     pub model: String,
     pub messages: Vec<WireMessage>,
+    /// The prompt's tokens as our tokenizer counts them (not sent): the demo's reported
+    /// figure and the estimate of a reply that ends without the upstream's.
+    pub prompt_estimate: i64,
     pub max_tokens: Option<i64>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
@@ -114,6 +127,13 @@ impl From<UpstreamError> for Error {
 
 pub type EventStream = BoxStream<'static, Result<Event, UpstreamError>>;
 
+/// A reply the upstream accepted: its events, and the upstream's id for the call.
+pub struct Opened {
+    pub events: EventStream,
+    /// LiteLLM's `x-litellm-call-id` (the key of its spend log), when the upstream sent one.
+    pub call_id: Option<String>,
+}
+
 pub struct Llm {
     http: reqwest::Client,
     upstream: Upstream,
@@ -121,7 +141,10 @@ pub struct Llm {
     prices: HashMap<String, ModelPrice>,
     secrets: SecretBox,
     demo_delay: Duration,
-    models: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+    /// Held only to read or write, never across a fetch.
+    models: std::sync::Mutex<ModelCache>,
+    /// One fetch of the model list at a time; the others wait for its answer.
+    models_fetch: tokio::sync::Mutex<()>,
     /// One key provisioning at a time per instance (other instances are handled by the
     /// database's primary key).
     provisioning: tokio::sync::Mutex<()>,
@@ -141,7 +164,8 @@ impl Llm {
             prices: config.model_prices.iter().cloned().collect(),
             secrets,
             demo_delay: Duration::from_millis(config.demo_token_delay_ms),
-            models: tokio::sync::Mutex::new(None),
+            models: std::sync::Mutex::default(),
+            models_fetch: tokio::sync::Mutex::new(()),
             provisioning: tokio::sync::Mutex::new(()),
         })
     }
@@ -186,32 +210,65 @@ impl Llm {
         }
     }
 
-    /// The models the upstream offers (cached for a minute), sorted by name.
+    /// The models the upstream offers (cached for a minute; a failure for a few seconds),
+    /// sorted by name.
     pub async fn models(&self) -> Result<Vec<String>, UpstreamError> {
         let Some((base, key)) = self.base_and_admin_key() else {
             return Ok(vec![DEMO_MODEL.to_string()]);
         };
-        let mut cache = self.models.lock().await;
-        if let Some((at, models)) = cache.as_ref() {
-            if at.elapsed() < MODELS_TTL {
-                return Ok(models.clone());
-            }
+        if let Some(answer) = self.cached_models() {
+            return answer;
+        }
+        let _one_fetch = self.models_fetch.lock().await;
+        // The fetch this request waited for may have answered already.
+        if let Some(answer) = self.cached_models() {
+            return answer;
         }
         let mut request = self.http.get(format!("{base}/models"));
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
-        let body = self.json(request).await?;
-        let mut models: Vec<String> = body["data"]
-            .as_array()
-            .ok_or_else(|| UpstreamError::Malformed("models: no data array".into()))?
-            .iter()
-            .filter_map(|m| m["id"].as_str().map(str::to_string))
-            .collect();
-        models.sort();
-        models.dedup();
-        *cache = Some((Instant::now(), models.clone()));
-        Ok(models)
+        let answer = self.json(request).await.and_then(|body| {
+            let mut models: Vec<String> = body["data"]
+                .as_array()
+                .ok_or_else(|| UpstreamError::Malformed("models: no data array".into()))?
+                .iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_string))
+                .collect();
+            models.sort();
+            models.dedup();
+            Ok(models)
+        });
+        let mut cache = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(models) = &answer {
+            cache.last_good = Some(models.clone());
+        }
+        cache.answer = Some((Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// The cached answer while it is fresh.
+    fn cached_models(&self) -> Option<Result<Vec<String>, UpstreamError>> {
+        let cache = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, answer) = cache.answer.as_ref()?;
+        let ttl = if answer.is_ok() {
+            MODELS_TTL
+        } else {
+            MODELS_FAILURE_TTL
+        };
+        (at.elapsed() < ttl).then(|| answer.clone())
+    }
+
+    /// The models a send may name: the current list, else (the upstream cannot list them
+    /// now) the last list it gave, else the failure: a model nobody checked is never sent.
+    pub async fn offered_models(&self) -> Result<Vec<String>, UpstreamError> {
+        match self.models().await {
+            Ok(models) => Ok(models),
+            Err(e) => {
+                let cache = self.models.lock().unwrap_or_else(|e| e.into_inner());
+                cache.last_good.clone().ok_or(e)
+            }
+        }
     }
 
     /// Sends a request; the answer's head must arrive within the timeout.
@@ -302,13 +359,23 @@ impl Llm {
             .rev()
             .collect();
         let sealed = self.secrets.seal(key.as_bytes());
-        if db::llm_keys::insert_if_absent(db, user_id, &sealed, &hint, db::now()).await? {
-            tracing::info!(%user_id, key_hint = %hint, "created a LiteLLM key");
-            return Ok(Some(key));
-        }
-        // Another instance stored a key first: use that one and drop ours.
-        if let Err(e) = self.json(post("/key/delete", json!({"keys": [key]}))).await {
-            tracing::warn!(error = %e, "could not delete a surplus LiteLLM key");
+        let delete_ours = || async {
+            if let Err(e) = self.json(post("/key/delete", json!({"keys": [key]}))).await {
+                tracing::warn!(error = %e, key_hint = %hint, "could not delete a LiteLLM key we do not keep");
+            }
+        };
+        match db::llm_keys::insert_if_absent(db, user_id, &sealed, &hint, db::now()).await {
+            Ok(true) => {
+                tracing::info!(%user_id, key_hint = %hint, "created a LiteLLM key");
+                return Ok(Some(key));
+            }
+            // Not stored: a key nobody holds must not stay valid at LiteLLM.
+            Err(e) => {
+                delete_ours().await;
+                return Err(e.into());
+            }
+            // Another instance stored a key first: use that one and drop ours.
+            Ok(false) => delete_ours().await,
         }
         let sealed = db::llm_keys::find_sealed(db, user_id)
             .await?
@@ -327,9 +394,12 @@ impl Llm {
         &self,
         key: Option<&str>,
         call: &ChatCall,
-    ) -> Result<EventStream, UpstreamError> {
+    ) -> Result<Opened, UpstreamError> {
         let Some((base, _)) = self.base_and_admin_key() else {
-            return Ok(self.demo_stream(call));
+            return Ok(Opened {
+                events: self.demo_stream(call),
+                call_id: None,
+            });
         };
         let mut body = json!({
             "model": call.model,
@@ -367,7 +437,15 @@ impl Llm {
                 message: error_message(&text),
             });
         }
-        Ok(sse_events(response.bytes_stream().boxed(), self.timeout))
+        let call_id = response
+            .headers()
+            .get("x-litellm-call-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect());
+        Ok(Opened {
+            events: sse_events(response.bytes_stream().boxed(), self.timeout),
+            call_id,
+        })
     }
 
     /// The demo model: a deterministic reply, one real token at a time.
@@ -385,11 +463,7 @@ impl Llm {
             pieces.truncate(usize::try_from(cap.max(0)).unwrap_or(usize::MAX));
         }
         let usage = ReportedUsage {
-            prompt_tokens: tokens::count_chat(
-                call.messages
-                    .iter()
-                    .map(|m| (m.role.as_str(), m.content.as_str())),
-            ),
+            prompt_tokens: call.prompt_estimate,
             completion_tokens: pieces.len() as i64,
             cost_nanos: Some(0),
         };
@@ -426,6 +500,9 @@ fn provisioning_failed(err: UpstreamError) -> Error {
 }
 
 /// The upstream's own error message (OpenAI shape `{"error": {"message"}}`), shortened.
+/// A summary of an upstream's error answer for people: its `error.message` (else the body),
+/// first line only, control characters dropped, at most 200 characters. An HTML error page or
+/// a stack trace is not shown raw.
 fn error_message(body: &str) -> String {
     let message = serde_json::from_str::<Value>(body)
         .ok()
@@ -433,8 +510,23 @@ fn error_message(body: &str) -> String {
             Value::String(s) => Some(s.clone()),
             e => e["message"].as_str().map(str::to_string),
         })
-        .unwrap_or_else(|| body.trim().to_string());
-    message.chars().take(300).collect()
+        .unwrap_or_else(|| {
+            if body.trim_start().starts_with('<') {
+                "an HTML error page".to_string()
+            } else {
+                body.to_string()
+            }
+        });
+    let line = message.trim().lines().next().unwrap_or("").trim();
+    let mut summary: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
+    if line.chars().count() > 200 || message.trim().lines().nth(1).is_some() {
+        summary.push('…');
+    }
+    if summary.is_empty() {
+        "no details given".into()
+    } else {
+        summary
+    }
 }
 
 /// Reads an upstream SSE body as events: deltas, usage, the end. A body that ends without
@@ -546,6 +638,32 @@ fn parse_chunk(data: &str) -> Result<(Vec<Event>, bool), UpstreamError> {
         }
     }
     Ok((events, finished))
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::error_message;
+
+    #[test]
+    fn upstream_errors_are_summarised() {
+        assert_eq!(
+            error_message(r#"{"error": {"message": "model x does not exist"}}"#),
+            "model x does not exist"
+        );
+        assert_eq!(error_message(r#"{"error": "bad key"}"#), "bad key");
+        assert_eq!(
+            error_message("<html><body>502 Bad Gateway</body></html>"),
+            "an HTML error page"
+        );
+        assert_eq!(
+            error_message("Traceback (most recent call last):\n  File x\nValueError"),
+            "Traceback (most recent call last):…"
+        );
+        let long = "x".repeat(500);
+        assert_eq!(error_message(&long).chars().count(), 201);
+        assert_eq!(error_message("  "), "no details given");
+        assert_eq!(error_message("a\u{7}b"), "ab");
+    }
 }
 
 #[cfg(test)]
@@ -663,6 +781,6 @@ mod tests {
             "Invalid key"
         );
         assert_eq!(error_message(r#"{"error":"plain"}"#), "plain");
-        assert_eq!(error_message(&"x".repeat(1000)).len(), 300);
+        assert_eq!(error_message(&"x".repeat(1000)).chars().count(), 201);
     }
 }

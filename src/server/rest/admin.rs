@@ -54,7 +54,16 @@ pub async fn create_user(
         .map(parse_role)
         .transpose()?
         .unwrap_or(Role::User);
-    created(accounts::create_user(&state.db, &body.email, &body.password, role).await?)
+    created(
+        accounts::create_user(
+            &state.db,
+            &body.email,
+            &body.password,
+            role,
+            crate::domain::account::Approval::Approved,
+        )
+        .await?,
+    )
 }
 
 /// A field that may be absent (leave it), `null` (clear it) or a value.
@@ -96,7 +105,10 @@ pub async fn update_user(
             "nothing to change: give role (user, admin), disabled (true, false), plan_id and/or token_limit_override",
         )));
     }
+    // Every field is checked before any is written: a refused one changes nothing.
+    accounts::check_user_change(&admin, id, role, body.disabled)?;
     if quota_change {
+        quota::check_user_quota(&state, plan, body.token_limit_override).await?;
         quota::set_user_quota(&state, id, plan, body.token_limit_override).await?;
     }
     if role.is_some() || body.disabled.is_some() {
@@ -107,6 +119,27 @@ pub async fn update_user(
         .map_err(crate::server::error::Error::from)?
         .ok_or_else(|| ApiError(AppError::not_found("user")))?;
     ok(user.into())
+}
+
+/// `POST /api/admin/users/{id}/approve`: lets a pending sign-up in (409 when not pending).
+pub async fn approve_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<UserDto> {
+    let id = parse_id(&id, "id")?;
+    ok(accounts::decide_signup(&state, &admin, id, true).await?)
+}
+
+/// `POST /api/admin/users/{id}/reject`: refuses a pending sign-up (409 when not pending); the
+/// account stays, unable to sign in, so the address cannot queue again.
+pub async fn reject_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<UserDto> {
+    let id = parse_id(&id, "id")?;
+    ok(accounts::decide_signup(&state, &admin, id, false).await?)
 }
 
 /// `GET /api/admin/plans` (also public as `GET /api/plans`).

@@ -1,6 +1,6 @@
 //! `/api/auth/*`, `/healthz`, `/readyz`.
 
-use super::{created, ok, ApiError, ApiJson, ApiResult};
+use super::{created, ok, ApiError, ApiJson, ApiOk, ApiResult};
 use crate::api::error::AppError;
 use crate::api::UserDto;
 use crate::server::accounts::{self, NewSession};
@@ -43,14 +43,23 @@ fn with_cookie(
     response
 }
 
-/// `POST /api/auth/signup {email, password}`: 201 with the user, signed in.
+/// `POST /api/auth/signup {email, password}`: 201 with the user, signed in (open sign-up), or
+/// 202 with the user, not signed in, when the account waits for an admin's approval.
 pub async fn signup(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let session = accounts::signup(&state, &body.email, &body.password).await?;
-    Ok(with_cookie(&state, &headers, session, StatusCode::CREATED))
+    let ip = auth::client_ip(&parts, state.config.trust_proxy);
+    match accounts::signup(&state, &body.email, &body.password, &ip).await? {
+        accounts::SignedUp::SignedIn(session) => Ok(with_cookie(
+            &state,
+            &parts.headers,
+            session,
+            StatusCode::CREATED,
+        )),
+        accounts::SignedUp::Pending(user) => Ok(ApiOk(StatusCode::ACCEPTED, user).into_response()),
+    }
 }
 
 /// `POST /api/auth/login {email, password}`: 200 with the user and the session cookie.

@@ -70,9 +70,9 @@ fn send_request(body: CompletionBody) -> Result<(SendRequest, bool), AppError> {
         .map(|(i, m)| {
             let role = Role::parse(&m.role).ok_or_else(|| {
                 AppError::validation(format!(
-                    "messages[{i}].role must be one of: {} (got {:?})",
+                    "messages[{i}].role must be one of: {} (got {})",
                     Role::ALL.join(", "),
-                    m.role
+                    crate::domain::text::quoted(&m.role)
                 ))
             })?;
             Ok(Input {

@@ -33,7 +33,8 @@ pub async fn list_own(
         parse_name(q.kind.as_deref())?,
         parse_name(q.status.as_deref())?,
     );
-    ok(jobs::get_user_jobs(&state, me.user.id, kind, status).await?)
+    let list = jobs::get_user_jobs(&state, me.user.id, kind, status).await?;
+    ok(shown_to(&me, list))
 }
 
 /// `GET /api/jobs/{id}`: one of the caller's jobs (anyone else's is 404).
@@ -43,7 +44,17 @@ pub async fn get_own(
     Path(id): Path<String>,
 ) -> ApiResult<JobDto> {
     let id = parse_id(&id, "id")?;
-    ok(jobs::get_own_job(&state, me.user.id, id).await?)
+    let job = jobs::get_own_job(&state, me.user.id, id).await?;
+    ok(shown_to(&me, vec![job]).remove(0))
+}
+
+/// A user's own jobs as they may see them: a non-admin sees nothing of other users in them.
+fn shown_to(me: &crate::server::auth::Principal, jobs: Vec<JobDto>) -> Vec<JobDto> {
+    if me.is_admin() {
+        jobs
+    } else {
+        jobs.into_iter().map(JobDto::for_non_admin).collect()
+    }
 }
 
 /// `DELETE /api/jobs/{id}`: cancels one of the caller's jobs: a pending one at once, a running
@@ -55,7 +66,8 @@ pub async fn cancel_own(
 ) -> ApiResult<JobDto> {
     let id = parse_id(&id, "id")?;
     jobs::get_own_job(&state, me.user.id, id).await?;
-    ok(jobs::cancel_job(&state, id).await?)
+    let job = jobs::cancel_job(&state, id).await?;
+    ok(shown_to(&me, vec![job]).remove(0))
 }
 
 #[derive(Deserialize)]

@@ -122,7 +122,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub fn parse_id(raw: &str, name: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError(AppError::validation(format!(
-            "{name} must be a UUID, got {raw:?}"
+            "{name} must be a UUID, got {}",
+            crate::domain::text::quoted(raw)
         )))
     })
 }
@@ -179,6 +180,8 @@ pub fn routes() -> Router<AppState> {
             get(admin::list_users).post(admin::create_user),
         )
         .route("/api/admin/users/{id}", patch(admin::update_user))
+        .route("/api/admin/users/{id}/approve", post(admin::approve_user))
+        .route("/api/admin/users/{id}/reject", post(admin::reject_user))
         .route(
             "/api/admin/users/{id}/usage/history",
             get(usage::user_history),

@@ -48,18 +48,31 @@ pub async fn revoke_token(
 pub struct NewPassword {
     current_password: String,
     new_password: String,
+    #[serde(default)]
+    revoke_api_tokens: bool,
 }
 
-/// `POST /api/profile/password {current_password, new_password}`: changes the password and
-/// signs out the caller's other sessions.
+/// `POST /api/profile/password {current_password, new_password, revoke_api_tokens?}`: changes
+/// the password, signs out the caller's other sessions and (when asked) revokes their API
+/// tokens, in one transaction.
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<Value> {
-    let ended =
-        accounts::change_password(&state, &me, &body.current_password, &body.new_password).await?;
-    ok(json!({"changed": true, "other_sessions_ended": ended}))
+    let ended = accounts::change_password(
+        &state,
+        &me,
+        &body.current_password,
+        &body.new_password,
+        body.revoke_api_tokens,
+    )
+    .await?;
+    ok(json!({
+        "changed": true,
+        "other_sessions_ended": ended.other_sessions_ended,
+        "api_tokens_revoked": ended.api_tokens_revoked,
+    }))
 }
 
 /// `GET /api/profile/usage`: the caller's usage in the current quota period, with the flags.

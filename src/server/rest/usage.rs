@@ -38,7 +38,8 @@ fn parse_format(raw: Option<&str>) -> Result<Format, ApiError> {
         None | Some("json") => Ok(Format::Json),
         Some("csv") => Ok(Format::Csv),
         Some(other) => Err(ApiError(AppError::validation(format!(
-            "format must be one of: json, csv (got {other:?})"
+            "format must be one of: json, csv (got {})",
+            crate::domain::text::quoted(other)
         )))),
     }
 }

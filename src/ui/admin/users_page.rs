@@ -2,11 +2,12 @@
 //! change roles, disable, put users on a plan or give them a personal limit, see plan requests.
 
 use crate::api::admin::{
-    admin_list_users, AdminCreateUser, AdminSetDisabled, AdminSetLimit, AdminSetPlan, AdminSetRole,
+    admin_list_users, AdminCreateUser, AdminDecideSignup, AdminSetDisabled, AdminSetLimit,
+    AdminSetPlan, AdminSetRole,
 };
 use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::app::use_session;
-use crate::domain::account::{Role, MIN_PASSWORD_LEN};
+use crate::domain::account::{Approval, Role, MIN_PASSWORD_LEN};
 use crate::domain::numbers::grouped;
 use crate::ui::common::{
     action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_PRIMARY, CARD, INPUT, LABEL,
@@ -21,6 +22,7 @@ pub fn AdminUsersPage() -> impl IntoView {
     let set_disabled = ServerAction::<AdminSetDisabled>::new();
     let set_plan = ServerAction::<AdminSetPlan>::new();
     let set_limit = ServerAction::<AdminSetLimit>::new();
+    let decide = ServerAction::<AdminDecideSignup>::new();
     let users = Resource::new(
         move || {
             (
@@ -29,6 +31,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                 set_disabled.version().get(),
                 set_plan.version().get(),
                 set_limit.version().get(),
+                decide.version().get(),
             )
         },
         |_| admin_list_users(),
@@ -40,12 +43,14 @@ pub fn AdminUsersPage() -> impl IntoView {
         set_disabled,
         set_plan,
         set_limit,
+        decide,
     };
     let my_id = use_session().user().map(|u| u.id);
     let create_error = action_error(create);
     let form = reset_on_success(create);
     let role_error = action_error(set_role);
     let disable_error = action_error(set_disabled);
+    let decide_error = action_error(decide);
 
     view! {
         <h1 class="text-2xl font-bold tracking-tight">"Users"</h1>
@@ -72,6 +77,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                 .or_else(disable_error)
                 .or_else(plan_error)
                 .or_else(limit_error)
+                .or_else(decide_error)
                 .map(|message| view! { <ErrorNotice message/> })}
         </div>
 
@@ -114,6 +120,7 @@ struct RowActions {
     set_disabled: ServerAction<AdminSetDisabled>,
     set_plan: ServerAction<AdminSetPlan>,
     set_limit: ServerAction<AdminSetLimit>,
+    decide: ServerAction<AdminDecideSignup>,
 }
 
 #[component]
@@ -128,6 +135,7 @@ fn UserRow(
         set_disabled,
         set_plan,
         set_limit,
+        decide,
     } = actions;
     let user = row.user.clone();
     let id = user.id;
@@ -141,10 +149,29 @@ fn UserRow(
                     {is_me.then(|| view! { <span class="ml-2 inline-block break-normal rounded bg-slate-100 px-1.5 py-0.5 text-xs text-slate-600">"you"</span> })}
                 </p>
                 <p class="mt-1 flex flex-wrap items-center gap-x-2 gap-y-1 text-xs text-slate-500">
-                    {if disabled {
-                        view! { <span class="rounded-full bg-red-50 px-2 py-0.5 font-medium text-red-700 ring-1 ring-red-200">"disabled"</span> }.into_any()
-                    } else {
-                        view! { <span class="rounded-full bg-emerald-50 px-2 py-0.5 font-medium text-emerald-700 ring-1 ring-emerald-200">"active"</span> }.into_any()
+                    {match (user.approval, disabled) {
+                        (Approval::Pending, _) => view! {
+                            <span class="rounded-full bg-amber-50 px-2 py-0.5 font-medium text-amber-800 ring-1 ring-amber-200" data-testid="pending-badge">"waiting for approval"</span>
+                            <button
+                                type="button"
+                                class="rounded-md bg-indigo-600 px-2 py-0.5 font-semibold text-white hover:bg-indigo-500"
+                                on:click=move |_| { decide.dispatch(AdminDecideSignup { id, approve: true }); }
+                            >"Approve"</button>
+                            <button
+                                type="button"
+                                class="rounded-md px-2 py-0.5 font-semibold text-red-700 ring-1 ring-inset ring-red-300 hover:bg-red-50"
+                                on:click=move |_| { decide.dispatch(AdminDecideSignup { id, approve: false }); }
+                            >"Reject"</button>
+                        }.into_any(),
+                        (Approval::Rejected, _) => view! {
+                            <span class="rounded-full bg-red-50 px-2 py-0.5 font-medium text-red-700 ring-1 ring-red-200">"rejected"</span>
+                        }.into_any(),
+                        (Approval::Approved, true) => view! {
+                            <span class="rounded-full bg-red-50 px-2 py-0.5 font-medium text-red-700 ring-1 ring-red-200">"disabled"</span>
+                        }.into_any(),
+                        (Approval::Approved, false) => view! {
+                            <span class="rounded-full bg-emerald-50 px-2 py-0.5 font-medium text-emerald-700 ring-1 ring-emerald-200">"active"</span>
+                        }.into_any(),
                     }}
                     <span class="whitespace-nowrap">{format!("joined {}", format_time(&user.created_at))}</span>
                     <button

@@ -1,8 +1,10 @@
 //! Markdown for chat messages, rendered to HTML that is safe to insert: raw HTML in a message
-//! is shown as text, links and images may only point to http(s) or mailto, and code blocks
-//! keep their language as a class. The same function runs on the server and in the browser.
+//! is shown as text, links may only point to http(s), mailto or this site, images become
+//! links (a reply must not make the browser load a remote image: that would tell a third party
+//! who read it, and when), and code blocks keep their language as a class. The same function
+//! runs on the server and in the browser.
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
+use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 fn safe_url(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
@@ -19,32 +21,45 @@ fn safe_url(url: &str) -> bool {
 pub fn render_markdown(text: &str) -> String {
     let options =
         Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
-    let events = Parser::new_ext(text, options).map(|event| match event {
+    let events = Parser::new_ext(text, options).flat_map(|event| match event {
         // Raw HTML becomes visible text.
-        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        Event::Html(html) | Event::InlineHtml(html) => vec![Event::Text(html)],
         Event::Start(Tag::Link {
             link_type,
             dest_url,
             title,
             id,
-        }) if !safe_url(&dest_url) => Event::Start(Tag::Link {
+        }) => vec![Event::Start(Tag::Link {
             link_type,
-            dest_url: CowStr::Borrowed("#"),
+            dest_url: if safe_url(&dest_url) {
+                dest_url
+            } else {
+                CowStr::Borrowed("#")
+            },
             title,
             id,
-        }),
+        })],
+        // An image is shown as a link to it, labelled with its description.
         Event::Start(Tag::Image {
-            link_type,
             dest_url,
             title,
             id,
-        }) if !safe_url(&dest_url) => Event::Start(Tag::Image {
-            link_type,
-            dest_url: CowStr::Borrowed(""),
-            title,
-            id,
-        }),
-        other => other,
+            ..
+        }) => vec![
+            Event::Start(Tag::Link {
+                link_type: LinkType::Inline,
+                dest_url: if safe_url(&dest_url) {
+                    dest_url
+                } else {
+                    CowStr::Borrowed("#")
+                },
+                title,
+                id,
+            }),
+            Event::Text(CowStr::Borrowed("image: ")),
+        ],
+        Event::End(TagEnd::Image) => vec![Event::End(TagEnd::Link)],
+        other => vec![other],
     });
     let mut html = String::with_capacity(text.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
@@ -93,6 +108,23 @@ mod tests {
         assert!(html.contains("href=\"https://example.com\""), "{html}");
         assert!(html.contains("href=\"/local\""), "{html}");
         assert!(html.contains("href=\"#\""), "{html}");
+    }
+
+    #[test]
+    fn images_are_links_never_loaded() {
+        let html = render_markdown(
+            "![a chart](https://tracker.example/pixel.png) and ![](http://x.example/i.gif) ![bad](javascript:x)",
+        );
+        assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://tracker.example/pixel.png\">image: a chart</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"http://x.example/i.gif\">image: </a>"),
+            "{html}"
+        );
+        assert!(!html.contains("javascript:"), "{html}");
     }
 
     #[test]

@@ -61,11 +61,19 @@ fn PasswordForm() -> impl IntoView {
                     <Field id="current-password" name="current_password" label="Current password" kind="password" autocomplete="current-password"/>
                     <Field id="new-password" name="new_password" label="New password" kind="password" autocomplete="new-password" minlength=MIN_PASSWORD_LEN hint=format!("At least {MIN_PASSWORD_LEN} characters.")/>
                 </div>
+                <label class="mt-4 flex items-center gap-2 text-sm text-slate-700">
+                    <input type="checkbox" id="revoke-api-tokens" name="revoke_api_tokens" value="true" class="h-4 w-4 rounded border-slate-300"/>
+                    "Also revoke my API tokens (programs using them stop working)"
+                </label>
                 <div class="mt-4 flex flex-wrap items-center gap-3">
                     <button type="submit" class=BTN_PRIMARY disabled=move || change.pending().get()>"Change password"</button>
                     {move || done().map(|ended| view! {
                         <p role="status" class="text-sm text-emerald-700">
-                            {format!("Password changed. {ended} other session(s) signed out.")}
+                            {format!(
+                                "Password changed. {} other session(s) signed out, {} API token(s) revoked.",
+                                ended.other_sessions_ended,
+                                ended.api_tokens_revoked,
+                            )}
                         </p>
                     })}
                 </div>

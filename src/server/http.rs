@@ -1,0 +1,126 @@
+//! The HTTP server around the router, with the bounds axum's `serve` does not set: a limit on
+//! open connections (past it new ones wait in the listen backlog), a timeout for reading a
+//! request's head (a client that trickles its headers is dropped), `TCP_NODELAY`, and a
+//! graceful shutdown that ends within its grace: streaming replies still open near its end
+//! are cut and recorded (see [`crate::server::chat`]), then whatever remains is closed.
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// How the server bounds its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    /// How long a shutdown waits for open requests before it closes them.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains the connections for at
+/// most the grace. `on_draining` is called once the listener is closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+    on_draining: impl FnOnce(),
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            // A streamed reply is written in small pieces; Nagle's algorithm would hold each
+            // one for the client's delayed ACK.
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let router = app.clone();
+        let service = hyper::service::service_fn(move |mut request| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    on_draining();
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("every connection closed"),
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(grace_secs = limits.shutdown_grace.as_secs(), "grace over; closing the connections still open");
+        }
+    }
+}
+
+/// Answers 503 when a request takes longer than the configured request timeout to be
+/// answered (its work is dropped: a transaction under way is rolled back). Streamed replies
+/// and event streams are exempt: they answer at once and are bounded by their own timeouts.
+pub async fn request_timeout(
+    axum::extract::State(state): axum::extract::State<crate::server::state::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    if path == "/api/chat/completions" || path == "/api/admin/jobs/events" {
+        return next.run(request).await;
+    }
+    let limit = state.config.request_timeout;
+    let method = request.method().clone();
+    let path = crate::domain::text::for_log(path, 200).into_owned();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%method, %path, limit_secs = limit.as_secs(), "request timed out");
+            let mut response = crate::server::rest::ApiError(crate::api::error::AppError::new(
+                crate::api::error::ErrorCode::Busy,
+                format!(
+                    "the request took longer than {} s; try again",
+                    limit.as_secs()
+                ),
+            ))
+            .into_response();
+            *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
+}

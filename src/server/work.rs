@@ -1,0 +1,123 @@
+//! CPU-heavy work (password hashing, token counting) runs off the async workers, on the
+//! blocking pool, but only as many at once as there are cores: 1,000 log-ins at once must not
+//! start 1,000 argon2 hashes of 19 MiB each. Password hashing also bounds its queue: past it a
+//! request is refused at once (503 `busy`) instead of waiting with its memory held.
+
+use crate::api::error::{AppError, ErrorCode};
+use crate::server::error::{Error, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
+
+/// A limit on CPU-heavy work: `running` at once, `queued` more waiting (`None`: no bound on
+/// the queue, for work whose callers already hold bounded input).
+pub struct Pool {
+    name: &'static str,
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: Option<usize>,
+}
+
+impl Pool {
+    pub fn new(name: &'static str, running: usize, max_waiting: Option<usize>) -> Self {
+        Self {
+            name,
+            permits: Semaphore::new(running.max(1)),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free; a full queue is a 503.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Decrement(&self.waiting);
+        if self.max_waiting.is_some_and(|max| waiting >= max) {
+            tracing::warn!(pool = self.name, waiting, "refused: too much work queued");
+            return Err(AppError::new(
+                ErrorCode::Busy,
+                "the server is busy; try again in a few seconds",
+            )
+            .into());
+        }
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("work pool closed"))?;
+        drop(_waiting);
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::internal(format!("{} task: {e}", self.name)))
+    }
+}
+
+struct Decrement<'a>(&'a AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Password hashing and checking: one per core, 16 per core waiting at most.
+pub fn hashing() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool::new("hashing", cores(), Some(16 * cores())))
+}
+
+/// Token counting of prompts and replies: one per core; the inputs are bounded by the chat
+/// request's caps, so the queue is not.
+pub fn tokenizing() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool::new("tokenizing", cores(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_a_bounded_number_and_refuses_past_the_queue() {
+        let pool = Arc::new(Pool::new("test", 2, Some(3)));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (pool, running, most) = (pool.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    pool.run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut done = 0;
+        let mut busy = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => done += 1,
+                Err(Error::App(e)) if e.code == ErrorCode::Busy => busy += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 at once");
+        assert!(busy > 0, "some were refused");
+        assert!(done >= 2, "some ran: {done}");
+        assert_eq!(done + busy, 20);
+        // Once the queue drains, work is taken again.
+        pool.run(|| ()).await.unwrap();
+    }
+}

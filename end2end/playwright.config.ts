@@ -45,6 +45,15 @@ export default defineConfig({
       stderr: 'pipe',
     },
     {
+      // A third, whose sign-up waits for an admin's approval (the product's default).
+      command: `TOKENMETER_SIGNUP=approval bash ../scripts/e2e-server.sh ${port + 2}`,
+      url: `http://127.0.0.1:${port + 2}/healthz`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
       command: `E2E_LITELLM=1 bash ../scripts/e2e-server.sh ${litellmPort}`,
       url: `http://127.0.0.1:${litellmPort}/healthz`,
       timeout: 120_000,

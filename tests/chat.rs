@@ -5,7 +5,9 @@
 #[macro_use]
 mod common;
 
-use common::{assert_error, my_id, sse_data, sse_text, usage_days, Backend, TestApp};
+use common::{
+    assert_error, my_id, new_conversation, sse_data, sse_text, usage_days, Backend, TestApp,
+};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokenmeter::domain::chat::demo_reply;
@@ -21,14 +23,6 @@ on_both_backends!(
     concurrent_sends_add_up_exactly,
     usage_counts_for_the_day_of_the_configured_timezone,
 );
-
-async fn new_conversation(app: &TestApp, client: &reqwest::Client) -> String {
-    let (status, body) = app
-        .post(client, "/api/conversations", json!({"model": "demo"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["data"]["id"].as_str().unwrap().to_string()
-}
 
 async fn demo_reply_streams_and_its_usage_is_recorded(backend: Backend) {
     let app = TestApp::start(backend).await;

@@ -104,7 +104,7 @@ fn a_malformed_setting_stops_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("TOKENMETER_SIGNUP must be one of: open, closed"),
+        stderr.contains("TOKENMETER_SIGNUP must be one of: approval, open, closed"),
         "{stderr}"
     );
 }

@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use common::{assert_error, my_id, read, usage_days, Backend, TestApp};
+use common::{assert_error, my_id, new_conversation, read, usage_days, Backend, TestApp};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -54,14 +54,6 @@ async fn live_reservations(app: &TestApp, user: Uuid) -> i64 {
     .fetch_one(p)
     .await)
     .unwrap()
-}
-
-async fn new_conversation(app: &TestApp, client: &reqwest::Client) -> String {
-    let (status, body) = app
-        .post(client, "/api/conversations", json!({"model": "demo"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["data"]["id"].as_str().unwrap().to_string()
 }
 
 async fn deleting_a_conversation_mid_reply_keeps_the_usage(backend: Backend) {

@@ -323,6 +323,19 @@ pub async fn sign_up(base: &str, email: &str) -> reqwest::Client {
     client
 }
 
+/// A new empty conversation with the demo model; its id.
+pub async fn new_conversation(app: &TestApp, client: &reqwest::Client) -> String {
+    let (status, body) = app
+        .post(
+            client,
+            "/api/conversations",
+            serde_json::json!({"model": "demo"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
 /// The signed-in user's id.
 pub async fn my_id(app: &TestApp, client: &reqwest::Client) -> uuid::Uuid {
     let (status, body) = app.get(client, "/api/auth/me").await;

@@ -17,6 +17,15 @@ fn safe_url(url: &str) -> bool {
     }
 }
 
+/// A link's destination as rendered: itself when safe, else `#`.
+fn shown_url(url: CowStr<'_>) -> CowStr<'_> {
+    if safe_url(&url) {
+        url
+    } else {
+        CowStr::Borrowed("#")
+    }
+}
+
 /// HTML for a message. Never contains markup the message itself wrote.
 pub fn render_markdown(text: &str) -> String {
     let options =
@@ -31,11 +40,7 @@ pub fn render_markdown(text: &str) -> String {
             id,
         }) => vec![Event::Start(Tag::Link {
             link_type,
-            dest_url: if safe_url(&dest_url) {
-                dest_url
-            } else {
-                CowStr::Borrowed("#")
-            },
+            dest_url: shown_url(dest_url),
             title,
             id,
         })],
@@ -48,11 +53,7 @@ pub fn render_markdown(text: &str) -> String {
         }) => vec![
             Event::Start(Tag::Link {
                 link_type: LinkType::Inline,
-                dest_url: if safe_url(&dest_url) {
-                    dest_url
-                } else {
-                    CowStr::Borrowed("#")
-                },
+                dest_url: shown_url(dest_url),
                 title,
                 id,
             }),

@@ -444,13 +444,13 @@ async fn health_pages_and_unknown_routes(backend: Backend) {
 
     // Server functions answer at fixed URLs (no build-folder hash).
     let res = client
-        .post(app.url("/api/fn/signup_open"))
+        .post(app.url("/api/fn/signup_mode"))
         .header("accept", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap(), "true");
+    assert_eq!(res.text().await.unwrap(), "\"open\"");
 
     let res = client.get(app.url("/")).send().await.unwrap();
     assert_eq!(res.status(), 200);

@@ -41,6 +41,8 @@ test('a sign-up waits for approval; the admin approves it from the users list; t
 
   await logIn(visitor, email);
   await expect(visitor.getByTestId('account-email')).toHaveText(email);
+  await expect(visitor.getByLabel('Also revoke my API tokens')).not.toBeChecked();
+  await snap(visitor, 'profile-after-approval');
 });
 
 test('a rejected sign-up cannot sign in', async ({ browser }) => {

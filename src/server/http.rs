@@ -1,6 +1,7 @@
 //! The HTTP server around the router, with the bounds axum's `serve` does not set: a limit on
 //! open connections (past it new ones wait in the listen backlog), a timeout for reading a
-//! request's head (a client that trickles its headers is dropped), `TCP_NODELAY`, and a
+//! request's head (a client that trickles its headers, or sends nothing, is dropped),
+//! `TCP_NODELAY`, and a
 //! graceful shutdown that ends within its grace: streaming replies still open near its end
 //! are cut and recorded (see [`crate::server::chat`]), then whatever remains is closed.
 
@@ -66,16 +67,30 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let router = app.clone();
-        let service = hyper::service::service_fn(move |mut request| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            // hyper's header timer starts with the first byte: a connection that sends nothing
+            // at all would hold its place for ever.
+            // (`readable()` may report readiness spuriously; a peek waits for a real byte.)
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_bytes, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                tracing::debug!(%peer, "connection sent nothing; closed");
+                drop(permit);
+                return;
+            }
+            let service = hyper::service::service_fn(move |mut request| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            });
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
             drop(permit);

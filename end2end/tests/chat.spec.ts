@@ -170,5 +170,9 @@ test('the keyboard is enough: Enter sends, Escape stops', async ({ page }) => {
   await expect.poll(async () => (await reply.innerText()).length).toBeGreaterThan(20);
   await page.keyboard.press('Escape');
   await expect(reply).toHaveAttribute('data-status', 'stopped');
+  // The new chat gets its address (the page is mounted anew); the composer keeps the focus.
+  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}$/);
   await expect(page.getByLabel('Message')).toBeFocused();
+  await page.keyboard.type('and on');
+  await expect(page.getByLabel('Message')).toHaveValue('and on');
 });

@@ -400,7 +400,15 @@ pub fn send_message(
             let still_here = state.current.get_untracked() == conversation;
             match (conversation, named) {
                 (None, Some(id)) if still_here => {
-                    navigate(&format!("/chat/{id}"), NavigateOptions::default())
+                    // The new address mounts the page anew: the composer keeps the focus
+                    // it had (Escape to stop, then type on).
+                    let typing = composer_focused();
+                    navigate(&format!("/chat/{id}"), NavigateOptions::default());
+                    if typing {
+                        // Once the new page is there (a frame, or a moment more).
+                        request_animation_frame(focus_composer);
+                        set_timeout(focus_composer, Duration::from_millis(200));
+                    }
                 }
                 _ => state.detail_version.update(|v| *v += 1),
             }
@@ -411,6 +419,24 @@ pub fn send_message(
             set_timeout(refresh, Duration::from_millis(delay));
         }
     });
+}
+
+/// Whether the composer has the keyboard focus.
+fn composer_focused() -> bool {
+    document()
+        .active_element()
+        .is_some_and(|el| el.id() == "composer")
+}
+
+/// Puts the keyboard focus in the composer.
+fn focus_composer() {
+    use leptos::wasm_bindgen::JsCast;
+    if let Some(el) = document()
+        .get_element_by_id("composer")
+        .and_then(|el| el.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
 }
 
 /// The role of a message as the thread labels it.

@@ -8,7 +8,6 @@ mod common;
 use common::{
     assert_error, my_id, new_conversation, sse_data, sse_text, usage_days, Backend, TestApp,
 };
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokenmeter::domain::chat::demo_reply;
 use tokenmeter::server::llm::tokens;
@@ -333,10 +332,7 @@ async fn a_stopped_reply_keeps_what_arrived_and_counts_it(backend: Backend) {
         .await
         .unwrap();
     let mut body = res.bytes_stream();
-    let mut received = Vec::new();
-    while received.len() < 300 {
-        received.extend_from_slice(&body.next().await.unwrap().unwrap());
-    }
+    common::read_at_least(&mut body, 300).await;
     drop(body); // the client goes away, as a browser's Stop does
 
     // The reply is recorded as stopped once the server notices.

@@ -23,15 +23,6 @@ on_both_backends!(
     sign_ups_wait_for_an_admin_and_are_limited_per_address,
 );
 
-/// The `data:` payloads of an SSE body read so far.
-fn events(body: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(body)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_string())))
-        .collect()
-}
-
 /// (messages kept, estimated, status, prompt tokens, completion tokens) of the user's calls.
 async fn usage_records(app: &TestApp, user: Uuid) -> Vec<(bool, bool, String, i64, i64)> {
     with_pool!(&app.db, |p| sqlx::query_as(
@@ -72,18 +63,13 @@ async fn deleting_a_conversation_mid_reply_keeps_the_usage(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 200);
     let mut body = res.bytes_stream();
-    let mut received = Vec::new();
-    while received.len() < 300 {
-        received.extend_from_slice(&body.next().await.unwrap().unwrap());
-    }
+    let mut received = common::read_at_least(&mut body, 300).await;
     let (status, deleted) = app
         .delete(&alice, &format!("/api/conversations/{id}"))
         .await;
     assert_eq!(status, 200, "{deleted}");
-    while let Some(chunk) = body.next().await {
-        received.extend_from_slice(&chunk.unwrap());
-    }
-    let events = events(&received);
+    common::read_to_end(&mut body, &mut received).await;
+    let events = common::sse_events(&received);
     assert_eq!(events.last().unwrap(), "[DONE]");
     assert!(
         events.iter().all(|e| e.get("error").is_none()),

@@ -6,8 +6,7 @@
 mod common;
 
 use common::{Backend, TestApp};
-use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 on_both_backends!(a_shutdown_cuts_streaming_replies_and_records_them);
@@ -81,10 +80,7 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 200);
     let mut body = res.bytes_stream();
-    let mut received = Vec::new();
-    while received.len() < 1_000 {
-        received.extend_from_slice(&body.next().await.unwrap().unwrap());
-    }
+    let mut received = common::read_at_least(&mut body, 1_000).await;
 
     let asked = Instant::now();
     let pid = child.0.id().to_string();
@@ -94,12 +90,7 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
         .unwrap();
     assert!(sent.success());
     // The client reads to the end: the reply is cut with a reason, and said to be recorded.
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(bytes) => received.extend_from_slice(&bytes),
-            Err(_) => break,
-        }
-    }
+    common::read_to_end(&mut body, &mut received).await;
     let exited = tokio::task::spawn_blocking(move || {
         let status = child.0.wait().unwrap();
         (status, child)
@@ -112,11 +103,7 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
         took < Duration::from_secs(8),
         "stopped within its grace (3 s) and the recording: {took:?}"
     );
-    let events: Vec<Value> = String::from_utf8_lossy(&received)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str(d).ok())
-        .collect();
+    let events = common::sse_events(&received);
     let end = events
         .iter()
         .find(|e| e.get("error").is_some())

@@ -40,7 +40,7 @@ impl JobDto {
         {
             summary.remove("failures");
         }
-        if self.kind == "usage_sync" && self.error.is_some() {
+        if self.kind == crate::domain::jobs::JobType::UsageSync.as_str() && self.error.is_some() {
             self.error = Some("the usage sync failed; an admin can see why".into());
         }
         self

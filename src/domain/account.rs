@@ -11,6 +11,9 @@ use std::str::FromStr;
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password accepted: argon2 would take any length, but a bound stops abuse.
 pub const MAX_PASSWORD_LEN: usize = 128;
+/// The most bytes of a password that are ever hashed: a set password has at most
+/// `MAX_PASSWORD_LEN` characters of at most 4 bytes, so anything longer is wrong unchecked.
+pub const MAX_PASSWORD_BYTES: usize = 4 * MAX_PASSWORD_LEN;
 /// RFC 5321 limit on the length of an address.
 pub const MAX_EMAIL_LEN: usize = 254;
 /// Longest name of a personal API token.

@@ -5,7 +5,7 @@ use crate::api::error::{AppError, ErrorCode};
 use crate::api::{ApiTokenDto, CreatedTokenDto, PasswordChangedDto, UserCountsDto, UserDto};
 use crate::domain::account::{
     normalize_email, normalize_token_name, validate_password, Approval, Role, MAX_EMAIL_LEN,
-    MAX_PASSWORD_LEN,
+    MAX_PASSWORD_BYTES, MAX_PASSWORD_LEN,
 };
 use crate::domain::text::for_log;
 use crate::server::auth::{self, new_secret, Principal, TOKEN_PREFIX};
@@ -95,7 +95,7 @@ pub async fn signup(state: &AppState, email: &str, password: &str, ip: &str) -> 
     let hour_ago = now - Duration::hours(1);
     let (attempt, count) = signup_attempts::record_and_count(&state.db, ip, now, hour_ago).await?;
     if count > state.config.signups_per_ip_per_hour {
-        signup_attempts::forget(&state.db, attempt, hour_ago).await?;
+        signup_attempts::forget(&state.db, attempt).await?;
         tracing::warn!(ip = %for_log(ip, 64), count, "sign-up rate limited");
         return Err(AppError::new(
             ErrorCode::RateLimited,
@@ -160,7 +160,7 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> R
             "email must be at most {MAX_EMAIL_LEN} characters"
         )));
     }
-    if password.len() > 4 * MAX_PASSWORD_LEN {
+    if password.len() > MAX_PASSWORD_BYTES {
         return Err(validation(format!(
             "password must be at most {MAX_PASSWORD_LEN} characters"
         )));
@@ -169,6 +169,8 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> R
     if email.is_empty() || password.is_empty() {
         return Err(validation("email and password are required".into()));
     }
+    // A full hashing queue refuses now, before the attempt costs any database work.
+    auth::refuse_if_hashing_is_full()?;
     let now = db::now();
     let window_start = now - Duration::minutes(cfg.login_window_minutes);
     let attempt = login_failures::record(&state.db, &email, ip, now).await?;
@@ -188,16 +190,27 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> R
         .into());
     }
     let row = users::find_by_email(&state.db, &email).await?;
-    let ok = auth::verify_password(
+    let checked = auth::verify_password(
         password.to_string(),
         row.as_ref().map(|r| r.password_hash.clone()),
     )
-    .await?;
-    // A wrong password leaves the attempt counted as a failure.
-    let row = match row {
-        Some(row) if ok => row,
-        _ => return Err(AppError::new(ErrorCode::Unauthorized, "wrong email or password").into()),
+    .await;
+    // A wrong password leaves the attempt counted as a failure; a right one (whatever the
+    // account's state) and one never checked (the server was busy) are no failure.
+    let row = match (row, checked) {
+        (Some(row), Ok(true)) => row,
+        (_, Ok(_)) => {
+            return Err(AppError::new(ErrorCode::Unauthorized, "wrong email or password").into())
+        }
+        (_, Err(e)) => {
+            login_failures::forget(&state.db, attempt).await?;
+            return Err(e);
+        }
     };
+    // Signing in below clears the address's failures, this attempt's with them.
+    if row.disabled || row.approval != Approval::Approved.as_str() {
+        login_failures::forget(&state.db, attempt).await?;
+    }
     if row.disabled {
         return Err(AppError::forbidden("this account has been disabled").into());
     }
@@ -214,7 +227,6 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> R
         )
         .into()),
     }
-    login_failures::forget(&state.db, attempt).await?;
     login_failures::clear(&state.db, &email, window_start).await?;
     sessions::delete_expired(&state.db, now).await?;
     tracing::info!(user_id = %row.id, "logged in");
@@ -250,7 +262,7 @@ pub async fn change_password(
     let row = users::find_by_id(&state.db, principal.user.id)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
-    if current.len() > 4 * MAX_PASSWORD_LEN
+    if current.len() > MAX_PASSWORD_BYTES
         || !auth::verify_password(current.to_string(), Some(row.password_hash)).await?
     {
         return Err(validation("current_password is wrong".into()));

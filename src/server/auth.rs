@@ -76,6 +76,11 @@ pub async fn hash_password(password: String) -> Result<String> {
         .await?
 }
 
+/// 503 at once when password checks are queued to their bound.
+pub fn refuse_if_hashing_is_full() -> Result<()> {
+    crate::server::work::hashing().refuse_if_full()
+}
+
 /// Checks a password against a stored hash. Without a hash (unknown e-mail) it still does the
 /// work against a fixed hash, so the answer takes as long for unknown accounts as for known ones.
 pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {

@@ -433,6 +433,23 @@ struct Recorder {
     upstream_call_id: Option<String>,
 }
 
+/// A reply's tokens, counted on the tokenizing pool; should that fail (a panic), counted here:
+/// a delivered reply is never recorded as empty.
+async fn count_off_the_workers(content: &str) -> i64 {
+    let shared: std::sync::Arc<str> = content.into();
+    let text = shared.clone();
+    match crate::server::work::tokenizing()
+        .run(move || tokens::count(&text))
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "the tokenizing pool failed; counting here");
+            tokens::count(&shared)
+        }
+    }
+}
+
 /// The most of a reply kept in memory (and stored): a runaway upstream is cut here.
 const MAX_REPLY_BYTES: usize = 4 << 20;
 /// How long a reply's record is retried while the database is unreachable (a restart).
@@ -512,18 +529,9 @@ impl Recorder {
             ReplyStatus::Complete
         };
         let nothing_arrived = content.is_empty() && usage.is_none();
-        let (content, completion_estimate) = match usage {
-            Some(_) => (content, 0),
-            None => crate::server::work::tokenizing()
-                .run(move || {
-                    let n = tokens::count(&content);
-                    (content, n)
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "could not count a reply's tokens");
-                    (String::new(), 0)
-                }),
+        let completion_estimate = match usage {
+            Some(_) => 0,
+            None => count_off_the_workers(&content).await,
         };
         let outcome = self.outcome(status, completion_estimate, usage, failure);
         if nothing_arrived && !client_gone {
@@ -564,7 +572,8 @@ impl Recorder {
     }
 
     /// Records, retrying while the database is unreachable (a restart, a failover) for up to
-    /// [`RECORD_RETRY_FOR`]; the reservation keeps the tokens held meanwhile.
+    /// [`RECORD_RETRY_FOR`]; the reservation keeps the tokens held meanwhile. A failure no
+    /// retry can cure (a constraint the row breaks) is not retried.
     async fn record_until_stored(
         &self,
         content: &str,
@@ -576,7 +585,7 @@ impl Recorder {
         loop {
             match self.record(content, outcome, keep_messages).await {
                 Ok(()) => return Ok(()),
-                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                Err(e) if e.may_pass() && tokio::time::Instant::now() + pause < deadline => {
                     tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64,
                         "could not record a reply yet; retrying");
                     tokio::time::sleep(pause).await;

@@ -22,6 +22,17 @@ impl Error {
     pub fn internal(context: impl Into<String>) -> Self {
         Error::Internal(context.into())
     }
+
+    /// Whether trying again may succeed: a database that was unreachable, restarting or
+    /// busy; not a constraint the data breaks, and not our own refusals.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            Error::Db(e) => e
+                .as_database_error()
+                .is_none_or(|db| matches!(db.kind(), sqlx::error::ErrorKind::Other)),
+            _ => false,
+        }
+    }
 }
 
 impl From<Error> for AppError {
@@ -40,4 +51,17 @@ impl From<Error> for AppError {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|db| db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_database_is_worth_another_try() {
+        assert!(Error::Db(sqlx::Error::PoolTimedOut).may_pass());
+        assert!(Error::Db(sqlx::Error::Io(std::io::Error::other("reset"))).may_pass());
+        assert!(!Error::App(AppError::internal()).may_pass());
+        assert!(!Error::internal("bug").may_pass());
+    }
 }

@@ -106,36 +106,34 @@ pub async fn serve(
     }
 }
 
-/// Answers 503 when a request takes longer than the configured request timeout to be
-/// answered (its work is dropped: a transaction under way is rolled back). Streamed replies
-/// and event streams are exempt: they answer at once and are bounded by their own timeouts.
+/// Answers 503 `busy` when a request takes longer than the configured request timeout to be
+/// answered (its work is dropped: a transaction under way is rolled back). This bounds the
+/// time to a response's head; `POST /api/chat/completions` is exempt because its whole-reply
+/// form answers when the reply ends, bounded by the upstream's timeout between chunks and
+/// the reply's size instead. (Event streams answer their head at once.)
 pub async fn request_timeout(
     axum::extract::State(state): axum::extract::State<crate::server::state::AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let path = request.uri().path();
-    if path == "/api/chat/completions" || path == "/api/admin/jobs/events" {
+    if request.uri().path() == "/api/chat/completions" {
         return next.run(request).await;
     }
     let limit = state.config.request_timeout;
-    let method = request.method().clone();
-    let path = crate::domain::text::for_log(path, 200).into_owned();
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(%method, %path, limit_secs = limit.as_secs(), "request timed out");
-            let mut response = crate::server::rest::ApiError(crate::api::error::AppError::new(
+            // The request's span names the method and path.
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            crate::server::rest::ApiError(crate::api::error::AppError::new(
                 crate::api::error::ErrorCode::Busy,
                 format!(
                     "the request took longer than {} s; try again",
                     limit.as_secs()
                 ),
             ))
-            .into_response();
-            *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
-            response
+            .into_response()
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `jsonb`, is a 400 naming the field, on both databases alike, in a query string, a JSON
 //! body or a form. The REST API answers in its envelope, server functions with their error.
 
-use crate::api::error::{AppError, ErrorCode};
+use crate::api::error::AppError;
 use crate::domain::text::{nul_message, nul_path, NUL};
 use crate::server::rest::ApiError;
 use axum::body::{Body, Bytes};
@@ -39,26 +39,21 @@ pub async fn guard(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let bytes = match read_bounded(body).await {
         Ok(bytes) => bytes,
-        Err(e) => {
-            // A body over the bound, or a client that broke off while sending it.
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return if too_large {
-                refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    AppError::new(
-                        ErrorCode::Validation,
-                        format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
-                    ),
-                )
-            } else {
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    AppError::validation("the request body could not be read"),
-                )
-            };
+        Err(Unread::TooLarge) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                AppError::validation(format!(
+                    "the request body must be at most {MAX_BODY_BYTES} bytes"
+                )),
+            )
+        }
+        Err(Unread::Broken) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                AppError::validation("the request body could not be read"),
+            )
         }
     };
     if let Some(field) = nul_in_body(&bytes) {
@@ -69,6 +64,39 @@ pub async fn guard(request: Request, next: Next) -> Response {
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Past this, an oversized body is not even read to its end (the connection is dropped).
+const MAX_DISCARDED_BYTES: usize = 4 * MAX_BODY_BYTES;
+
+enum Unread {
+    TooLarge,
+    Broken,
+}
+
+/// The body, up to [`MAX_BODY_BYTES`]. Past that the rest is read and thrown away (up to
+/// [`MAX_DISCARDED_BYTES`]; the request timeout bounds the time) so that the client, still
+/// sending, can read the 413 instead of a broken connection; memory stays at the bound.
+async fn read_bounded(mut body: Body) -> Result<Bytes, Unread> {
+    use http_body_util::BodyExt;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else {
+            continue; // trailers
+        };
+        total += data.len();
+        if total <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        } else if total > MAX_DISCARDED_BYTES {
+            break;
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        Err(Unread::TooLarge)
+    } else {
+        Ok(Bytes::from(kept))
+    }
 }
 
 /// The field of a JSON or form body that carries a NUL. Cheap for the usual body: only one

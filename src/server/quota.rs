@@ -321,8 +321,8 @@ pub async fn set_user_quota(
 }
 
 /// Checks a change of a user's plan and personal limit without writing it (400s naming the
-/// field), so that a request changing several things can check them all first.
-pub async fn check_user_quota(
+/// field).
+async fn check_user_quota(
     state: &AppState,
     plan: Option<Option<Uuid>>,
     limit_override: Option<Option<i64>>,

@@ -28,6 +28,15 @@ impl Pool {
         }
     }
 
+    /// A 503 now when the queue is full (a caller can refuse before doing other work; `run`
+    /// still holds the bound).
+    pub fn refuse_if_full(&self) -> Result<()> {
+        match self.max_waiting {
+            Some(max) if self.waiting.load(Ordering::Acquire) >= max => Err(busy()),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs `work` on the blocking pool once a permit is free; a full queue is a 503.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -37,11 +46,7 @@ impl Pool {
         let _waiting = Decrement(&self.waiting);
         if self.max_waiting.is_some_and(|max| waiting >= max) {
             tracing::warn!(pool = self.name, waiting, "refused: too much work queued");
-            return Err(AppError::new(
-                ErrorCode::Busy,
-                "the server is busy; try again in a few seconds",
-            )
-            .into());
+            return Err(busy());
         }
         let _permit = self
             .permits
@@ -53,6 +58,14 @@ impl Pool {
             .await
             .map_err(|e| Error::internal(format!("{} task: {e}", self.name)))
     }
+}
+
+fn busy() -> Error {
+    AppError::new(
+        ErrorCode::Busy,
+        "the server is busy; try again in a few seconds",
+    )
+    .into()
 }
 
 struct Decrement<'a>(&'a AtomicUsize);

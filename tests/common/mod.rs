@@ -281,11 +281,43 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
 /// The `data` of every server-sent event of a finished response, JSON-decoded; `[DONE]` is
 /// kept as the string "[DONE]".
 pub async fn sse_data(res: reqwest::Response) -> Vec<Value> {
-    let text = res.text().await.expect("SSE body");
-    text.lines()
+    sse_events(&res.bytes().await.expect("SSE body"))
+}
+
+/// The `data:` payloads of (part of) an SSE body: JSON values, `[DONE]` as a string.
+pub fn sse_events(body: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(body)
+        .lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_string())))
         .collect()
+}
+
+/// Reads a streamed body until at least `n` bytes have arrived.
+pub async fn read_at_least<S, B>(body: &mut S, n: usize) -> Vec<u8>
+where
+    S: futures_util::Stream<Item = reqwest::Result<B>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    use futures_util::StreamExt;
+    let mut received = Vec::new();
+    while received.len() < n {
+        let chunk = body.next().await.expect("more body").expect("body chunk");
+        received.extend_from_slice(chunk.as_ref());
+    }
+    received
+}
+
+/// Reads a streamed body to its end (or until the connection breaks), after `received`.
+pub async fn read_to_end<S, B>(body: &mut S, received: &mut Vec<u8>)
+where
+    S: futures_util::Stream<Item = reqwest::Result<B>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    use futures_util::StreamExt;
+    while let Some(Ok(chunk)) = body.next().await {
+        received.extend_from_slice(chunk.as_ref());
+    }
 }
 
 /// The text of the content deltas among SSE chunks.

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 /// Counts a sign-up attempt, then answers how many the address made since `since`, this one
 /// included: parallel attempts each see the others that went before, so no more than the
-/// limit get through together.
+/// limit get through together. Attempts older than `since` are forgotten on the way, so the
+/// table holds at most an hour of them.
 pub async fn record_and_count(
     db: &Db,
     ip: &str,
@@ -16,6 +17,10 @@ pub async fn record_and_count(
 ) -> Result<(Uuid, i64), sqlx::Error> {
     let id = Uuid::new_v4();
     with_db!(db, |pool| {
+        sqlx::query("delete from signup_attempts where created_at <= $1")
+            .bind(since)
+            .execute(pool)
+            .await?;
         sqlx::query("insert into signup_attempts (id, ip, created_at) values ($1, $2, $3)")
             .bind(id)
             .bind(ip)
@@ -33,12 +38,11 @@ pub async fn record_and_count(
     })
 }
 
-/// Uncounts a refused attempt and forgets attempts older than `before`.
-pub async fn forget(db: &Db, id: Uuid, before: DateTime<Utc>) -> Result<(), sqlx::Error> {
+/// Uncounts a refused attempt.
+pub async fn forget(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query("delete from signup_attempts where id = $1 or created_at <= $2")
+        sqlx::query("delete from signup_attempts where id = $1")
             .bind(id)
-            .bind(before)
             .execute(pool)
             .await?;
         Ok(())

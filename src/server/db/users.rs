@@ -16,6 +16,13 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns of a [`UserRow`], in its order: one list for every statement that reads one.
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, role, disabled, approval, created_at, updated_at"
+    };
+}
+
 pub struct NewUser<'a> {
     pub id: Uuid,
     pub email: &'a str,
@@ -28,11 +35,14 @@ pub struct NewUser<'a> {
 /// Inserts a user; a taken e-mail is a unique violation for the caller to turn into a 409.
 pub async fn insert(db: &Db, user: NewUser<'_>) -> Result<UserRow, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(
-            "insert into users (id, email, password_hash, role, disabled, approval, created_at, updated_at)
+        sqlx::query_as(concat!(
+            "insert into users (",
+            user_columns!(),
+            ")
              values ($1, $2, $3, $4, false, $6, $5, $5)
-             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
-        )
+             returning ",
+            user_columns!()
+        ))
         .bind(user.id)
         .bind(user.email)
         .bind(user.password_hash)
@@ -46,10 +56,12 @@ pub async fn insert(db: &Db, user: NewUser<'_>) -> Result<UserRow, sqlx::Error> 
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(
-            "select id, email, password_hash, role, disabled, approval, created_at, updated_at
-             from users where email = $1",
-        )
+        sqlx::query_as(concat!(
+            "select ",
+            user_columns!(),
+            "
+             from users where email = $1"
+        ))
         .bind(email)
         .fetch_optional(pool)
         .await
@@ -58,10 +70,12 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx
 
 pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(
-            "select id, email, password_hash, role, disabled, approval, created_at, updated_at
-             from users where id = $1",
-        )
+        sqlx::query_as(concat!(
+            "select ",
+            user_columns!(),
+            "
+             from users where id = $1"
+        ))
         .bind(id)
         .fetch_optional(pool)
         .await
@@ -71,12 +85,14 @@ pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Erro
 /// Users by sign-up time, oldest first, a page at a time.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(
-            "select id, email, password_hash, role, disabled, approval, created_at, updated_at
+        sqlx::query_as(concat!(
+            "select ",
+            user_columns!(),
+            "
              from users
              order by case when approval = 'pending' then 0 else 1 end, created_at, email
-             limit $1 offset $2",
-        )
+             limit $1 offset $2"
+        ))
         .bind(limit)
         .bind(offset)
         .fetch_all(pool)
@@ -106,11 +122,12 @@ pub async fn decide_approval(
     now: DateTime<Utc>,
 ) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
-        sqlx::query_as(
+        sqlx::query_as(concat!(
             "update users set approval = $2, updated_at = $3
              where id = $1 and approval = 'pending'
-             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
-        )
+             returning ",
+            user_columns!()
+        ))
         .bind(id)
         .bind(approval)
         .bind(now)
@@ -130,12 +147,13 @@ pub async fn update(
 ) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let row: Option<UserRow> = sqlx::query_as(
+        let row: Option<UserRow> = sqlx::query_as(concat!(
             "update users set role = coalesce($2, role), disabled = coalesce($3, disabled),
                     updated_at = $4
              where id = $1
-             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
-        )
+             returning ",
+            user_columns!()
+        ))
         .bind(id)
         .bind(role)
         .bind(disabled)
@@ -153,7 +171,8 @@ pub async fn update(
     })
 }
 
-/// Makes an existing user an enabled admin with a new password, in one statement.
+/// Makes an existing user an enabled, approved admin with a new password and ends their
+/// sessions, in one transaction.
 pub async fn promote_to_admin(
     db: &Db,
     id: Uuid,
@@ -162,12 +181,13 @@ pub async fn promote_to_admin(
 ) -> Result<Option<UserRow>, sqlx::Error> {
     with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let row: Option<UserRow> = sqlx::query_as(
+        let row: Option<UserRow> = sqlx::query_as(concat!(
             "update users set role = 'admin', disabled = false, approval = 'approved',
                  password_hash = $2, updated_at = $3
              where id = $1
-             returning id, email, password_hash, role, disabled, approval, created_at, updated_at",
-        )
+             returning ",
+            user_columns!()
+        ))
         .bind(id)
         .bind(password_hash)
         .bind(now)

@@ -105,10 +105,10 @@ pub async fn update_user(
             "nothing to change: give role (user, admin), disabled (true, false), plan_id and/or token_limit_override",
         )));
     }
-    // Every field is checked before any is written: a refused one changes nothing.
+    // Every field is checked before any is written: the role rule here, the plan and limit
+    // by `set_user_quota` before its write, which comes first.
     accounts::check_user_change(&admin, id, role, body.disabled)?;
     if quota_change {
-        quota::check_user_quota(&state, plan, body.token_limit_override).await?;
         quota::set_user_quota(&state, id, plan, body.token_limit_override).await?;
     }
     if role.is_some() || body.disabled.is_some() {

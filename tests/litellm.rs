@@ -7,6 +7,7 @@
 mod common;
 
 use common::{my_id, sse_data, sse_text, usage_days, Backend, TestApp};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokenmeter::domain::money::usd_f64_to_nanos;
@@ -40,6 +41,8 @@ on_both_backends!(
     chat_through_litellm_records_what_litellm_reports,
     a_sync_stores_what_litellm_reports_per_day,
     in_a_non_utc_zone_a_sync_stores_local_days,
+    estimated_calls_are_corrected_to_litellm_within_a_minute,
+    a_correction_after_a_sync_does_not_count_twice,
 );
 
 async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
@@ -365,4 +368,227 @@ async fn in_a_non_utc_zone_a_sync_stores_local_days(backend: Backend) {
         days.iter().all(|d| d.source == "litellm" && !d.drifted),
         "{days:?}"
     );
+}
+
+/// A streamed send whose client goes away after the first chunk.
+async fn abandoned(app: &TestApp, client: &reqwest::Client, n: usize) {
+    let res = client
+        .post(app.url("/api/chat/completions"))
+        .json(&json!({"model": "gpt-4o-mini", "stream": true,
+                      "messages": [{"role": "user", "content": format!("I will not wait for this {n}")}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    body.next().await.expect("a first chunk").unwrap();
+}
+
+/// A streamed send read to its end.
+async fn streamed(app: &TestApp, client: &reqwest::Client, n: usize) {
+    let res = client
+        .post(app.url("/api/chat/completions"))
+        .json(&json!({"model": "gpt-4o-mini", "stream": true,
+                      "messages": [{"role": "user", "content": format!("stream this one {n}")}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!sse_data(res).await.is_empty());
+}
+
+/// LiteLLM's total tokens for a user over the last hour, once its spend log holds `calls`
+/// successful calls.
+async fn litellm_total(user: uuid::Uuid, calls: usize) -> i64 {
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d%%20%H:%M:%S").to_string();
+    let path = format!(
+        "/spend/logs/v2?user_id={user}&start_date={}&end_date={}&page=1&page_size=100",
+        fmt(now - chrono::Duration::hours(1)),
+        fmt(now + chrono::Duration::hours(1)),
+    );
+    let logs = litellm_when(&path, |b| {
+        b["data"]
+            .as_array()
+            .map(|d| d.iter().filter(|r| r["status"] == "success").count())
+            == Some(calls)
+    })
+    .await;
+    logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "success")
+        .map(|r| r["total_tokens"].as_i64().unwrap())
+        .sum()
+}
+
+/// (estimated, tokens) of each of the user's calls.
+async fn calls_of(app: &TestApp, user: uuid::Uuid) -> Vec<(bool, i64)> {
+    with_pool!(&app.db, |p| sqlx::query_as(
+        "select estimated, prompt_tokens + completion_tokens from usage_records
+         where user_id = $1 order by created_at"
+    )
+    .bind(user)
+    .fetch_all(p)
+    .await)
+    .unwrap()
+}
+
+/// The user's tokens as quotas see them (the shown figures of every day).
+async fn app_total(app: &TestApp, user: uuid::Uuid) -> i64 {
+    usage_days(app, user)
+        .await
+        .iter()
+        .map(|d| d.tokens_used)
+        .sum()
+}
+
+async fn estimated_calls_are_corrected_to_litellm_within_a_minute(backend: Backend) {
+    // No daily sync: what corrects the figures is the reconciler alone.
+    let app = app_on_peer(
+        backend,
+        &[
+            ("TOKENMETER_USAGE_SYNC_AT", "off"),
+            ("TOKENMETER_RECONCILE_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        let client = app.signed_up(&format!("user{i}@example.com")).await;
+        let id = my_id(&app, &client).await;
+        users.push((client, id));
+    }
+    // Each user: 4 plain, 4 streamed and 4 abandoned replies, the four users at once.
+    futures_util::future::join_all(users.iter().map(|(client, _)| async {
+        for n in 0..4 {
+            chat(&app, client, &["gpt-4o-mini"]).await;
+            streamed(&app, client, n).await;
+            abandoned(&app, client, n).await;
+        }
+    }))
+    .await;
+    // Every call recorded (an abandoned one a moment after its client left).
+    for (_, id) in &users {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while calls_of(&app, *id).await.len() < 12 {
+            assert!(Instant::now() < deadline, "12 calls recorded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut estimated = 0;
+    let mut before = Vec::new();
+    for (_, id) in &users {
+        let calls = calls_of(&app, *id).await;
+        estimated += calls.iter().filter(|(e, _)| *e).count();
+        before.push((app_total(&app, *id).await, litellm_total(*id, 12).await));
+    }
+    assert!(
+        estimated > 0,
+        "abandoned replies are recorded with our estimate: {before:?}"
+    );
+    assert!(
+        before.iter().any(|(ours, theirs)| ours != theirs),
+        "the estimates differ from LiteLLM's figures: {before:?}"
+    );
+
+    let started = Instant::now();
+    let runner = tokenmeter::server::jobs::runner::Runner::start(&app.state).unwrap();
+    for (i, (client, id)) in users.iter().enumerate() {
+        let theirs = before[i].1;
+        while app_total(&app, *id).await != theirs {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "user {i}: the app's count ({}) never reached LiteLLM's ({theirs})",
+                app_total(&app, *id).await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // What the user and the quota see, and the ledger agree; no sync did it.
+        let (_, me) = app.get(client, "/api/profile/usage").await;
+        assert_eq!(me["data"]["tokens_used"], theirs, "{me}");
+        let calls = calls_of(&app, *id).await;
+        assert!(calls.iter().all(|(e, _)| !e), "all corrected: {calls:?}");
+        assert_eq!(calls.iter().map(|(_, t)| t).sum::<i64>(), theirs);
+        let days = usage_days(&app, *id).await;
+        assert_eq!(days.len(), 1);
+        assert_eq!(days[0].source, "app", "no sync ran");
+        assert_eq!(days[0].litellm_tokens_used, None, "no sync ran");
+        assert_eq!(days[0].requests_count, 12);
+        let by_model: i64 = days[0].model_usage.0.values().map(|m| m.tokens).sum();
+        assert_eq!(by_model, theirs, "the per-model figures too");
+    }
+    eprintln!(
+        "estimated calls: {estimated} of 48; before: {before:?}; corrected within {:?}",
+        started.elapsed()
+    );
+    // The kept replies' messages carry the upstream's figures too.
+    let still: i64 = with_pool!(&app.db, |p| sqlx::query_scalar(
+        "select count(*) from messages where usage_estimated"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(still, 0);
+    runner.stop().await;
+}
+
+async fn a_correction_after_a_sync_does_not_count_twice(backend: Backend) {
+    let app = app_on_peer(
+        backend,
+        &[
+            ("TOKENMETER_USAGE_SYNC_AT", "off"),
+            ("TOKENMETER_RECONCILE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    let alice = app.signed_up("alice@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    for n in 0..4 {
+        abandoned(&app, &alice, n).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls_of(&app, alice_id).await.len() < 4 {
+        assert!(Instant::now() < deadline, "4 calls recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let theirs = litellm_total(alice_id, 4).await;
+    let estimated = calls_of(&app, alice_id)
+        .await
+        .iter()
+        .filter(|c| c.0)
+        .count();
+    assert!(estimated > 0, "abandoned replies are estimated");
+
+    // The sync sets the day to LiteLLM's figures, which count every call already...
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/admin/users/{alice_id}/usage/sync"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app_total(&app, alice_id).await, theirs);
+    // ...so correcting the calls afterwards changes the app's own figures, not the shown ones.
+    let pass = tokenmeter::server::usage_reconcile::reconcile_estimates(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(pass.corrected, estimated, "{pass:?}");
+    assert_eq!(app_total(&app, alice_id).await, theirs, "not counted twice");
+    let app_own: i64 = with_pool!(&app.db, |p| sqlx::query_scalar(
+        "select app_tokens_used from usage_history where user_id = $1"
+    )
+    .bind(alice_id)
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(app_own, theirs, "the app's own figures are LiteLLM's now");
+    // A second pass finds nothing left to do.
+    let again = tokenmeter::server::usage_reconcile::reconcile_estimates(&app.state)
+        .await
+        .unwrap();
+    assert_eq!((again.waiting, again.corrected), (0, 0));
 }

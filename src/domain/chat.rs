@@ -180,9 +180,49 @@ pub fn add_model_usage(
     }
 }
 
+/// Corrects one completion already counted in a day's per-model usage from its estimate to the
+/// upstream's figures (`old_cost`/`new_cost`: `None` when unpriced). No request is added; no
+/// figure goes below zero.
+pub fn correct_model_usage(
+    map: &mut ModelUsageMap,
+    model: &str,
+    old: (i64, i64, Option<i64>),
+    new: (i64, i64, Option<i64>),
+) {
+    let entry = map.entry(model.to_string()).or_default();
+    let shift = |v: &mut i64, by: i64| *v = (*v + by).max(0);
+    shift(&mut entry.prompt_tokens, new.0 - old.0);
+    shift(&mut entry.completion_tokens, new.1 - old.1);
+    shift(&mut entry.tokens, (new.0 + new.1) - (old.0 + old.1));
+    shift(
+        &mut entry.cost_nanos,
+        new.2.unwrap_or(0) - old.2.unwrap_or(0),
+    );
+    if new.2.is_none() {
+        entry.unpriced = true;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_correction_moves_the_figures_without_adding_a_request() {
+        let mut map = ModelUsageMap::new();
+        add_model_usage(&mut map, "gpt", 10, 5, Some(150));
+        add_model_usage(&mut map, "gpt", 8, 2, None);
+        correct_model_usage(&mut map, "gpt", (8, 2, None), (9, 20, Some(290)));
+        let gpt = &map["gpt"];
+        assert_eq!(
+            (gpt.prompt_tokens, gpt.completion_tokens, gpt.tokens),
+            (19, 25, 44)
+        );
+        assert_eq!((gpt.requests, gpt.cost_nanos), (2, 440));
+        // An estimate above the upstream's figure lowers the day, never below zero.
+        correct_model_usage(&mut map, "gpt", (100, 0, Some(0)), (1, 0, Some(0)));
+        assert_eq!(map["gpt"].prompt_tokens, 0);
+    }
 
     #[test]
     fn titles_come_from_the_first_line_cut_at_a_word() {

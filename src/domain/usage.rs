@@ -77,6 +77,8 @@ pub struct SpendLog {
     pub start: DateTime<Utc>,
     pub model: String,
     pub usage: ModelUsage,
+    /// LiteLLM's id of the call (`litellm_call_id`, also its `x-litellm-call-id` header).
+    pub call_id: Option<String>,
 }
 
 /// Adds up requests by the day (of `tz`) they started on.
@@ -291,16 +293,19 @@ mod tests {
                 start: at("2026-11-27T18:29:59Z"),
                 model: "gpt".into(),
                 usage: usage(10, 1, 100),
+                call_id: None,
             },
             SpendLog {
                 start: at("2026-11-27T18:30:00Z"), // 00:00 on the 28th in Kolkata
                 model: "gpt".into(),
                 usage: usage(20, 1, 200),
+                call_id: None,
             },
             SpendLog {
                 start: at("2026-11-28T10:00:00Z"),
                 model: "claude".into(),
                 usage: usage(5, 1, 7),
+                call_id: None,
             },
         ];
         let kolkata = chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap();

@@ -95,6 +95,9 @@ pub struct Config {
     pub job_retention_days: i64,
     /// The local time of the daily usage sync (`None`: no daily sync).
     pub usage_sync_at: Option<chrono::NaiveTime>,
+    /// How often estimated calls are corrected from LiteLLM's spend logs (`None`: never;
+    /// see `server::usage_reconcile`).
+    pub reconcile_every: Option<std::time::Duration>,
     /// How long a send's held tokens last without renewal; a send renews them every third of
     /// this while its reply streams, so only a crashed one lets them expire.
     pub reservation_ttl: std::time::Duration,
@@ -268,6 +271,10 @@ impl Config {
                 Some(raw) => Some(chrono::NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| {
                     format!("TOKENMETER_USAGE_SYNC_AT must be HH:MM (local time) or off (got {raw:?})")
                 })?),
+            },
+            reconcile_every: match bounded(&var, "TOKENMETER_RECONCILE_SECONDS", 10, 0..=3600)? {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs as u64)),
             },
             reservation_ttl: std::time::Duration::from_secs(
                 bounded(&var, "TOKENMETER_RESERVATION_TTL_SECONDS", 1800, 1..=86_400)? as u64,

@@ -13,6 +13,7 @@ pub mod quota;
 pub mod sessions;
 pub mod signup_attempts;
 pub mod usage_history;
+pub mod usage_records;
 pub mod users;
 
 use crate::server::error::{Error, Result};

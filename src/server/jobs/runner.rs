@@ -79,6 +79,18 @@ impl Runner {
             tasks.push(tokio::spawn(worker(state.clone(), n, stopped.clone())));
         }
         tasks.push(tokio::spawn(maintenance(state.clone(), stopped.clone())));
+        // Estimated calls are corrected from LiteLLM's spend logs.
+        if let Some(every) = state
+            .config
+            .reconcile_every
+            .filter(|_| state.llm.is_litellm())
+        {
+            tasks.push(tokio::spawn(crate::server::usage_reconcile::run(
+                state.clone(),
+                every,
+                stopped.clone(),
+            )));
+        }
         if let Db::Postgres(pool) = &state.db {
             tasks.push(tokio::spawn(listen(state.clone(), pool.clone(), stopped)));
         }

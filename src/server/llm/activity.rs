@@ -133,7 +133,8 @@ impl Llm {
         })
     }
 
-    async fn spend_logs(
+    /// A user's successful requests that started in `[start, end)`, all pages.
+    pub async fn spend_logs(
         &self,
         user_id: &str,
         start: DateTime<Utc>,
@@ -280,6 +281,10 @@ pub fn parse_spend_logs(body: &Value) -> Result<(Vec<SpendLog>, u32), String> {
                 cost_nanos: usd(&row["spend"], &format!("request {id} spend"))?,
                 unpriced: false,
             },
+            call_id: row["litellm_call_id"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
         });
     }
     Ok((logs, total_pages))
@@ -328,6 +333,10 @@ mod tests {
         assert_eq!(logs[0].usage.tokens, 17);
         assert_eq!(logs[0].usage.cost_nanos, 147_000);
         assert_eq!(logs[0].start.to_rfc3339(), "2026-11-28T03:03:14.678+00:00");
+        assert_eq!(
+            logs[0].call_id.as_deref(),
+            Some("878e54e6-0f2e-45aa-a8cd-e2698581f5a2")
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 #               http://127.0.0.1:3000 with SQLite at ./data/tokenmeter.db
 #   make test   everything: fmt, clippy (server and wasm), unit + HTTP tests on SQLite and a
 #               throwaway PostgreSQL, the integration suite against the real LiteLLM proxy
-#               (../shared/litellm-peer), and the browser tests in Chromium
+#               (../shared/litellm-peer), the API fuzzed by schemathesis on both databases,
+#               and the browser tests in Chromium
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -14,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 LOG_DIR := $(CURDIR)/target/test-logs
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help run dev build test lint unit e2e tools wasm-target cargo-leptos wasm-bindgen node-tools chromium clean
+.PHONY: help run dev build test lint unit fuzz e2e tools wasm-target cargo-leptos wasm-bindgen node-tools chromium clean
 
 help:
 	@echo "make run   - install what is missing, build (release), migrate and serve on http://127.0.0.1:3000"
@@ -29,7 +30,7 @@ run: tools
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" migrate
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" serve
 
-test: tools chromium lint unit e2e
+test: tools chromium lint unit fuzz e2e
 	@scripts/test-summary.sh "$(LOG_DIR)"
 
 ## ---- pieces ------------------------------------------------------------------------------
@@ -48,6 +49,13 @@ unit:
 	mkdir -p "$(LOG_DIR)"
 	scripts/with-postgres.sh scripts/with-litellm.sh cargo test --features ssr 2>&1 \
 	  | tee "$(LOG_DIR)/cargo-test.log"
+
+# The whole REST API fuzzed by schemathesis (pinned, own venv) against the real server on
+# SQLite and PostgreSQL, as a user and as an admin: zero failures.
+fuzz:
+	mkdir -p "$(LOG_DIR)"
+	cargo build --features ssr --bin tokenmeter
+	scripts/with-postgres.sh scripts/fuzz-api.sh 2>&1 | tee "$(LOG_DIR)/fuzz.log"
 
 e2e:
 	mkdir -p "$(LOG_DIR)"

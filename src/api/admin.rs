@@ -15,6 +15,7 @@ pub async fn admin_user_counts() -> Result<UserCountsDto, AppError> {
 
 /// What the users page shows: every user with plan and usage, and the plans to pick from.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AdminUsersPageDto {
     pub users: Vec<AdminUserDto>,
     pub plans: Vec<PlanDto>,

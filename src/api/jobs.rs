@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct JobDto {
     pub id: Uuid,
     #[serde(rename = "type")]
@@ -49,6 +50,7 @@ impl JobDto {
 
 /// A page of jobs, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct JobPageDto {
     pub jobs: Vec<JobDto>,
     pub total: i64,
@@ -62,6 +64,8 @@ pub struct JobPageDto {
 
 /// Filters of the admin jobs page (kept in its URL).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct JobFilterDto {
     #[serde(rename = "type")]

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 /// A user as clients see it (never the password hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserDto {
     pub id: Uuid,
     pub email: String,
@@ -39,6 +40,7 @@ impl UserDto {
 
 /// A personal API token as listed: its name and first characters, never the secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApiTokenDto {
     pub id: Uuid,
     pub name: String,
@@ -49,6 +51,7 @@ pub struct ApiTokenDto {
 
 /// A token just created: the only time its secret is shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CreatedTokenDto {
     pub token: ApiTokenDto,
     pub secret: String,
@@ -56,6 +59,7 @@ pub struct CreatedTokenDto {
 
 /// What a password change ended besides the old password.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PasswordChangedDto {
     pub other_sessions_ended: i64,
     pub api_tokens_revoked: i64,
@@ -63,6 +67,7 @@ pub struct PasswordChangedDto {
 
 /// Head counts for the admin overview.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserCountsDto {
     pub users: i64,
     pub admins: i64,

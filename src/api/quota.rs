@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PlanDto {
     pub id: Uuid,
     pub name: String,
@@ -20,6 +21,7 @@ pub struct PlanDto {
 
 /// A user as the admin list shows them: the account, its plan and the period's usage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AdminUserDto {
     #[serde(flatten)]
     pub user: super::UserDto,
@@ -38,6 +40,7 @@ pub struct AdminUserDto {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestedPlanDto {
     pub id: Uuid,
     pub name: String,
@@ -45,6 +48,7 @@ pub struct RequestedPlanDto {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct QuotaDto {
     /// `None`: unlimited.
     pub limit: Option<i64>,
@@ -54,6 +58,7 @@ pub struct QuotaDto {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageDto {
     /// First and last day of the period (`YYYY-MM-DD`, in the configured timezone).
     pub period_start: String,

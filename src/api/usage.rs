@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 /// One model's share of a day or of a range.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelUsageDto {
     pub tokens: i64,
     pub prompt_tokens: i64,
@@ -21,6 +22,7 @@ pub struct ModelUsageDto {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageDayDto {
     /// `YYYY-MM-DD`, a day of the configured timezone.
     pub date: String,
@@ -38,6 +40,7 @@ pub struct UsageDayDto {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageTotalsDto {
     pub tokens_used: i64,
     pub prompt_tokens: i64,
@@ -47,6 +50,7 @@ pub struct UsageTotalsDto {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageHistoryDto {
     pub user_id: Uuid,
     pub email: String,
@@ -84,6 +88,7 @@ pub async fn admin_usage_history(user_id: Uuid, days: i64) -> Result<UsageHistor
 /// A user as the admin's usage page heads it: who, their month, and whether there is a
 /// LiteLLM proxy to sync from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AdminUserUsageDto {
     pub user_id: Uuid,
     pub email: String,
@@ -108,6 +113,7 @@ pub async fn admin_sync_user_usage(user_id: Uuid) -> Result<i64, AppError> {
 
 /// A user among the heaviest in a range.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TopUserDto {
     pub user_id: Uuid,
     pub email: String,
@@ -118,6 +124,7 @@ pub struct TopUserDto {
 
 /// Everyone's usage over a range, for `/admin/usage`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageAnalyticsDto {
     pub from: String,
     pub to: String,

@@ -22,6 +22,7 @@ pub const MAX_TOKEN_NAME_LEN: usize = 64;
 /// What a user may do. Stored as the lower-case name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Role {
     User,
     Admin,
@@ -73,6 +74,7 @@ impl FromStr for Role {
 /// account is `Pending` (it cannot sign in) until an admin approves or rejects it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Approval {
     Pending,
     Approved,

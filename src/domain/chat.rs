@@ -21,6 +21,8 @@ pub const MAX_CONTEXT_CHARS: usize = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", schema(as = MessageRole))]
 pub enum Role {
     System,
     User,
@@ -51,6 +53,7 @@ impl Role {
 /// How an assistant reply ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ReplyStatus {
     /// The upstream finished the reply.
     Complete,

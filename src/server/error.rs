@@ -53,6 +53,33 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_unique_violation())
 }
 
+/// The status of a server function's error. Leptos answers every error of a server function
+/// with 500; its body is our [`AppError`], whose code has a status of its own (400 for
+/// arguments that do not parse, 401, 403, 404, 409, ...). This puts that status on the
+/// response, so a client, a proxy and the logs see a refusal as a refusal, not our fault.
+pub async fn server_fn_status(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let is_fn = request.uri().path().starts_with("/api/fn/");
+    let response = next.run(request).await;
+    if !is_fn || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // An error body is a small JSON object; anything bigger is passed on as it came.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return axum::response::IntoResponse::into_response(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(error.code.status()) {
+            parts.status = status;
+        }
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::page_guard,
         ))
+        .layer(axum::middleware::from_fn(error::server_fn_status))
         .layer(axum::middleware::from_fn(input::guard))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

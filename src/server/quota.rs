@@ -203,7 +203,7 @@ pub async fn list_plans(state: &AppState) -> Result<Vec<PlanDto>> {
 }
 
 /// A plan as an admin writes it.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanInput {
     pub name: String,

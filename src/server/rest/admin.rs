@@ -1,6 +1,6 @@
 //! `/api/admin/*`: admins only.
 
-use super::{created, ok, parse_id, ApiError, ApiJson, ApiQuery, ApiResult};
+use super::{created, ok, parse_id, ApiError, ApiJson, ApiQuery, ApiResult, Envelope};
 use crate::api::error::AppError;
 use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::api::UserDto;
@@ -11,13 +11,22 @@ use crate::server::{accounts, quota};
 use axum::extract::{Path, State};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    tag = "admin",
+    params(Page),
+    responses((status = 200, description = "users with their plan and usage", body = Envelope<Vec<AdminUserDto>>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/users?limit=100&offset=0`: users with their plan and the period's usage.
 pub async fn list_users(
     State(state): State<AppState>,
@@ -29,7 +38,7 @@ pub async fn list_users(
     ok(users)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     email: String,
@@ -42,6 +51,14 @@ fn parse_role(raw: &str) -> Result<Role, ApiError> {
         .map_err(|msg| ApiError(AppError::validation(msg)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users",
+    tag = "admin",
+    request_body = NewUser,
+    responses((status = 201, description = "the new user", body = Envelope<UserDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/users {email, password, role?}`: 201 with the new user.
 pub async fn create_user(
     State(state): State<AppState>,
@@ -73,7 +90,7 @@ fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     role: Option<String>,
@@ -86,6 +103,15 @@ pub struct UserPatch {
     token_limit_override: Option<Option<i64>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    request_body = UserPatch,
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "the user as changed", body = Envelope<UserDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `PATCH /api/admin/users/{id} {role?, disabled?, plan_id?, token_limit_override?}`
 pub async fn update_user(
     State(state): State<AppState>,
@@ -121,6 +147,14 @@ pub async fn update_user(
     ok(user.into())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/approve",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "approved (409 when not pending)", body = Envelope<UserDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/users/{id}/approve`: lets a pending sign-up in (409 when not pending).
 pub async fn approve_user(
     State(state): State<AppState>,
@@ -131,6 +165,14 @@ pub async fn approve_user(
     ok(accounts::decide_signup(&state, &admin, id, true).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/reject",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "rejected (409 when not pending)", body = Envelope<UserDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/users/{id}/reject`: refuses a pending sign-up (409 when not pending); the
 /// account stays, unable to sign in, so the address cannot queue again.
 pub async fn reject_user(
@@ -142,6 +184,13 @@ pub async fn reject_user(
     ok(accounts::decide_signup(&state, &admin, id, false).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/plans",
+    tag = "admin",
+    responses((status = 200, description = "the plans", body = Envelope<Vec<PlanDto>>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/plans` (also public as `GET /api/plans`).
 pub async fn list_plans(
     State(state): State<AppState>,
@@ -150,6 +199,14 @@ pub async fn list_plans(
     ok(quota::list_plans(&state).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/plans",
+    tag = "admin",
+    request_body = quota::PlanInput,
+    responses((status = 201, description = "the new plan", body = Envelope<PlanDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/plans {name, monthly_token_limit, price_label?, description?, sort_order?, is_default?}`
 pub async fn create_plan(
     State(state): State<AppState>,
@@ -159,7 +216,7 @@ pub async fn create_plan(
     created(quota::create_plan(&state, body).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanPatch {
     name: Option<String>,
@@ -171,6 +228,15 @@ pub struct PlanPatch {
     is_default: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/admin/plans/{id}",
+    tag = "admin",
+    request_body = PlanPatch,
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "the plan as changed", body = Envelope<PlanDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `PATCH /api/admin/plans/{id}`: the fields given change (`monthly_token_limit: null` is unlimited).
 pub async fn update_plan(
     State(state): State<AppState>,

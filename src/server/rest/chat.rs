@@ -2,7 +2,7 @@
 //! OpenAI's shapes on success, so OpenAI clients work with `base_url = <site>/api`; their
 //! errors use the envelope, whose `error.message` those clients read as well.
 
-use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult};
+use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult, Envelope};
 use crate::api::chat::{ConversationDetailDto, ConversationDto};
 use crate::api::error::AppError;
 use crate::domain::chat::Role;
@@ -16,12 +16,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CompletionBody {
     model: String,
     messages: Vec<BodyMessage>,
@@ -36,9 +36,11 @@ pub struct CompletionBody {
     // Other OpenAI parameters (n, user, tools, ...) are accepted and not forwarded.
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct BodyMessage {
+    /// system, user or assistant
     role: String,
+    /// a string, or OpenAI's array of `{"type": "text", "text": ...}` parts
     content: Value,
 }
 
@@ -95,16 +97,94 @@ fn send_request(body: CompletionBody) -> Result<(SendRequest, bool), AppError> {
     ))
 }
 
-fn usage_json(outcome: &Outcome) -> Value {
-    json!({
-        "prompt_tokens": outcome.prompt_tokens,
-        "completion_tokens": outcome.completion_tokens,
-        "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
-        "cost": outcome.cost_nanos.map(decimal_usd),
-        "estimated": outcome.usage_estimated,
-    })
+/// A reply's usage, in the whole reply and in the stream's usage event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CompletionUsage {
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+    /// exact USD as a decimal string; `null` when the model has no price
+    cost: Option<String>,
+    /// our tokenizer's count, not the upstream's (corrected later when LiteLLM logs the call)
+    estimated: bool,
 }
 
+fn usage_of(outcome: &Outcome) -> CompletionUsage {
+    CompletionUsage {
+        prompt_tokens: outcome.prompt_tokens,
+        completion_tokens: outcome.completion_tokens,
+        total_tokens: outcome.prompt_tokens + outcome.completion_tokens,
+        cost: outcome.cost_nanos.map(decimal_usd),
+        estimated: outcome.usage_estimated,
+    }
+}
+
+fn usage_json(outcome: &Outcome) -> Value {
+    json!(usage_of(outcome))
+}
+
+/// OpenAI's `chat.completion`, with the conversation and the stored reply's ids.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChatCompletion {
+    /// `chatcmpl-` and the reply's id
+    id: String,
+    /// always `chat.completion`
+    object: &'static str,
+    /// Unix seconds
+    created: i64,
+    model: String,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    choices: Vec<Choice>,
+    usage: CompletionUsage,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Choice {
+    index: i64,
+    message: ReplyMessage,
+    /// always `stop`
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReplyMessage {
+    /// always `assistant`
+    role: &'static str,
+    content: String,
+}
+
+/// OpenAI's model list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    /// always `list`
+    object: &'static str,
+    data: Vec<ModelEntry>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ModelEntry {
+    id: String,
+    /// always `model`
+    object: &'static str,
+    /// `litellm`, `openai` or `demo`: who serves it
+    owned_by: &'static str,
+}
+
+/// `DELETE /api/conversations/{id}`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    deleted: Uuid,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/chat/completions",
+    tag = "chat",
+    request_body = CompletionBody,
+    responses((status = 200, description = "the whole reply as OpenAI's `chat.completion`; with `stream: true` server-sent `chat.completion.chunk` events, a usage event and `[DONE]`; the conversation's id also in the `x-conversation-id` header", content((ChatCompletion = "application/json"), (super::openapi::CompletionEvent = "text/event-stream")))),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/chat/completions`: OpenAI's request; `stream: true` answers with server-sent
 /// events. With `conversation_id` the stored conversation goes first and `messages` are the
 /// new ones; without it a new conversation is started. Recorded like a send from the page.
@@ -198,7 +278,7 @@ fn sse(started: Started) -> impl IntoResponse {
 
 /// The whole reply as one `chat.completion`; a failure mid-way is an error (the part that
 /// arrived is kept in the conversation).
-async fn whole(mut started: Started) -> Result<Json<Value>, ApiError> {
+async fn whole(mut started: Started) -> Result<Json<ChatCompletion>, ApiError> {
     let mut content = String::new();
     let outcome = loop {
         match started.pieces.recv().await {
@@ -210,54 +290,78 @@ async fn whole(mut started: Started) -> Result<Json<Value>, ApiError> {
     if let Some(error) = outcome.error {
         return Err(error.into());
     }
-    Ok(Json(json!({
-        "id": format!("chatcmpl-{}", started.reply_id),
-        "object": "chat.completion",
-        "created": started.created,
-        "model": started.model,
-        "conversation_id": started.conversation_id,
-        "message_id": started.reply_id,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "finish_reason": "stop",
+    Ok(Json(ChatCompletion {
+        id: format!("chatcmpl-{}", started.reply_id),
+        object: "chat.completion",
+        created: started.created,
+        model: started.model,
+        conversation_id: started.conversation_id,
+        message_id: started.reply_id,
+        choices: vec![Choice {
+            index: 0,
+            message: ReplyMessage {
+                role: "assistant",
+                content,
+            },
+            finish_reason: "stop",
         }],
-        "usage": usage_json(&outcome),
-    })))
+        usage: usage_of(&outcome),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/models",
+    tag = "chat",
+    responses((status = 200, description = "the models offered (OpenAI's list)", body = ModelList)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/models`: OpenAI's model list (`{"object": "list", "data": [{"id": ...}]}`); 502
 /// when the upstream cannot say.
 pub async fn models(
     State(state): State<AppState>,
     AuthUser(_me): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ModelList>, ApiError> {
     let models = state
         .llm
         .models()
         .await
         .map_err(crate::server::error::Error::from)?;
-    let data: Vec<Value> = models
+    let data = models
         .iter()
-        .map(|id| json!({"id": id, "object": "model", "owned_by": state.llm.kind()}))
+        .map(|id| ModelEntry {
+            id: id.clone(),
+            object: "model",
+            owned_by: state.llm.kind(),
+        })
         .collect();
-    Ok(Json(json!({"object": "list", "data": data})))
+    Ok(Json(ModelList {
+        object: "list",
+        data,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
     model: String,
     title: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationChange {
     title: Option<String>,
     model: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/conversations",
+    tag = "chat",
+    responses((status = 200, description = "the caller's conversations, most recent first", body = Envelope<Vec<ConversationDto>>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/conversations`: the caller's conversations, most recent first.
 pub async fn list_conversations(
     State(state): State<AppState>,
@@ -266,6 +370,14 @@ pub async fn list_conversations(
     ok(chat::list_conversations(&state, me.user.id).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/conversations",
+    tag = "chat",
+    request_body = NewConversation,
+    responses((status = 201, description = "an empty conversation", body = Envelope<ConversationDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/conversations {model, title?}`: an empty conversation.
 pub async fn create_conversation(
     State(state): State<AppState>,
@@ -277,6 +389,14 @@ pub async fn create_conversation(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}",
+    tag = "chat",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "the conversation and its messages", body = Envelope<ConversationDetailDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/conversations/{id}`: one of the caller's conversations with its messages.
 pub async fn get_conversation(
     State(state): State<AppState>,
@@ -287,6 +407,15 @@ pub async fn get_conversation(
     ok(chat::conversation_detail(&state, me.user.id, id).await?)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/conversations/{id}",
+    tag = "chat",
+    request_body = ConversationChange,
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "the conversation as changed", body = Envelope<ConversationDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `PATCH /api/conversations/{id} {title?, model?}`.
 pub async fn update_conversation(
     State(state): State<AppState>,
@@ -305,13 +434,21 @@ pub async fn update_conversation(
     .await?)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/conversations/{id}",
+    tag = "chat",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "deleted (its usage stays counted)", body = Envelope<Deleted>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `DELETE /api/conversations/{id}`: the conversation and its messages (not their usage).
 pub async fn delete_conversation(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<Value> {
+) -> ApiResult<Deleted> {
     let id = parse_id(&id, "id")?;
     chat::delete_conversation(&state, me.user.id, id).await?;
-    ok(json!({"deleted": id}))
+    ok(Deleted { deleted: id })
 }

@@ -2,7 +2,7 @@
 //! `/api/admin/jobs` (list, create, start a usage sync, ask for a report, cancel, download a
 //! report).
 
-use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiQuery, ApiResult};
+use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiQuery, ApiResult, Envelope};
 use crate::api::error::AppError;
 use crate::api::jobs::{JobDto, JobFilterDto, JobPageDto};
 use crate::domain::jobs::JobType;
@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OwnFilter {
     #[serde(rename = "type")]
@@ -23,6 +24,14 @@ pub struct OwnFilter {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/jobs",
+    tag = "jobs",
+    params(OwnFilter),
+    responses((status = 200, description = "the caller's jobs, newest first", body = Envelope<Vec<JobDto>>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/jobs?type=&status=`: the caller's jobs, newest first.
 pub async fn list_own(
     State(state): State<AppState>,
@@ -37,6 +46,14 @@ pub async fn list_own(
     ok(shown_to(&me, list))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "one of the caller's jobs", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/jobs/{id}`: one of the caller's jobs (anyone else's is 404).
 pub async fn get_own(
     State(state): State<AppState>,
@@ -57,6 +74,14 @@ fn shown_to(me: &crate::server::auth::Principal, jobs: Vec<JobDto>) -> Vec<JobDt
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/jobs/{id}",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "cancelled, or asked to stop", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `DELETE /api/jobs/{id}`: cancels one of the caller's jobs: a pending one at once, a running
 /// one is asked to stop; a finished one is 409.
 pub async fn cancel_own(
@@ -70,7 +95,8 @@ pub async fn cancel_own(
     ok(shown_to(&me, vec![job]).remove(0))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminFilter {
     #[serde(rename = "type")]
@@ -81,6 +107,14 @@ pub struct AdminFilter {
     offset: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs",
+    tag = "jobs",
+    params(AdminFilter),
+    responses((status = 200, description = "a page of every job", body = Envelope<JobPageDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/jobs?type=&status=&user_id=&limit=50&offset=0`: every job, newest first.
 pub async fn list_all(
     State(state): State<AppState>,
@@ -116,6 +150,13 @@ fn accepted(result: Created) -> ApiResult<JobDto> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs/usage-sync",
+    tag = "jobs",
+    responses((status = 202, description = "a new sync started", body = Envelope<JobDto>), (status = 200, description = "the sync already pending or running", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/jobs/usage-sync`: starts a sync of everyone's usage (202); while one is
 /// pending or running, that one (200).
 pub async fn start_usage_sync(
@@ -125,7 +166,7 @@ pub async fn start_usage_sync(
     accepted(jobs::start_usage_sync(&state, &admin.user).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     start_date: String,
@@ -141,6 +182,14 @@ async fn start_report(
     accepted(jobs::request_report(state, admin, start, end).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs/report",
+    tag = "jobs",
+    request_body = ReportRequest,
+    responses((status = 202, description = "a new report job", body = Envelope<JobDto>), (status = 200, description = "the same report already asked for", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/jobs/report {start_date, end_date}`: a CSV usage report, made in the
 /// background (202); download it from `/api/admin/jobs/{id}/result` once completed.
 pub async fn request_report(
@@ -151,7 +200,7 @@ pub async fn request_report(
     start_report(&state, admin.user.id, &body.start_date, &body.end_date).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJobRequest {
     #[serde(rename = "type")]
@@ -160,6 +209,14 @@ pub struct NewJobRequest {
     metadata: Value,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs",
+    tag = "jobs",
+    request_body = NewJobRequest,
+    responses((status = 202, description = "a new job", body = Envelope<JobDto>), (status = 200, description = "the same job already pending or running", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/jobs {type, metadata}`: any job type that has a handler.
 pub async fn create(
     State(state): State<AppState>,
@@ -186,6 +243,14 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/admin/jobs/{id}",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "cancelled, or asked to stop", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `DELETE /api/admin/jobs/{id}`: cancels any job.
 pub async fn cancel_any(
     State(state): State<AppState>,
@@ -196,6 +261,14 @@ pub async fn cancel_any(
     ok(jobs::cancel_job(&state, id).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/{id}",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "the job", body = Envelope<JobDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/jobs/{id}`: any job.
 pub async fn get_any(
     State(state): State<AppState>,
@@ -206,6 +279,14 @@ pub async fn get_any(
     ok(jobs::get_job(&state, id).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/{id}/result",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "the report as a CSV download", body = String, content_type = "text/csv")),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/jobs/{id}/result`: a completed report's CSV; 409 while it is not done.
 pub async fn result(
     State(state): State<AppState>,
@@ -227,6 +308,14 @@ pub async fn result(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/events",
+    tag = "jobs",
+    params(JobFilterDto),
+    responses((status = 200, description = "server-sent `jobs` events, each one page of jobs (its JSON the `data` of `GET /api/admin/jobs`), now and again on every change", body = super::openapi::JobsEvent, content_type = "text/event-stream")),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/jobs/events?type=&status=&offset=`: server-sent events for the admin jobs
 /// page: a `jobs` event with its page (as `GET /api/admin/jobs`) now and whenever it changes
 /// (checked every second, the caller's admin rights with it), so the page follows progress

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod chat;
 mod jobs;
+pub mod openapi;
 mod profile;
 mod usage;
 
@@ -23,11 +24,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-#[derive(Serialize)]
-struct Envelope<T> {
+/// A successful answer: `success` true, the `data`, `error` null.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Envelope<T> {
     success: bool,
     data: Option<T>,
     error: Option<AppError>,
+}
+
+/// A failed answer (every status from 400 up): `success` false, `data` null, the `error`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    success: bool,
+    #[schema(value_type = Option<()>)]
+    data: Option<()>,
+    error: AppError,
 }
 
 /// A successful answer: status and data.
@@ -52,10 +63,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = Envelope::<()> {
+        let body = ErrorEnvelope {
             success: false,
             data: None,
-            error: Some(self.0),
+            error: self.0,
         };
         (status, Json(body)).into_response()
     }
@@ -202,6 +213,7 @@ pub fn routes() -> Router<AppState> {
             get(jobs::get_any).delete(jobs::cancel_any),
         )
         .route("/api/admin/jobs/{id}/result", get(jobs::result))
+        .route("/api/openapi.json", get(openapi::document))
         .route(
             "/api/{*rest}",
             get(not_found)

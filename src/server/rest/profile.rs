@@ -1,20 +1,47 @@
 //! `/api/profile/*`: the caller's own things.
 
-use super::{created, ok, parse_id, ApiJson, ApiResult};
+use super::{created, ok, parse_id, ApiJson, ApiResult, Envelope};
 use crate::api::{ApiTokenDto, CreatedTokenDto};
 use crate::server::accounts;
 use crate::server::auth::AuthUser;
 use crate::server::state::AppState;
 use axum::extract::{Path, State};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-#[derive(Deserialize)]
+/// `DELETE /api/profile/tokens/{id}`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    revoked: Uuid,
+}
+
+/// `POST /api/profile/password`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PasswordChanged {
+    changed: bool,
+    other_sessions_ended: i64,
+    api_tokens_revoked: i64,
+}
+
+/// `POST /api/profile/plan-request`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlanRequested {
+    requested: Uuid,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     name: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/profile/tokens",
+    tag = "profile",
+    responses((status = 200, description = "the caller's live API tokens", body = Envelope<Vec<ApiTokenDto>>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/profile/tokens`: the caller's live API tokens (never their secrets).
 pub async fn list_tokens(
     State(state): State<AppState>,
@@ -23,6 +50,14 @@ pub async fn list_tokens(
     ok(accounts::list_tokens(&state.db, me.user.id).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/profile/tokens",
+    tag = "profile",
+    request_body = NewToken,
+    responses((status = 201, description = "the token and its secret, shown this once", body = Envelope<CreatedTokenDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/profile/tokens {name}`: 201 with the token and its secret, shown this once.
 pub async fn create_token(
     State(state): State<AppState>,
@@ -32,18 +67,26 @@ pub async fn create_token(
     created(accounts::create_token(&state.db, me.user.id, &body.name).await?)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/profile/tokens/{id}",
+    tag = "profile",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "revoked", body = Envelope<Revoked>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `DELETE /api/profile/tokens/{id}`: revokes one of the caller's tokens.
 pub async fn revoke_token(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<Value> {
+) -> ApiResult<Revoked> {
     let id = parse_id(&id, "id")?;
     accounts::revoke_token(&state.db, me.user.id, id).await?;
-    ok(json!({"revoked": id}))
+    ok(Revoked { revoked: id })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
     current_password: String,
@@ -52,6 +95,14 @@ pub struct NewPassword {
     revoke_api_tokens: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/profile/password",
+    tag = "profile",
+    request_body = NewPassword,
+    responses((status = 200, description = "changed; the other sessions ended", body = Envelope<PasswordChanged>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/profile/password {current_password, new_password, revoke_api_tokens?}`: changes
 /// the password, signs out the caller's other sessions and (when asked) revokes their API
 /// tokens, in one transaction.
@@ -59,7 +110,7 @@ pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiJson(body): ApiJson<NewPassword>,
-) -> ApiResult<Value> {
+) -> ApiResult<PasswordChanged> {
     let ended = accounts::change_password(
         &state,
         &me,
@@ -68,13 +119,20 @@ pub async fn change_password(
         body.revoke_api_tokens,
     )
     .await?;
-    ok(json!({
-        "changed": true,
-        "other_sessions_ended": ended.other_sessions_ended,
-        "api_tokens_revoked": ended.api_tokens_revoked,
-    }))
+    ok(PasswordChanged {
+        changed: true,
+        other_sessions_ended: ended.other_sessions_ended,
+        api_tokens_revoked: ended.api_tokens_revoked,
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/profile/usage",
+    tag = "profile",
+    responses((status = 200, description = "the current quota period", body = Envelope<crate::api::quota::UsageDto>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/profile/usage`: the caller's usage in the current quota period, with the flags.
 pub async fn usage(
     State(state): State<AppState>,
@@ -83,22 +141,39 @@ pub async fn usage(
     ok(crate::server::quota::usage(&state, me.user.id).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
-    plan_id: uuid::Uuid,
+    plan_id: Uuid,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/profile/plan-request",
+    tag = "profile",
+    request_body = PlanRequest,
+    responses((status = 200, description = "the admins are asked", body = Envelope<PlanRequested>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/profile/plan-request {plan_id}`: asks the admins for another plan.
 pub async fn request_plan(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiJson(body): ApiJson<PlanRequest>,
-) -> ApiResult<Value> {
+) -> ApiResult<PlanRequested> {
     crate::server::quota::request_plan(&state, me.user.id, body.plan_id).await?;
-    ok(json!({"requested": body.plan_id}))
+    ok(PlanRequested {
+        requested: body.plan_id,
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/plans",
+    tag = "profile",
+    responses((status = 200, description = "the plans", body = Envelope<Vec<crate::api::quota::PlanDto>>)),
+    security(())
+)]
 /// `GET /api/plans`: the plans, for anyone (the pricing page).
 pub async fn plans(State(state): State<AppState>) -> ApiResult<Vec<crate::api::quota::PlanDto>> {
     ok(crate::server::quota::list_plans(&state).await?)

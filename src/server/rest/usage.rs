@@ -3,7 +3,7 @@
 //! `/api/admin/usage` (everyone). Histories come as JSON or, with `format=csv`, as a CSV
 //! download.
 
-use super::{ok, parse_id, ApiError, ApiQuery, ApiResult};
+use super::{ok, parse_id, ApiError, ApiQuery, ApiResult, Envelope};
 use crate::api::error::AppError;
 use crate::domain::usage::{history_csv, parse_history_days};
 use crate::server::auth::{AdminUser, AuthUser};
@@ -12,11 +12,23 @@ use crate::server::usage_sync;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/admin/users/{id}/usage/sync`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserSynced {
+    user_id: Uuid,
+    /// the first day synced (`YYYY-MM-DD`, local)
+    from: String,
+    /// the last day synced
+    to: String,
+    /// days LiteLLM reported use on
+    days_reported: i64,
+}
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     days: Option<String>,
@@ -71,6 +83,14 @@ async fn history(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/profile/usage/history",
+    tag = "usage",
+    params(HistoryQuery),
+    responses((status = 200, description = "the caller's days, every day present; `format=csv`: a CSV download", content((Envelope<crate::api::usage::UsageHistoryDto> = "application/json"), (String = "text/csv")))),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/profile/usage/history?days=30[&format=csv]`: the caller's days, zero-filled.
 pub async fn own_history(
     State(state): State<AppState>,
@@ -81,6 +101,14 @@ pub async fn own_history(
     history(&state, me.user.id, days, format, true).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/{id}/usage/history",
+    tag = "usage",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)"), HistoryQuery),
+    responses((status = 200, description = "the user's days, every day present; `format=csv`: a CSV download", content((Envelope<crate::api::usage::UsageHistoryDto> = "application/json"), (String = "text/csv")))),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/users/{id}/usage/history?days=30[&format=csv]`: anyone's, for admins.
 pub async fn user_history(
     State(state): State<AppState>,
@@ -93,23 +121,32 @@ pub async fn user_history(
     history(&state, id, days, format, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/usage/sync",
+    tag = "usage",
+    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
+    responses((status = 200, description = "synced from LiteLLM (409 without LiteLLM, 502 when it fails)", body = Envelope<UserSynced>)),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `POST /api/admin/users/{id}/usage/sync`: syncs the user's usage from LiteLLM now.
 pub async fn sync_user(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Path(id): Path<String>,
-) -> ApiResult<Value> {
+) -> ApiResult<UserSynced> {
     let id = parse_id(&id, "user_id")?;
     let synced = usage_sync::sync_user_usage(&state, id).await?;
-    ok(json!({
-        "user_id": id,
-        "from": synced.from.to_string(),
-        "to": synced.to.to_string(),
-        "days_reported": synced.days_reported,
-    }))
+    ok(UserSynced {
+        user_id: id,
+        from: synced.from.to_string(),
+        to: synced.to.to_string(),
+        days_reported: synced.days_reported,
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     from: Option<String>,
@@ -117,6 +154,14 @@ pub struct RangeQuery {
     format: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/usage",
+    tag = "usage",
+    params(RangeQuery),
+    responses((status = 200, description = "everyone's usage over the range; `format=csv`: every user's day as CSV", content((Envelope<crate::api::usage::UsageAnalyticsDto> = "application/json"), (String = "text/csv")))),
+    security(("session" = []), ("bearer" = []))
+)]
 /// `GET /api/admin/usage?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`: everyone's usage over a
 /// range (the last 30 days by default, at most 366): totals, every day, the top users, the
 /// models; as CSV, every user's day.

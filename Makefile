@@ -15,12 +15,13 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 LOG_DIR := $(CURDIR)/target/test-logs
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help run dev build test lint unit fuzz e2e tools wasm-target cargo-leptos wasm-bindgen node-tools chromium clean
+.PHONY: help run dev build test lint unit fuzz soak e2e tools wasm-target cargo-leptos wasm-bindgen node-tools chromium clean
 
 help:
 	@echo "make run   - install what is missing, build (release), migrate and serve on http://127.0.0.1:3000"
 	@echo "make test  - fmt, clippy, unit and HTTP tests (SQLite + PostgreSQL), browser tests"
 	@echo "make dev   - cargo leptos watch (rebuild and reload on change)"
+	@echo "make soak  - the load test (200 users chatting, an admin editing limits) for 60 s on each database"
 
 ## ---- the two commands --------------------------------------------------------------------
 
@@ -56,6 +57,10 @@ fuzz:
 	mkdir -p "$(LOG_DIR)"
 	cargo build --features ssr --bin tokenmeter
 	scripts/with-postgres.sh scripts/fuzz-api.sh 2>&1 | tee "$(LOG_DIR)/fuzz.log"
+
+# The load test for a minute on each database (make test runs it for 8 s).
+soak:
+	LOAD_SECONDS=60 scripts/with-postgres.sh cargo test --release --features ssr --test load -- --nocapture
 
 e2e:
 	mkdir -p "$(LOG_DIR)"

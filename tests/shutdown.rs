@@ -1,6 +1,8 @@
 //! A real `tokenmeter serve` process is sent SIGTERM while a reply streams: it stops within its
 //! grace, the reply is cut and recorded (usage, messages, the reservation settled), and the
-//! client is told why. On SQLite and PostgreSQL.
+//! client is told why. Another is killed (`kill -9`) in the middle of 50 streams and started
+//! again: nothing is half-written, no reservation outlives its expiry, completed replies are
+//! intact. On SQLite and PostgreSQL.
 
 #[macro_use]
 mod common;
@@ -9,7 +11,10 @@ use common::{Backend, TestApp};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-on_both_backends!(a_shutdown_cuts_streaming_replies_and_records_them);
+on_both_backends!(
+    a_shutdown_cuts_streaming_replies_and_records_them,
+    a_kill_9_mid_stream_leaves_nothing_half_written,
+);
 
 struct KillOnDrop(std::process::Child);
 
@@ -139,4 +144,186 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
     .await)
     .unwrap();
     assert_eq!(held, 0, "settled");
+}
+
+/// Starts `tokenmeter serve` on the test database with the demo model; waits until it answers.
+async fn spawn_server(app: &TestApp, env: &[(&str, &str)]) -> (KillOnDrop, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    command
+        .arg("serve")
+        .env_remove("LITELLM_URL")
+        .env_remove("LLM_BASE_URL")
+        .env("DATABASE_URL", app.database_url())
+        .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
+        .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
+        .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("TOKENMETER_JOB_WORKERS", "0")
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = KillOnDrop(command.spawn().expect("start tokenmeter serve"));
+    let probe = reqwest::Client::new();
+    for _ in 0..200 {
+        if probe
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not start");
+}
+
+async fn a_kill_9_mid_stream_leaves_nothing_half_written(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    // 20 ms a token: a whole reply takes some 3 s, a 5-token one 0.1 s. Reservations last 3 s.
+    let env = [
+        ("TOKENMETER_DEMO_DELAY_MS", "20"),
+        ("TOKENMETER_RESERVATION_TTL_SECONDS", "3"),
+    ];
+    let (mut server, base) = spawn_server(&app, &env).await;
+    let mut users = Vec::new();
+    for i in 0..10 {
+        let user = tokenmeter::server::accounts::create_user(
+            &app.db,
+            &format!("crash{i}@example.com"),
+            "crash-password-123",
+            tokenmeter::domain::account::Role::User,
+            tokenmeter::domain::account::Approval::Approved,
+        )
+        .await
+        .unwrap();
+        let token = tokenmeter::server::accounts::create_token(&app.db, user.id, "crash")
+            .await
+            .unwrap();
+        users.push((user.id, app.bearer_client(&token.secret)));
+    }
+    // One completed reply each.
+    let mut completed = Vec::new();
+    for (_, client) in &users {
+        let res = client
+            .post(format!("{base}/api/chat/completions"))
+            .json(&json!({"model": "demo", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "a short one"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        completed.push((
+            body["conversation_id"].as_str().unwrap().to_string(),
+            body["usage"]["total_tokens"].as_i64().unwrap(),
+        ));
+    }
+    // 50 streams, each under way (its first chunk read), then the process is killed.
+    let mut streams = Vec::new();
+    for i in 0..50 {
+        let (_, client) = &users[i % users.len()];
+        let res = client
+            .post(format!("{base}/api/chat/completions"))
+            .json(&json!({"model": "demo", "stream": true,
+                          "messages": [{"role": "user", "content": format!("a long one {i}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let mut body = res.bytes_stream();
+        common::read_at_least(&mut body, 1).await;
+        streams.push(body);
+    }
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
+    drop(streams);
+    let killed_at = chrono::Utc::now();
+
+    // Started again on the same database: it serves, and what is stored is whole.
+    let (_server, base) = spawn_server(&app, &env).await;
+    for (i, (conversation, tokens)) in completed.iter().enumerate() {
+        let (id, client) = &users[i];
+        let res = client
+            .get(format!("{base}/api/conversations/{conversation}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let detail: serde_json::Value = res.json().await.unwrap();
+        let messages = detail["data"]["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2, "{id}: the completed reply is intact");
+        assert_eq!(messages[1]["status"], "complete");
+        assert_eq!(
+            messages[1]["prompt_tokens"].as_i64().unwrap()
+                + messages[1]["completion_tokens"].as_i64().unwrap(),
+            *tokens
+        );
+    }
+    // Every call recorded has its day counted, and every kept call its reply message.
+    let unmatched: i64 = with_pool!(&app.db, |p| sqlx::query_scalar(
+        "select count(*) from usage_records r
+         where r.messages_kept and not exists (select 1 from messages m where m.id = r.id)"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(unmatched, 0, "no kept call without its reply");
+    let orphans: i64 = with_pool!(&app.db, |p| sqlx::query_scalar(
+        "select count(*) from messages m where m.role = 'assistant'
+         and not exists (select 1 from usage_records r where r.id = m.id)"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(orphans, 0, "no reply without its usage");
+    for (id, _) in &users {
+        let (day_tokens, day_requests): (i64, i64) = with_pool!(&app.db, |p| sqlx::query_as(
+            "select cast(coalesce(sum(tokens_used), 0) as bigint),
+                    cast(coalesce(sum(requests_count), 0) as bigint)
+             from usage_history where user_id = $1"
+        )
+        .bind(id)
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let (call_tokens, calls): (i64, i64) = with_pool!(&app.db, |p| sqlx::query_as(
+            "select cast(coalesce(sum(prompt_tokens + completion_tokens), 0) as bigint),
+                    count(*) from usage_records where user_id = $1"
+        )
+        .bind(id)
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_eq!((day_tokens, day_requests), (call_tokens, calls), "{id}");
+    }
+    // The killed sends' reservations expire within their life (3 s, renewed every second).
+    let latest: Option<chrono::DateTime<chrono::Utc>> = with_pool!(&app.db, |p| {
+        sqlx::query_scalar("select max(expires_at) from quota_reservations")
+            .fetch_one(p)
+            .await
+    })
+    .unwrap();
+    if let Some(latest) = latest {
+        assert!(
+            latest <= killed_at + chrono::Duration::seconds(3),
+            "no reservation outlives its expiry: {latest} (killed at {killed_at})"
+        );
+    }
+    // And a new send goes through on the restarted server.
+    let res = users[0]
+        .1
+        .post(format!("{base}/api/chat/completions"))
+        .json(&json!({"model": "demo", "max_tokens": 3,
+                      "messages": [{"role": "user", "content": "after the crash"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }

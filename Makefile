@@ -60,7 +60,7 @@ fuzz:
 
 # The load test for a minute on each database (make test runs it for 8 s).
 soak:
-	LOAD_SECONDS=60 scripts/with-postgres.sh cargo test --release --features ssr --test load -- --nocapture
+	LOAD_SECONDS=60 scripts/with-postgres.sh cargo test --features ssr --test load -- --nocapture
 
 e2e:
 	mkdir -p "$(LOG_DIR)"

@@ -176,7 +176,7 @@ async fn two_hundred_users_chat_while_an_admin_edits_limits(backend: Backend) {
                 let limited = limits.lock().unwrap().get(&id).copied();
                 let change = match limited {
                     Some(limit) => json!({"token_limit_override": limit + 50}),
-                    None if k % 2 == 0 => json!({"token_limit_override": 1_000_000}),
+                    None if k.is_multiple_of(2) => json!({"token_limit_override": 1_000_000}),
                     None => json!({"token_limit_override": null}),
                 };
                 let (status, body) = app

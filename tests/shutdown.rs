@@ -16,6 +16,197 @@ on_both_backends!(
     a_kill_9_mid_stream_leaves_nothing_half_written,
 );
 
+/// A PostgreSQL cluster of this test's own (scripts/pg-cluster.sh), removed on drop.
+struct Cluster {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn script(args: &[&str]) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster.sh");
+        let status = std::process::Command::new(script)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg-cluster.sh {args:?}");
+    }
+    fn init() -> Cluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::path::PathBuf::from(format!("/var/tmp/tokenmeter-restart-{port}"));
+        Self::script(&["init", dir.to_str().unwrap(), &port.to_string()]);
+        Cluster { dir, port }
+    }
+    fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+    fn stop(&self) {
+        Self::script(&["stop", self.dir.to_str().unwrap()]);
+    }
+    fn start(&self) {
+        Self::script(&["start", self.dir.to_str().unwrap(), &self.port.to_string()]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        Self::script(&["destroy", self.dir.to_str().unwrap()]);
+    }
+}
+
+/// PostgreSQL stopped for a few seconds while users chat: `/readyz` says 503 meanwhile, the
+/// server reconnects by itself when the database is back, and every reply a client was given
+/// is recorded once (a reply ending during the outage is recorded when the database returns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load_the_app_reconnects_and_loses_nothing() {
+    let cluster = Cluster::init();
+    let url = cluster.url();
+    let (_server, base) = spawn_server(
+        &url,
+        &[
+            ("TOKENMETER_DEMO_DELAY_MS", "10"),
+            ("TOKENMETER_SIGNUP", "open"),
+        ],
+    )
+    .await;
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        clients.push(common::sign_up(&base, &format!("restart{i}@example.com")).await);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut answered, mut tokens, mut refused) = (0i64, 0i64, 0i64);
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let res = client
+                        .post(format!("{base}/api/chat/completions"))
+                        .json(&json!({"model": "demo", "max_tokens": 20,
+                                      "messages": [{"role": "user", "content": format!("restart {i} {n}")}]}))
+                        .timeout(Duration::from_secs(150))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(res) if res.status() == 200 => {
+                            let body: serde_json::Value = res.json().await.unwrap();
+                            answered += 1;
+                            tokens += body["usage"]["total_tokens"].as_i64().unwrap();
+                        }
+                        // Refused while the database is away: 503, never a 500.
+                        Ok(res) => {
+                            let status = res.status().as_u16();
+                            assert_eq!(status, 503, "{}", res.text().await.unwrap_or_default());
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(_) => {
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                (answered, tokens, refused)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let ready = |probe: reqwest::Client, base: String| async move {
+        probe
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(ready(probe.clone(), base.clone()).await, 200);
+    cluster.stop();
+    let mut seen_503 = false;
+    for _ in 0..20 {
+        if ready(probe.clone(), base.clone()).await == 503 {
+            seen_503 = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(seen_503, "/readyz says 503 while the database is away");
+    // A new send meanwhile is refused with 503 once the pool gives up waiting (5 s); the
+    // senders' replies that end meanwhile are recorded by the retry once the database is back
+    // (their clients wait for that).
+    let res = clients[0]
+        .post(format!("{base}/api/chat/completions"))
+        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "now?"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 503, "a send while the database is away: {body}");
+    assert!(body.contains("try again"), "{body}");
+    cluster.start();
+    let back = Instant::now();
+    while ready(probe.clone(), base.clone()).await != 200 {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "the app reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let reconnected_in = back.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut answered, mut tokens, mut refused) = (0, 0, 0);
+    for sender in senders {
+        let (a, t, r) = sender.await.unwrap();
+        answered += a;
+        tokens += t;
+        refused += r;
+    }
+    assert!(
+        answered > 0 && refused > 0,
+        "answered {answered}, refused {refused}"
+    );
+    // Every reply given is recorded, once, and the days add up to it.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (calls, call_tokens): (i64, i64) = sqlx::query_as(
+        "select count(*), cast(coalesce(sum(prompt_tokens + completion_tokens), 0) as bigint)
+         from usage_records",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (day_requests, day_tokens): (i64, i64) = sqlx::query_as(
+        "select cast(coalesce(sum(requests_count), 0) as bigint),
+                cast(coalesce(sum(tokens_used), 0) as bigint) from usage_history",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (calls, call_tokens),
+        (answered, tokens),
+        "every reply given recorded once"
+    );
+    assert_eq!((day_requests, day_tokens), (calls, call_tokens));
+    pool.close().await;
+    eprintln!(
+        "postgres restart: {answered} replies given and recorded, {refused} refused during the \
+         outage, /readyz 200 again {reconnected_in:?} after the database"
+    );
+}
+
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
@@ -147,7 +338,7 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
 }
 
 /// Starts `tokenmeter serve` on the test database with the demo model; waits until it answers.
-async fn spawn_server(app: &TestApp, env: &[(&str, &str)]) -> (KillOnDrop, String) {
+async fn spawn_server(database_url: &str, env: &[(&str, &str)]) -> (KillOnDrop, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -159,7 +350,7 @@ async fn spawn_server(app: &TestApp, env: &[(&str, &str)]) -> (KillOnDrop, Strin
         .arg("serve")
         .env_remove("LITELLM_URL")
         .env_remove("LLM_BASE_URL")
-        .env("DATABASE_URL", app.database_url())
+        .env("DATABASE_URL", database_url)
         .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
         .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
         .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
@@ -191,7 +382,7 @@ async fn a_kill_9_mid_stream_leaves_nothing_half_written(backend: Backend) {
         ("TOKENMETER_DEMO_DELAY_MS", "20"),
         ("TOKENMETER_RESERVATION_TTL_SECONDS", "3"),
     ];
-    let (mut server, base) = spawn_server(&app, &env).await;
+    let (mut server, base) = spawn_server(app.database_url(), &env).await;
     let mut users = Vec::new();
     for i in 0..10 {
         let user = tokenmeter::server::accounts::create_user(
@@ -247,7 +438,7 @@ async fn a_kill_9_mid_stream_leaves_nothing_half_written(backend: Backend) {
     let killed_at = chrono::Utc::now();
 
     // Started again on the same database: it serves, and what is stored is whole.
-    let (_server, base) = spawn_server(&app, &env).await;
+    let (_server, base) = spawn_server(app.database_url(), &env).await;
     for (i, (conversation, tokens)) in completed.iter().enumerate() {
         let (id, client) = &users[i];
         let res = client

@@ -35,10 +35,33 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether the database could not be reached (down, restarting, every connection busy):
+    /// the client is told to try again (503), not that we failed (500).
+    pub fn is_unavailable(&self) -> bool {
+        let Error::Db(e) = self else { return false };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            // PostgreSQL's "connection exception" and "operator intervention" (a shutdown).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 impl From<Error> for AppError {
     fn from(err: Error) -> Self {
         match err {
             Error::App(app) => app,
+            unavailable if unavailable.is_unavailable() => {
+                tracing::warn!(error = %unavailable, "the database is unavailable");
+                AppError::new(
+                    crate::api::error::ErrorCode::Busy,
+                    "the database cannot be reached right now; try again in a few seconds",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 AppError::internal()

@@ -6,8 +6,8 @@
 //! - `/healthz` p50/p99 from one client polling it in a loop: alone; while 8 clients send
 //!   chat requests of 4 messages of 99,000 characters each (an unlimited user, the request's
 //!   caps); while 1,000 log-ins arrive at once (password checks bounded to one per core, the
-//!   excess refused with 503). The process's resident memory (server and clients: they share
-//!   this process) before and at its peak.
+//!   excess refused with 503). The server runs as a process of its own (the release binary), so
+//!   its resident memory is its own: after start, at the end, and at its peak.
 //!
 //! Run: `cargo bench --features ssr --bench robustness` (add `-- postgres` under
 //! `scripts/with-postgres.sh` for PostgreSQL).
@@ -25,9 +25,9 @@ use tokenmeter::server::llm::tokens;
 
 const WORD: usize = 99_000;
 
-/// (resident now, peak) in MB, from /proc.
-fn rss_mb() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// (resident now, peak) of process `pid` in MB, from /proc.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -100,6 +100,8 @@ async fn main() {
     let backend = Backend::from_args();
     println!("robustness: {backend:?}, {} cores", num_cpus());
 
+    // The tables load on first use (about 0.2 s; the server loads them at start).
+    tokens::warm_up();
     println!("tokenizer (the prompt estimate of every send), worst of 3:");
     for (name, text) in pathological() {
         let mut worst = Duration::ZERO;
@@ -116,34 +118,83 @@ async fn main() {
         );
     }
 
-    let app = TestApp::start_with(
-        backend,
-        &[
-            ("TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", "1000000"),
-            ("TOKENMETER_DB_MAX_CONNECTIONS", "16"),
-        ],
-    )
-    .await;
-    let admin = app.admin().await;
-    let (_, plan) = app
-        .post(
-            &admin,
-            "/api/admin/plans",
-            json!({"name": "Unlimited", "monthly_token_limit": null}),
-        )
-        .await;
-    let user = app.signed_up("heavy@example.com").await;
-    let (_, me) = app.get(&user, "/api/auth/me").await;
-    let (status, _) = app
-        .patch(
-            &admin,
-            &format!("/api/admin/users/{}", me["data"]["id"].as_str().unwrap()),
-            json!({"plan_id": plan["data"]["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200, "the heavy user is unlimited");
-    let healthz = app.url("/healthz");
-    let (rss_start, _) = rss_mb();
+    // The database (this process serves on it too, idle); the measured server is the release
+    // binary in a process of its own.
+    let app = TestApp::start(backend).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .arg("serve")
+        .env_remove("LITELLM_URL")
+        .env_remove("LLM_BASE_URL")
+        .env("DATABASE_URL", app.database_url())
+        .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
+        .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
+        .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("TOKENMETER_SIGNUP", "open")
+        .env("TOKENMETER_DEMO_DELAY_MS", "0")
+        .env("TOKENMETER_JOB_WORKERS", "0")
+        .env("TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", "1000000")
+        .env("TOKENMETER_DB_MAX_CONNECTIONS", "16")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start tokenmeter serve");
+    let server = Server(server);
+    let pid = server.0.id();
+    let healthz = format!("{base}/healthz");
+    let probe_client = reqwest::Client::new();
+    for _ in 0..400 {
+        if probe_client
+            .get(&healthz)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = common::browser_client(&base);
+    let res = admin
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": common::ADMIN_EMAIL, "password": common::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "admin log-in");
+    let plan: serde_json::Value = admin
+        .post(format!("{base}/api/admin/plans"))
+        .json(&json!({"name": "Unlimited", "monthly_token_limit": null}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = common::sign_up(&base, "heavy@example.com").await;
+    let me: serde_json::Value = user
+        .get(format!("{base}/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = admin
+        .patch(format!(
+            "{base}/api/admin/users/{}",
+            me["data"]["id"].as_str().unwrap()
+        ))
+        .json(&json!({"plan_id": plan["data"]["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the heavy user is unlimited");
+    let (rss_start, _) = rss_mb(pid);
 
     // Alone.
     let stop = Arc::new(AtomicBool::new(false));
@@ -163,7 +214,7 @@ async fn main() {
     let senders: Vec<_> = (0..8)
         .map(|i| {
             let client = user.clone();
-            let url = app.url("/api/chat/completions");
+            let url = format!("{base}/api/chat/completions");
             let text = texts[i % (texts.len() - 1)].1.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
@@ -188,15 +239,21 @@ async fn main() {
         sent += s.await.unwrap();
     }
     let mut heavy = probing.await.unwrap();
+    let (rss_heavy, _) = rss_mb(pid);
 
     // While 1,000 log-ins arrive at once.
     let stop = Arc::new(AtomicBool::new(false));
     let probing = tokio::spawn(probe(healthz.clone(), stop.clone()));
     let started = Instant::now();
+    // One client (its setup is not what is measured), a connection per log-in.
+    let login_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let logins: Vec<_> = (0..1000)
         .map(|i| {
-            let client = reqwest::Client::new();
-            let url = app.url("/api/auth/login");
+            let client = login_client.clone();
+            let url = format!("{base}/api/auth/login");
             tokio::spawn(async move {
                 client
                     .post(url)
@@ -215,9 +272,10 @@ async fn main() {
     let burst = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut during_logins = probing.await.unwrap();
-    let (rss_end, rss_peak) = rss_mb();
+    let (rss_end, rss_peak) = rss_mb(pid);
+    drop(server);
 
-    println!("server (in this process, with its clients):");
+    println!("server (the release binary, a process of its own):");
     report("alone", &mut alone);
     report(
         &format!("with 8 clients sending 4 x 99,000-character messages ({sent} sends in 5 s)"),
@@ -231,8 +289,18 @@ async fn main() {
         &mut during_logins,
     );
     println!(
-        "  resident memory: {rss_start:.0} MB after start, {rss_end:.0} MB at the end, peak {rss_peak:.0} MB"
+        "  server's resident memory: {rss_start:.0} MB after start, {rss_heavy:.0} MB after the heavy senders, {rss_end:.0} MB after the log-ins, peak {rss_peak:.0} MB"
     );
+}
+
+/// The server process, killed when the benchmark ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn num_cpus() -> usize {

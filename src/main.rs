@@ -3,8 +3,16 @@
 use clap::Parser;
 use tokenmeter::server::{cli, config::Config, telemetry};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    tokenmeter::server::work::release_large_allocations();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime")
+        .block_on(run())
+}
+
+async fn run() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

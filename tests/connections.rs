@@ -1,7 +1,8 @@
 //! The HTTP server's own bounds, through real sockets: a client that never finishes its
 //! request head is dropped after the header-read timeout; connections past the limit wait
 //! until one closes; a request that takes longer than the request timeout gets 503 (here a
-//! model list from an upstream that answers too slowly).
+//! model list from an upstream that answers too slowly); a kept-alive connection with nothing
+//! under way is closed after the keep-alive timeout, a long streamed reply is not.
 
 #[macro_use]
 mod common;
@@ -17,7 +18,62 @@ on_both_backends!(
     a_client_that_never_finishes_its_head_is_dropped,
     connections_past_the_limit_wait_for_a_free_one,
     a_request_past_the_request_timeout_is_a_503,
+    an_idle_kept_alive_connection_is_closed_but_a_long_stream_is_not,
 );
+
+async fn an_idle_kept_alive_connection_is_closed_but_a_long_stream_is_not(backend: Backend) {
+    let app = TestApp::start_with(
+        backend,
+        &[
+            ("TOKENMETER_KEEPALIVE_SECONDS", "1"),
+            ("TOKENMETER_DEMO_DELAY_MS", "60"),
+        ],
+    )
+    .await;
+    // One request on a kept-alive connection, then nothing: the server closes it.
+    let mut conn = tokio::net::TcpStream::connect(addr(&app)).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "answered, kept alive"
+    );
+    let answered = Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("the server closed the idle connection");
+    assert!(matches!(rest, Ok(0) | Err(_)), "{rest:?}");
+    let took = answered.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "closed after the 1 s keep-alive timeout: {took:?}"
+    );
+    // A streamed reply lasting longer than that is not cut: it is under way.
+    let alice = app.signed_up("alice@example.com").await;
+    let started = Instant::now();
+    let res = alice
+        .post(app.url("/api/chat/completions"))
+        .json(&json!({"model": "demo", "stream": true,
+                      "messages": [{"role": "user", "content": "a long answer"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let events = common::sse_data(res).await;
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the reply outlasted the keep-alive timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        events.iter().any(|e| e["usage"]["total_tokens"].is_i64()),
+        "the reply ended normally: {:?}",
+        events.last()
+    );
+}
 
 fn addr(app: &TestApp) -> String {
     app.base.trim_start_matches("http://").to_string()

@@ -28,7 +28,7 @@ fn validation(message: String) -> Error {
 }
 
 /// Creates a user; a taken address is a 409 naming it.
-#[tracing::instrument(skip(db, email, password), fields(email = %for_log(email, 64)), err)]
+#[tracing::instrument(skip(db, email, password), fields(email = %for_log(email, 64)), err(level = "info"))]
 pub async fn create_user(
     db: &Db,
     email: &str,
@@ -80,7 +80,7 @@ pub enum SignedUp {
 /// Sign-up: creates a user and signs them in (`open`), or leaves the account waiting for an
 /// admin (`approval`); `closed` refuses. At most `TOKENMETER_SIGNUPS_PER_IP_PER_HOUR` from one
 /// address, counted before the account is made.
-#[tracing::instrument(skip(state, email, password), fields(email = %for_log(email, 64)), err)]
+#[tracing::instrument(skip(state, email, password), fields(email = %for_log(email, 64)), err(level = "info"))]
 pub async fn signup(state: &AppState, email: &str, password: &str, ip: &str) -> Result<SignedUp> {
     if state.config.signup == SignupMode::Closed {
         return Err(AppError::forbidden(
@@ -118,7 +118,7 @@ pub async fn signup(state: &AppState, email: &str, password: &str, ip: &str) -> 
 
 /// An admin approves or rejects a pending sign-up: 404 for no such user, 409 when it is not
 /// pending (decided already, or never asked).
-#[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err)]
+#[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err(level = "info"))]
 pub async fn decide_signup(
     state: &AppState,
     actor: &Principal,
@@ -150,7 +150,7 @@ pub async fn decide_signup(
 /// Checks the password and opens a session. The attempt is counted before the password is
 /// looked at (one insert, then the counts that include it), so parallel attempts cannot pass
 /// the limits together: too many for the account or the address within the window is a 429.
-#[tracing::instrument(skip(state, email, password), fields(email = %for_log(email, 64)), err)]
+#[tracing::instrument(skip(state, email, password), fields(email = %for_log(email, 64)), err(level = "info"))]
 pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> Result<NewSession> {
     let cfg = &state.config;
     // Lengths first: nothing is done with (or logged of) a 2 MB address or password.
@@ -234,7 +234,7 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: &str) -> R
 }
 
 /// Ends the caller's session (a no-op for API-token callers: tokens are revoked instead).
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<()> {
     if let Some(Principal {
         via: auth::AuthVia::Session(id_hash),
@@ -250,7 +250,7 @@ pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<(
 /// Changes the caller's password after checking the current one, and signs out their other
 /// sessions (a password change is what people do when they fear someone else is signed in),
 /// and revokes their API tokens when asked, all in one transaction.
-#[tracing::instrument(skip_all, fields(user_id = %principal.user.id), err)]
+#[tracing::instrument(skip_all, fields(user_id = %principal.user.id), err(level = "info"))]
 pub async fn change_password(
     state: &AppState,
     principal: &Principal,
@@ -288,7 +288,7 @@ pub async fn change_password(
 }
 
 /// Admin listing, a page at a time (limit 1..=1000).
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(skip(db), err(level = "info"))]
 pub async fn list_users(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserDto>> {
     if !(1..=1000).contains(&limit) {
         return Err(validation("limit must be between 1 and 1000".into()));
@@ -328,7 +328,7 @@ pub fn check_user_change(
 
 /// An admin changes a user's role or disabled flag. Admins cannot demote or disable
 /// themselves (409): that is how a server ends up with no admin.
-#[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err)]
+#[tracing::instrument(skip(state, actor), fields(actor = %actor.user.id), err(level = "info"))]
 pub async fn update_user(
     state: &AppState,
     actor: &Principal,
@@ -360,14 +360,14 @@ fn token_dto(row: api_tokens::ApiTokenRow) -> ApiTokenDto {
     }
 }
 
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(skip(db), err(level = "info"))]
 pub async fn list_tokens(db: &Db, user_id: Uuid) -> Result<Vec<ApiTokenDto>> {
     let rows = api_tokens::list_active(db, user_id).await?;
     Ok(rows.into_iter().map(token_dto).collect())
 }
 
 /// Creates a personal API token; its secret is in the answer and nowhere else.
-#[tracing::instrument(skip(db, name), err)]
+#[tracing::instrument(skip(db, name), err(level = "info"))]
 pub async fn create_token(db: &Db, user_id: Uuid, name: &str) -> Result<CreatedTokenDto> {
     let name = normalize_token_name(name).map_err(validation)?;
     let (secret, hash) = new_secret(TOKEN_PREFIX);
@@ -391,7 +391,7 @@ pub async fn create_token(db: &Db, user_id: Uuid, name: &str) -> Result<CreatedT
 }
 
 /// Revokes one of the user's tokens: somebody else's is 404, an already revoked one 409.
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(skip(db), err(level = "info"))]
 pub async fn revoke_token(db: &Db, user_id: Uuid, id: Uuid) -> Result<()> {
     let token = api_tokens::find_owned(db, id, user_id)
         .await?
@@ -404,7 +404,7 @@ pub async fn revoke_token(db: &Db, user_id: Uuid, id: Uuid) -> Result<()> {
 
 /// Makes `email` an admin: creates the account, or promotes an existing one and (when a
 /// password is given) resets its password. Used by `create-admin` and the first start.
-#[tracing::instrument(skip(db, email, password), fields(email = %for_log(email, 64)), err)]
+#[tracing::instrument(skip(db, email, password), fields(email = %for_log(email, 64)), err(level = "info"))]
 pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDto> {
     let normalized = normalize_email(email).map_err(validation)?;
     validate_password(password).map_err(validation)?;
@@ -426,7 +426,7 @@ pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDt
 /// On a server with no admin, creates one from `TOKENMETER_ADMIN_EMAIL` /
 /// `TOKENMETER_ADMIN_PASSWORD` (defaults: admin@tokenmeter.local and a generated password,
 /// printed once). Returns the account and the password when it was generated.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn ensure_admin(state: &AppState) -> Result<Option<(UserDto, Option<String>)>> {
     let (_, admins, _) = users::counts(&state.db).await?;
     if admins > 0 {

@@ -108,6 +108,8 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a client may take to send a request's head.
     pub header_read_timeout: std::time::Duration,
+    /// How long a kept-alive connection may sit idle (no request, no response under way).
+    pub keep_alive_timeout: std::time::Duration,
     /// How long a request may take to be answered (streamed replies excepted: their time
     /// is bounded by the upstream's timeout and the stream idle timeout).
     pub request_timeout: std::time::Duration,
@@ -284,6 +286,9 @@ impl Config {
             ),
             max_connections: bounded(&var, "TOKENMETER_MAX_CONNECTIONS", 1024, 1..=65_536)?
                 as usize,
+            keep_alive_timeout: std::time::Duration::from_secs(
+                bounded(&var, "TOKENMETER_KEEPALIVE_SECONDS", 75, 1..=3600)? as u64,
+            ),
             header_read_timeout: std::time::Duration::from_secs(
                 bounded(&var, "TOKENMETER_HEADER_READ_TIMEOUT_SECONDS", 10, 1..=300)? as u64,
             ),

@@ -1,7 +1,8 @@
 //! The HTTP server around the router, with the bounds axum's `serve` does not set: a limit on
 //! open connections (past it new ones wait in the listen backlog), a timeout for reading a
-//! request's head (a client that trickles its headers, or sends nothing, is dropped),
-//! `TCP_NODELAY`, and a
+//! request's head (a client that trickles its headers, or sends nothing, is dropped), an idle
+//! timeout for kept-alive connections (no request and no response under way), `TCP_NODELAY`,
+//! and a
 //! graceful shutdown that ends within its grace: streaming replies still open near its end
 //! are cut and recorded (see [`crate::server::chat`]), then whatever remains is closed.
 
@@ -11,8 +12,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -22,6 +24,8 @@ use tower::ServiceExt;
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may sit with no request and no response under way.
+    pub keep_alive_timeout: Duration,
     /// How long a shutdown waits for open requests before it closes them.
     pub shutdown_grace: Duration,
 }
@@ -70,6 +74,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
+        let keep_alive = limits.keep_alive_timeout;
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte: a connection that sends nothing
             // at all would hold its place for ever.
@@ -83,15 +88,35 @@ pub async fn serve(
                 drop(permit);
                 return;
             }
+            let activity = Arc::new(Activity::new());
+            let counted = activity.clone();
             let service = hyper::service::service_fn(move |mut request| {
                 request.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(request)
+                // Under way from the request until its response's body is done or dropped.
+                let busy = Busy::new(counted.clone());
+                let response = router.clone().oneshot(request);
+                async move {
+                    let response = response.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| {
+                        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |f| {
+                            let _ = &busy;
+                            f
+                        }))
+                    }))
+                }
             });
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            tokio::select! {
+                served = watcher.watch(connection) => {
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                }
+                () = activity.idle_for(keep_alive) => {
+                    tracing::debug!(%peer, "kept-alive connection idle; closed");
+                }
             }
             drop(permit);
         });
@@ -103,6 +128,56 @@ pub async fn serve(
         () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!(grace_secs = limits.shutdown_grace.as_secs(), "grace over; closing the connections still open");
         }
+    }
+}
+
+/// What a connection is doing: requests (with their responses' bodies) under way, and when the
+/// last one began or ended.
+struct Activity {
+    under_way: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            under_way: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Resolves once nothing has been under way for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let idle = last.elapsed();
+            if self.under_way.load(Ordering::Acquire) == 0 && idle >= limit {
+                return;
+            }
+            tokio::time::sleep(limit.saturating_sub(idle).max(Duration::from_millis(100))).await;
+        }
+    }
+}
+
+/// One request under way on its connection, until dropped.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.under_way.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        Busy(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.under_way.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -181,6 +181,7 @@ pub async fn serve_on(
     let limits = http::Limits {
         max_connections: config.max_connections,
         header_read_timeout: config.header_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
         shutdown_grace: config.shutdown_grace,
     };
     let app = router(state);

@@ -21,6 +21,7 @@ on_both_backends!(
     parallel_log_ins_cannot_pass_the_address_limit,
     chat_requests_are_capped,
     sign_ups_wait_for_an_admin_and_are_limited_per_address,
+    a_waiting_accounts_right_password_is_not_a_failed_log_in,
 );
 
 /// (messages kept, estimated, status, prompt tokens, completion tokens) of the user's calls.
@@ -494,4 +495,49 @@ async fn sign_ups_wait_for_an_admin_and_are_limited_per_address(backend: Backend
         emails[0], "dave@example.com",
         "the waiting one first: {emails:?}"
     );
+}
+
+async fn a_waiting_accounts_right_password_is_not_a_failed_log_in(backend: Backend) {
+    // Two failures lock an account; a waiting account's right password is no failure, so
+    // trying it again and again never locks the account (nor its address).
+    let app = TestApp::start_with(
+        backend,
+        &[
+            ("TOKENMETER_SIGNUP", "approval"),
+            ("TOKENMETER_LOGIN_MAX_FAILURES", "2"),
+            ("TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", "3"),
+        ],
+    )
+    .await;
+    let bob = app.client();
+    let right = json!({"email": "bob@example.com", "password": "password-123"});
+    let (status, _) = app.post(&bob, "/api/auth/signup", right.clone()).await;
+    assert_eq!(status, 202);
+    for _ in 0..6 {
+        let (status, body) = app.post(&bob, "/api/auth/login", right.clone()).await;
+        let message = assert_error(status, &body, 403, "forbidden");
+        assert!(message.contains("waiting for an admin"), "{message}");
+    }
+    // Approved, the same password signs in at once: nothing was counted against it.
+    let admin = app.admin().await;
+    let (_, list) = app.get(&admin, "/api/admin/users?limit=10").await;
+    let bob_id = list["data"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .post(
+            &admin,
+            &format!("/api/admin/users/{bob_id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app.post(&bob, "/api/auth/login", right.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    // A wrong password still counts: two lock the account.
+    let wrong = json!({"email": "bob@example.com", "password": "wrong-password"});
+    for _ in 0..2 {
+        let (status, _) = app.post(&bob, "/api/auth/login", wrong.clone()).await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = app.post(&bob, "/api/auth/login", right).await;
+    assert_error(status, &body, 429, "rate_limited");
 }

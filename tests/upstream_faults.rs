@@ -108,6 +108,17 @@ async fn completions(headers: HeaderMap, Json(request): Json<Value>) -> Response
                 ),
             ),
         ]),
+        // 3.5 MB of reply as fast as it goes: more than the sockets between tokenmeter and a
+        // client that does not read can hold.
+        "flood" => {
+            let piece = chunk(&"x".repeat(100));
+            let parts = stream::iter((0..35_000).map(move |_| Ok::<_, Infallible>(piece.clone())))
+                .chain(stream::once(async { Ok(usage(5, 35_000)) }));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(parts))
+                .unwrap()
+        }
         _ => error(StatusCode::NOT_FOUND, "no such model"),
     }
 }
@@ -126,6 +137,7 @@ async fn models() -> Json<Value> {
         "stall",
         "garbage",
         "error-event",
+        "flood",
     ];
     Json(
         json!({"object": "list", "data": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}),
@@ -178,7 +190,77 @@ on_both_backends!(
     prices_come_from_the_table_or_the_model_is_unpriced,
     an_unreachable_upstream_is_a_clear_error,
     litellm_key_failures_are_clear_and_a_key_is_made_once,
+    a_client_that_stops_reading_is_dropped_and_its_reply_recorded,
 );
+
+async fn a_client_that_stops_reading_is_dropped_and_its_reply_recorded(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = fake_upstream().await;
+    let app = TestApp::start_with(
+        backend,
+        &[
+            ("LLM_BASE_URL", base.as_str()),
+            ("LLM_API_KEY", KEY),
+            ("TOKENMETER_STREAM_IDLE_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let alice = app.signed_up("alice@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    let token = app
+        .post(&alice, "/api/profile/tokens", json!({"name": "reader"}))
+        .await
+        .1["data"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A raw client with a small receive buffer: it reads the head, then nothing more.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut conn = socket.connect(addr).await.unwrap();
+    let body = json!({"model": "flood", "stream": true,
+                      "messages": [{"role": "user", "content": "everything at once"}]})
+    .to_string();
+    conn.write_all(
+        format!(
+            "POST /api/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = conn.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    // The reply is recorded as stopped soon after the idle timeout, with what was sent.
+    let mut record = None;
+    for _ in 0..100 {
+        record = with_pool!(&app.db, |p| sqlx::query_as::<_, (String, bool, i64)>(
+            "select status, estimated, completion_tokens from usage_records where user_id = $1"
+        )
+        .bind(alice_id)
+        .fetch_optional(p)
+        .await)
+        .unwrap();
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, estimated, completion) = record.expect("the reply was recorded");
+    assert_eq!(
+        status, "stopped",
+        "ended by the idle timeout, not by the upstream"
+    );
+    assert!(estimated, "cut before the upstream's usage: our count");
+    assert!(completion > 0 && completion < 35_000 * 25, "{completion}");
+    let days = usage_days(&app, alice_id).await;
+    assert_eq!(days[0].requests_count, 1);
+    drop(conn);
+}
 
 async fn failures_before_any_reply_are_clear_errors_and_write_nothing(backend: Backend) {
     let base = fake_upstream().await;

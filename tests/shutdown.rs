@@ -174,10 +174,9 @@ async fn postgres_restarted_under_load_the_app_reconnects_and_loses_nothing() {
         tokens += t;
         refused += r;
     }
-    assert!(
-        answered > 0 && refused > 0,
-        "answered {answered}, refused {refused}"
-    );
+    // (Senders wait through the outage in their replies' record retry, so they may see no
+    // refusal themselves: the send above is the one refused.)
+    assert!(answered > 0, "answered {answered}, refused {refused}");
     // Every reply given is recorded, once, and the days add up to it.
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let (calls, call_tokens): (i64, i64) = sqlx::query_as(

@@ -121,43 +121,19 @@ async fn main() {
     // The database (this process serves on it too, idle); the measured server is the release
     // binary in a process of its own.
     let app = TestApp::start(backend).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let server = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
-        .arg("serve")
-        .env_remove("LITELLM_URL")
-        .env_remove("LLM_BASE_URL")
-        .env("DATABASE_URL", app.database_url())
-        .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
-        .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
-        .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("TOKENMETER_SIGNUP", "open")
-        .env("TOKENMETER_DEMO_DELAY_MS", "0")
-        .env("TOKENMETER_JOB_WORKERS", "0")
-        .env("TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", "1000000")
-        .env("TOKENMETER_DB_MAX_CONNECTIONS", "16")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start tokenmeter serve");
-    let server = Server(server);
-    let pid = server.0.id();
+    let server = common::ServerProcess::spawn(
+        app.database_url(),
+        &[
+            ("TOKENMETER_SIGNUP", "open"),
+            ("TOKENMETER_DEMO_DELAY_MS", "0"),
+            ("TOKENMETER_LOGIN_MAX_FAILURES_PER_IP", "1000000"),
+            ("TOKENMETER_DB_MAX_CONNECTIONS", "16"),
+        ],
+    )
+    .await;
+    let pid = server.child.id();
+    let base = server.base.clone();
     let healthz = format!("{base}/healthz");
-    let probe_client = reqwest::Client::new();
-    for _ in 0..400 {
-        if probe_client
-            .get(&healthz)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let admin = common::browser_client(&base);
     let res = admin
         .post(format!("{base}/api/auth/login"))
@@ -291,16 +267,6 @@ async fn main() {
     println!(
         "  server's resident memory: {rss_start:.0} MB after start, {rss_heavy:.0} MB after the heavy senders, {rss_end:.0} MB after the log-ins, peak {rss_peak:.0} MB"
     );
-}
-
-/// The server process, killed when the benchmark ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn num_cpus() -> usize {

@@ -435,6 +435,16 @@ async fn calls_of(app: &TestApp, user: uuid::Uuid) -> Vec<(bool, i64)> {
     .unwrap()
 }
 
+/// Waits until `n` of the user's calls are recorded (an abandoned one is recorded a moment
+/// after its client left).
+async fn calls_recorded(app: &TestApp, user: uuid::Uuid, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls_of(app, user).await.len() < n {
+        assert!(Instant::now() < deadline, "{n} calls recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The user's tokens as quotas see them (the shown figures of every day).
 async fn app_total(app: &TestApp, user: uuid::Uuid) -> i64 {
     usage_days(app, user)
@@ -471,11 +481,7 @@ async fn estimated_calls_are_corrected_to_litellm_within_a_minute(backend: Backe
     .await;
     // Every call recorded (an abandoned one a moment after its client left).
     for (_, id) in &users {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while calls_of(&app, *id).await.len() < 12 {
-            assert!(Instant::now() < deadline, "12 calls recorded");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        calls_recorded(&app, *id, 12).await;
     }
     let mut estimated = 0;
     let mut before = Vec::new();
@@ -550,11 +556,7 @@ async fn a_correction_after_a_sync_does_not_count_twice(backend: Backend) {
     for n in 0..4 {
         abandoned(&app, &alice, n).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while calls_of(&app, alice_id).await.len() < 4 {
-        assert!(Instant::now() < deadline, "4 calls recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    calls_recorded(&app, alice_id, 4).await;
     let theirs = litellm_total(alice_id, 4).await;
     let estimated = calls_of(&app, alice_id)
         .await

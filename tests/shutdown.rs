@@ -65,7 +65,7 @@ impl Drop for Cluster {
 async fn postgres_restarted_under_load_the_app_reconnects_and_loses_nothing() {
     let cluster = Cluster::init();
     let url = cluster.url();
-    let (_server, base) = spawn_server(
+    let server = common::ServerProcess::spawn(
         &url,
         &[
             ("TOKENMETER_DEMO_DELAY_MS", "10"),
@@ -73,6 +73,7 @@ async fn postgres_restarted_under_load_the_app_reconnects_and_loses_nothing() {
         ],
     )
     .await;
+    let base = server.base.clone();
     let mut clients = Vec::new();
     for i in 0..8 {
         clients.push(common::sign_up(&base, &format!("restart{i}@example.com")).await);
@@ -206,56 +207,20 @@ async fn postgres_restarted_under_load_the_app_reconnects_and_loses_nothing() {
     );
 }
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
     // This process's server only made the database; the real binary serves on it.
     let app = TestApp::start(backend).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
-        .arg("serve")
-        .env_remove("LITELLM_URL")
-        .env_remove("LLM_BASE_URL")
-        .env("DATABASE_URL", app.database_url())
-        .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
-        .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
-        .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("TOKENMETER_SIGNUP", "open")
-        // A long reply (about 15 s) and a short grace.
-        .env("TOKENMETER_DEMO_DELAY_MS", "100")
-        .env("TOKENMETER_SHUTDOWN_GRACE_SECONDS", "3")
-        .env("TOKENMETER_JOB_WORKERS", "0")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start tokenmeter serve");
-    let mut child = KillOnDrop(child);
-    let probe = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if probe
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the server started");
+    let mut child = common::ServerProcess::spawn(
+        app.database_url(),
+        &[
+            ("TOKENMETER_SIGNUP", "open"),
+            // A long reply (about 15 s) and a short grace.
+            ("TOKENMETER_DEMO_DELAY_MS", "100"),
+            ("TOKENMETER_SHUTDOWN_GRACE_SECONDS", "3"),
+        ],
+    )
+    .await;
+    let base = child.base.clone();
     let alice = common::sign_up(&base, "alice@example.com").await;
     let (_, me) = common::read(
         alice
@@ -278,7 +243,7 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
     let mut received = common::read_at_least(&mut body, 1_000).await;
 
     let asked = Instant::now();
-    let pid = child.0.id().to_string();
+    let pid = child.child.id().to_string();
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -287,7 +252,7 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
     // The client reads to the end: the reply is cut with a reason, and said to be recorded.
     common::read_to_end(&mut body, &mut received).await;
     let exited = tokio::task::spawn_blocking(move || {
-        let status = child.0.wait().unwrap();
+        let status = child.child.wait().unwrap();
         (status, child)
     })
     .await
@@ -336,44 +301,6 @@ async fn a_shutdown_cuts_streaming_replies_and_records_them(backend: Backend) {
     assert_eq!(held, 0, "settled");
 }
 
-/// Starts `tokenmeter serve` on the test database with the demo model; waits until it answers.
-async fn spawn_server(database_url: &str, env: &[(&str, &str)]) -> (KillOnDrop, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
-    command
-        .arg("serve")
-        .env_remove("LITELLM_URL")
-        .env_remove("LLM_BASE_URL")
-        .env("DATABASE_URL", database_url)
-        .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
-        .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
-        .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("TOKENMETER_JOB_WORKERS", "0")
-        .env("RUST_LOG", "warn");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let child = KillOnDrop(command.spawn().expect("start tokenmeter serve"));
-    let probe = reqwest::Client::new();
-    for _ in 0..200 {
-        if probe
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not start");
-}
-
 async fn a_kill_9_mid_stream_leaves_nothing_half_written(backend: Backend) {
     let app = TestApp::start(backend).await;
     // 20 ms a token: a whole reply takes some 3 s, a 5-token one 0.1 s. Reservations last 3 s.
@@ -381,7 +308,8 @@ async fn a_kill_9_mid_stream_leaves_nothing_half_written(backend: Backend) {
         ("TOKENMETER_DEMO_DELAY_MS", "20"),
         ("TOKENMETER_RESERVATION_TTL_SECONDS", "3"),
     ];
-    let (mut server, base) = spawn_server(app.database_url(), &env).await;
+    let mut server = common::ServerProcess::spawn(app.database_url(), &env).await;
+    let base = server.base.clone();
     let mut users = Vec::new();
     for i in 0..10 {
         let user = tokenmeter::server::accounts::create_user(
@@ -431,13 +359,14 @@ async fn a_kill_9_mid_stream_leaves_nothing_half_written(backend: Backend) {
         common::read_at_least(&mut body, 1).await;
         streams.push(body);
     }
-    server.0.kill().unwrap(); // SIGKILL
-    server.0.wait().unwrap();
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
     drop(streams);
     let killed_at = chrono::Utc::now();
 
     // Started again on the same database: it serves, and what is stored is whole.
-    let (_server, base) = spawn_server(app.database_url(), &env).await;
+    let restarted = common::ServerProcess::spawn(app.database_url(), &env).await;
+    let base = restarted.base.clone();
     for (i, (conversation, tokens)) in completed.iter().enumerate() {
         let (id, client) = &users[i];
         let res = client

@@ -5,6 +5,9 @@
 //! hash of the build folder: every instance of a deployment, and every build of the same
 //! commit, must agree on them, or a page served by one instance cannot call another.
 
+/// Where the server functions are served (each `#[server(prefix = "/api/fn", ...)]`).
+pub const SERVER_FN_PREFIX: &str = "/api/fn/";
+
 pub mod admin;
 pub mod auth;
 pub mod chat;

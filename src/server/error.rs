@@ -33,9 +33,7 @@ impl Error {
             _ => false,
         }
     }
-}
 
-impl Error {
     /// Whether the database could not be reached (down, restarting, every connection busy):
     /// the client is told to try again (503), not that we failed (500).
     pub fn is_unavailable(&self) -> bool {
@@ -85,7 +83,10 @@ pub async fn server_fn_status(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::StatusCode;
-    let is_fn = request.uri().path().starts_with("/api/fn/");
+    let is_fn = request
+        .uri()
+        .path()
+        .starts_with(crate::api::SERVER_FN_PREFIX);
     let response = next.run(request).await;
     if !is_fn || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return response;

@@ -150,15 +150,24 @@ impl Activity {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    /// Resolves once nothing has been under way for `limit`.
+    /// Resolves once nothing has been under way for `limit`. It wakes when that could first be
+    /// so, and while a request is under way (a long stream) once a `limit`: its end sets
+    /// `last`, from which the idle time counts.
     async fn idle_for(&self, limit: Duration) {
         loop {
-            let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
-            let idle = last.elapsed();
-            if self.under_way.load(Ordering::Acquire) == 0 && idle >= limit {
+            let idle = self
+                .last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed();
+            let wait = if self.under_way.load(Ordering::Acquire) > 0 {
+                limit
+            } else if idle >= limit {
                 return;
-            }
-            tokio::time::sleep(limit.saturating_sub(idle).max(Duration::from_millis(100))).await;
+            } else {
+                limit - idle
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -16,7 +16,10 @@ use axum::response::{IntoResponse, Response};
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 pub async fn guard(request: Request, next: Next) -> Response {
-    let fn_call = request.uri().path().starts_with("/api/fn/");
+    let fn_call = request
+        .uri()
+        .path()
+        .starts_with(crate::api::SERVER_FN_PREFIX);
     let refuse = |status: StatusCode, error: AppError| -> Response {
         if fn_call {
             (status, axum::Json(error)).into_response()

@@ -411,3 +411,62 @@ pub async fn serve_on_loopback(app: axum::Router) -> SocketAddr {
     tokio::spawn(async move { axum::serve(listener, app).await.expect("fake server") });
     addr
 }
+
+/// A `tokenmeter serve` process of the real binary (demo model, no job runner, the test admin,
+/// plus the given variables), killed when dropped.
+#[allow(dead_code)]
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+#[allow(dead_code)]
+impl ServerProcess {
+    /// Starts the binary on `database_url`; waits until `/readyz` answers.
+    pub async fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        command
+            .arg("serve")
+            .env_remove("LITELLM_URL")
+            .env_remove("LLM_BASE_URL")
+            .env("DATABASE_URL", database_url)
+            .env("TOKENMETER_ADDR", format!("127.0.0.1:{port}"))
+            .env("TOKENMETER_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("TOKENMETER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("TOKENMETER_JOB_WORKERS", "0")
+            .env("RUST_LOG", "warn");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let server = ServerProcess {
+            child: command.spawn().expect("start tokenmeter serve"),
+            base,
+        };
+        let probe = reqwest::Client::new();
+        for _ in 0..400 {
+            if probe
+                .get(format!("{}/readyz", server.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

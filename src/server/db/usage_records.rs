@@ -57,11 +57,31 @@ struct Estimate {
     created_at: DateTime<Utc>,
 }
 
+/// A day's figures as a correction reads them (its row locked).
+#[derive(sqlx::FromRow)]
+struct Day {
+    id: Uuid,
+    /// The shown figures count the estimate: no sync since the call replaced them with
+    /// LiteLLM's (which count the call already).
+    shown_counts_it: bool,
+    tokens_used: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost_nanos: i64,
+    model_usage: Json<ModelUsageMap>,
+    app_tokens_used: i64,
+    app_prompt_tokens: i64,
+    app_completion_tokens: i64,
+    app_cost_nanos: i64,
+    app_model_usage: Json<ModelUsageMap>,
+}
+
 /// Replaces an estimated call's figures with the upstream's, in one transaction: the call's
 /// row (its estimate kept in `estimated_tokens`), its reply message when kept, and its day in
 /// `usage_history`: the app's own figures always, the shown ones too unless a sync since the
-/// call replaced them with LiteLLM's (which count the call already). Returns the change in
-/// tokens, or `None` when the call was corrected already (by another instance).
+/// call replaced them with LiteLLM's (which count the call already). No figure goes below
+/// zero. Returns the change in tokens, or `None` when the call was corrected already (by
+/// another instance).
 pub async fn reconcile(
     db: &Db,
     id: Uuid,
@@ -71,35 +91,31 @@ pub async fn reconcile(
     with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         // A write first, guarded by the state it changes: of two instances one corrects, the
-        // other finds nothing (PostgreSQL locks the row, SQLite takes its write lock).
-        let claimed =
-            sqlx::query("update usage_records set reconciled_at = $2 where id = $1 and estimated")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        if claimed.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let old: Estimate = sqlx::query_as(
-            "select user_id, model, date, prompt_tokens, completion_tokens, cost_nanos,
-                    messages_kept, created_at
-             from usage_records where id = $1",
+        // other finds nothing (PostgreSQL locks the row, SQLite takes its write lock). It
+        // changes only `reconciled_at`, so what it returns is the estimate.
+        let Some(old): Option<Estimate> = sqlx::query_as(
+            "update usage_records set reconciled_at = $2 where id = $1 and estimated
+             returning user_id, model, date, prompt_tokens, completion_tokens, cost_nanos,
+                       messages_kept, created_at",
         )
         .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         sqlx::query(
             "update usage_records set prompt_tokens = $2, completion_tokens = $3,
-                 cost_nanos = $4, estimated = false, estimated_tokens = $5
+                 cost_nanos = $4, estimated = false,
+                 estimated_tokens = prompt_tokens + completion_tokens
              where id = $1",
         )
         .bind(id)
         .bind(upstream.prompt_tokens)
         .bind(upstream.completion_tokens)
         .bind(upstream.cost_nanos)
-        .bind(old.prompt_tokens + old.completion_tokens)
         .execute(&mut *tx)
         .await?;
         if old.messages_kept {
@@ -115,70 +131,67 @@ pub async fn reconcile(
             .execute(&mut *tx)
             .await?;
         }
-        let d_prompt = upstream.prompt_tokens - old.prompt_tokens;
-        let d_completion = upstream.completion_tokens - old.completion_tokens;
-        let d_tokens = d_prompt + d_completion;
-        let d_cost = upstream.cost_nanos - old.cost_nanos.unwrap_or(0);
-        // The shown figures count the estimate unless a sync after the call replaced them
-        // with LiteLLM's (source 'litellm', synced since): those count the call already.
-        let day: Option<(Uuid, bool, Json<ModelUsageMap>, Json<ModelUsageMap>)> = sqlx::query_as(
-            "update usage_history set
-                 app_tokens_used = case when app_tokens_used + $3 + $4 < 0 then 0
-                     else app_tokens_used + $3 + $4 end,
-                 app_prompt_tokens = case when app_prompt_tokens + $3 < 0 then 0
-                     else app_prompt_tokens + $3 end,
-                 app_completion_tokens = case when app_completion_tokens + $4 < 0 then 0
-                     else app_completion_tokens + $4 end,
-                 app_cost_nanos = case when app_cost_nanos + $5 < 0 then 0
-                     else app_cost_nanos + $5 end,
-                 tokens_used = case when (source <> 'litellm' or synced_at is null or synced_at < $6)
-                     then case when tokens_used + $3 + $4 < 0 then 0 else tokens_used + $3 + $4 end
-                     else tokens_used end,
-                 prompt_tokens = case when (source <> 'litellm' or synced_at is null or synced_at < $6)
-                     then case when prompt_tokens + $3 < 0 then 0 else prompt_tokens + $3 end
-                     else prompt_tokens end,
-                 completion_tokens = case when (source <> 'litellm' or synced_at is null or synced_at < $6)
-                     then case when completion_tokens + $4 < 0 then 0
-                         else completion_tokens + $4 end
-                     else completion_tokens end,
-                 cost_nanos = case when (source <> 'litellm' or synced_at is null or synced_at < $6)
-                     then case when cost_nanos + $5 < 0 then 0 else cost_nanos + $5 end
-                     else cost_nanos end,
-                 updated_at = $7
-             where user_id = $1 and date = $2
-             returning id, (source <> 'litellm' or synced_at is null or synced_at < $6),
-                       model_usage, app_model_usage",
+        let before = (old.prompt_tokens, old.completion_tokens, old.cost_nanos);
+        let after = (
+            upstream.prompt_tokens,
+            upstream.completion_tokens,
+            Some(upstream.cost_nanos),
+        );
+        let d_prompt = after.0 - before.0;
+        let d_completion = after.1 - before.1;
+        let d_cost = upstream.cost_nanos - before.2.unwrap_or(0);
+        // The day's row, locked by a write that changes nothing else, so a reply recorded
+        // meanwhile cannot change it between this read and the write below.
+        let day: Option<Day> = sqlx::query_as(
+            "update usage_history set updated_at = $3 where user_id = $1 and date = $2
+             returning id,
+                 (source <> 'litellm' or synced_at is null or synced_at < $4) as shown_counts_it,
+                 tokens_used, prompt_tokens, completion_tokens, cost_nanos, model_usage,
+                 app_tokens_used, app_prompt_tokens, app_completion_tokens, app_cost_nanos,
+                 app_model_usage",
         )
         .bind(old.user_id)
         .bind(old.date)
-        .bind(d_prompt)
-        .bind(d_completion)
-        .bind(d_cost)
-        .bind(old.created_at)
         .bind(now)
+        .bind(old.created_at)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some((row_id, shown_counts_it, Json(mut models), Json(mut app_models))) = day {
-            let before = (old.prompt_tokens, old.completion_tokens, old.cost_nanos);
-            let after = (
-                upstream.prompt_tokens,
-                upstream.completion_tokens,
-                Some(upstream.cost_nanos),
-            );
-            correct_model_usage(&mut app_models, &old.model, before, after);
-            if shown_counts_it {
-                correct_model_usage(&mut models, &old.model, before, after);
+        if let Some(mut day) = day {
+            let shift = |v: &mut i64, by: i64| *v = (*v + by).max(0);
+            shift(&mut day.app_prompt_tokens, d_prompt);
+            shift(&mut day.app_completion_tokens, d_completion);
+            shift(&mut day.app_tokens_used, d_prompt + d_completion);
+            shift(&mut day.app_cost_nanos, d_cost);
+            correct_model_usage(&mut day.app_model_usage.0, &old.model, before, after);
+            if day.shown_counts_it {
+                shift(&mut day.prompt_tokens, d_prompt);
+                shift(&mut day.completion_tokens, d_completion);
+                shift(&mut day.tokens_used, d_prompt + d_completion);
+                shift(&mut day.cost_nanos, d_cost);
+                correct_model_usage(&mut day.model_usage.0, &old.model, before, after);
             }
             sqlx::query(
-                "update usage_history set model_usage = $2, app_model_usage = $3 where id = $1",
+                "update usage_history set tokens_used = $2, prompt_tokens = $3,
+                     completion_tokens = $4, cost_nanos = $5, model_usage = $6,
+                     app_tokens_used = $7, app_prompt_tokens = $8, app_completion_tokens = $9,
+                     app_cost_nanos = $10, app_model_usage = $11
+                 where id = $1",
             )
-            .bind(row_id)
-            .bind(Json(&models))
-            .bind(Json(&app_models))
+            .bind(day.id)
+            .bind(day.tokens_used)
+            .bind(day.prompt_tokens)
+            .bind(day.completion_tokens)
+            .bind(day.cost_nanos)
+            .bind(&day.model_usage)
+            .bind(day.app_tokens_used)
+            .bind(day.app_prompt_tokens)
+            .bind(day.app_completion_tokens)
+            .bind(day.app_cost_nanos)
+            .bind(&day.app_model_usage)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(Some(d_tokens))
+        Ok(Some(d_prompt + d_completion))
     })
 }

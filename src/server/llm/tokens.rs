@@ -13,12 +13,12 @@ pub fn warm_up() {
     let _ = bpe().encode_ordinary("warm up");
 }
 
-/// Tokens of `text`. BPE merging costs up to the square of a pre-token's length, so a long
-/// text is counted in slices (each on its own): cut before a space that starts a word, where
-/// the count is exact, and inside a run with no such place (one letter repeated, a
-/// 99,000-character "word", unspaced CJK) every [`RUN_SLICE_BYTES`], where it is an estimate
-/// off by about a token a cut. The worst case goes from 232 ms to a few (see the robustness
-/// benchmark).
+/// Tokens of `text`. BPE merging costs more than the length of a pre-token, so a long text is
+/// counted in slices (each on its own): cut before a space that starts a word, where the count
+/// is exact, and inside a run with no such place (one letter repeated, a 99,000-character
+/// "word", unspaced CJK) every [`RUN_SLICE_BYTES`], where it is an estimate off by about a
+/// token a cut. Measured on one letter repeated 99,000 times: 22 ms whole, 11 ms in slices
+/// (the robustness benchmark).
 pub fn count(text: &str) -> i64 {
     slices(text)
         .map(|slice| bpe().encode_ordinary(slice).len() as i64)

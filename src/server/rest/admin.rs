@@ -1,6 +1,6 @@
 //! `/api/admin/*`: admins only.
 
-use super::{created, ok, parse_id, ApiError, ApiJson, ApiQuery, ApiResult, Envelope};
+use super::{created, ok, parse_id, ApiError, ApiJson, ApiQuery, ApiResult, Envelope, IdPath};
 use crate::api::error::AppError;
 use crate::api::quota::{AdminUserDto, PlanDto};
 use crate::api::UserDto;
@@ -24,8 +24,7 @@ pub struct Page {
     path = "/api/admin/users",
     tag = "admin",
     params(Page),
-    responses((status = 200, description = "users with their plan and usage", body = Envelope<Vec<AdminUserDto>>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "users with their plan and usage", body = Envelope<Vec<AdminUserDto>>))
 )]
 /// `GET /api/admin/users?limit=100&offset=0`: users with their plan and the period's usage.
 pub async fn list_users(
@@ -56,8 +55,7 @@ fn parse_role(raw: &str) -> Result<Role, ApiError> {
     path = "/api/admin/users",
     tag = "admin",
     request_body = NewUser,
-    responses((status = 201, description = "the new user", body = Envelope<UserDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 201, description = "the new user", body = Envelope<UserDto>))
 )]
 /// `POST /api/admin/users {email, password, role?}`: 201 with the new user.
 pub async fn create_user(
@@ -108,9 +106,8 @@ pub struct UserPatch {
     path = "/api/admin/users/{id}",
     tag = "admin",
     request_body = UserPatch,
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "the user as changed", body = Envelope<UserDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "the user as changed", body = Envelope<UserDto>))
 )]
 /// `PATCH /api/admin/users/{id} {role?, disabled?, plan_id?, token_limit_override?}`
 pub async fn update_user(
@@ -151,9 +148,8 @@ pub async fn update_user(
     post,
     path = "/api/admin/users/{id}/approve",
     tag = "admin",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "approved (409 when not pending)", body = Envelope<UserDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "approved (409 when not pending)", body = Envelope<UserDto>))
 )]
 /// `POST /api/admin/users/{id}/approve`: lets a pending sign-up in (409 when not pending).
 pub async fn approve_user(
@@ -169,9 +165,8 @@ pub async fn approve_user(
     post,
     path = "/api/admin/users/{id}/reject",
     tag = "admin",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "rejected (409 when not pending)", body = Envelope<UserDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "rejected (409 when not pending)", body = Envelope<UserDto>))
 )]
 /// `POST /api/admin/users/{id}/reject`: refuses a pending sign-up (409 when not pending); the
 /// account stays, unable to sign in, so the address cannot queue again.
@@ -188,8 +183,7 @@ pub async fn reject_user(
     get,
     path = "/api/admin/plans",
     tag = "admin",
-    responses((status = 200, description = "the plans", body = Envelope<Vec<PlanDto>>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the plans", body = Envelope<Vec<PlanDto>>))
 )]
 /// `GET /api/admin/plans` (also public as `GET /api/plans`).
 pub async fn list_plans(
@@ -204,8 +198,7 @@ pub async fn list_plans(
     path = "/api/admin/plans",
     tag = "admin",
     request_body = quota::PlanInput,
-    responses((status = 201, description = "the new plan", body = Envelope<PlanDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 201, description = "the new plan", body = Envelope<PlanDto>))
 )]
 /// `POST /api/admin/plans {name, monthly_token_limit, price_label?, description?, sort_order?, is_default?}`
 pub async fn create_plan(
@@ -233,9 +226,8 @@ pub struct PlanPatch {
     path = "/api/admin/plans/{id}",
     tag = "admin",
     request_body = PlanPatch,
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "the plan as changed", body = Envelope<PlanDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "the plan as changed", body = Envelope<PlanDto>))
 )]
 /// `PATCH /api/admin/plans/{id}`: the fields given change (`monthly_token_limit: null` is unlimited).
 pub async fn update_plan(

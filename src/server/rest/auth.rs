@@ -136,8 +136,7 @@ pub async fn logout(
     get,
     path = "/api/auth/me",
     tag = "auth",
-    responses((status = 200, description = "the signed-in user", body = Envelope<UserDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the signed-in user", body = Envelope<UserDto>))
 )]
 /// `GET /api/auth/me`: the signed-in user (401 otherwise).
 pub async fn me(AuthUser(principal): AuthUser) -> ApiResult<UserDto> {

@@ -2,7 +2,7 @@
 //! OpenAI's shapes on success, so OpenAI clients work with `base_url = <site>/api`; their
 //! errors use the envelope, whose `error.message` those clients read as well.
 
-use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult, Envelope};
+use super::{created, ok, parse_id, ApiError, ApiJson, ApiResult, Envelope, IdPath};
 use crate::api::chat::{ConversationDetailDto, ConversationDto};
 use crate::api::error::AppError;
 use crate::domain::chat::Role;
@@ -182,8 +182,7 @@ pub struct Deleted {
     path = "/api/chat/completions",
     tag = "chat",
     request_body = CompletionBody,
-    responses((status = 200, description = "the whole reply as OpenAI's `chat.completion`; with `stream: true` server-sent `chat.completion.chunk` events, a usage event and `[DONE]`; the conversation's id also in the `x-conversation-id` header", content((ChatCompletion = "application/json"), (super::openapi::CompletionEvent = "text/event-stream")))),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the whole reply as OpenAI's `chat.completion`; with `stream: true` server-sent `chat.completion.chunk` events, a usage event and `[DONE]`; the conversation's id also in the `x-conversation-id` header", content((ChatCompletion = "application/json"), (super::openapi::CompletionEvent = "text/event-stream"))))
 )]
 /// `POST /api/chat/completions`: OpenAI's request; `stream: true` answers with server-sent
 /// events. With `conversation_id` the stored conversation goes first and `messages` are the
@@ -313,8 +312,7 @@ async fn whole(mut started: Started) -> Result<Json<ChatCompletion>, ApiError> {
     get,
     path = "/api/models",
     tag = "chat",
-    responses((status = 200, description = "the models offered (OpenAI's list)", body = ModelList)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the models offered (OpenAI's list)", body = ModelList))
 )]
 /// `GET /api/models`: OpenAI's model list (`{"object": "list", "data": [{"id": ...}]}`); 502
 /// when the upstream cannot say.
@@ -359,8 +357,7 @@ pub struct ConversationChange {
     get,
     path = "/api/conversations",
     tag = "chat",
-    responses((status = 200, description = "the caller's conversations, most recent first", body = Envelope<Vec<ConversationDto>>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the caller's conversations, most recent first", body = Envelope<Vec<ConversationDto>>))
 )]
 /// `GET /api/conversations`: the caller's conversations, most recent first.
 pub async fn list_conversations(
@@ -375,8 +372,7 @@ pub async fn list_conversations(
     path = "/api/conversations",
     tag = "chat",
     request_body = NewConversation,
-    responses((status = 201, description = "an empty conversation", body = Envelope<ConversationDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 201, description = "an empty conversation", body = Envelope<ConversationDto>))
 )]
 /// `POST /api/conversations {model, title?}`: an empty conversation.
 pub async fn create_conversation(
@@ -393,9 +389,8 @@ pub async fn create_conversation(
     get,
     path = "/api/conversations/{id}",
     tag = "chat",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "the conversation and its messages", body = Envelope<ConversationDetailDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "the conversation and its messages", body = Envelope<ConversationDetailDto>))
 )]
 /// `GET /api/conversations/{id}`: one of the caller's conversations with its messages.
 pub async fn get_conversation(
@@ -412,9 +407,8 @@ pub async fn get_conversation(
     path = "/api/conversations/{id}",
     tag = "chat",
     request_body = ConversationChange,
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "the conversation as changed", body = Envelope<ConversationDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "the conversation as changed", body = Envelope<ConversationDto>))
 )]
 /// `PATCH /api/conversations/{id} {title?, model?}`.
 pub async fn update_conversation(
@@ -438,9 +432,8 @@ pub async fn update_conversation(
     delete,
     path = "/api/conversations/{id}",
     tag = "chat",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "deleted (its usage stays counted)", body = Envelope<Deleted>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "deleted (its usage stays counted)", body = Envelope<Deleted>))
 )]
 /// `DELETE /api/conversations/{id}`: the conversation and its messages (not their usage).
 pub async fn delete_conversation(

@@ -2,7 +2,7 @@
 //! `/api/admin/jobs` (list, create, start a usage sync, ask for a report, cancel, download a
 //! report).
 
-use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiQuery, ApiResult, Envelope};
+use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiQuery, ApiResult, Envelope, IdPath};
 use crate::api::error::AppError;
 use crate::api::jobs::{JobDto, JobFilterDto, JobPageDto};
 use crate::domain::jobs::JobType;
@@ -29,8 +29,7 @@ pub struct OwnFilter {
     path = "/api/jobs",
     tag = "jobs",
     params(OwnFilter),
-    responses((status = 200, description = "the caller's jobs, newest first", body = Envelope<Vec<JobDto>>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the caller's jobs, newest first", body = Envelope<Vec<JobDto>>))
 )]
 /// `GET /api/jobs?type=&status=`: the caller's jobs, newest first.
 pub async fn list_own(
@@ -50,9 +49,8 @@ pub async fn list_own(
     get,
     path = "/api/jobs/{id}",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "one of the caller's jobs", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "one of the caller's jobs", body = Envelope<JobDto>))
 )]
 /// `GET /api/jobs/{id}`: one of the caller's jobs (anyone else's is 404).
 pub async fn get_own(
@@ -78,9 +76,8 @@ fn shown_to(me: &crate::server::auth::Principal, jobs: Vec<JobDto>) -> Vec<JobDt
     delete,
     path = "/api/jobs/{id}",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "cancelled, or asked to stop", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "cancelled, or asked to stop", body = Envelope<JobDto>))
 )]
 /// `DELETE /api/jobs/{id}`: cancels one of the caller's jobs: a pending one at once, a running
 /// one is asked to stop; a finished one is 409.
@@ -112,8 +109,7 @@ pub struct AdminFilter {
     path = "/api/admin/jobs",
     tag = "jobs",
     params(AdminFilter),
-    responses((status = 200, description = "a page of every job", body = Envelope<JobPageDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "a page of every job", body = Envelope<JobPageDto>))
 )]
 /// `GET /api/admin/jobs?type=&status=&user_id=&limit=50&offset=0`: every job, newest first.
 pub async fn list_all(
@@ -154,8 +150,7 @@ fn accepted(result: Created) -> ApiResult<JobDto> {
     post,
     path = "/api/admin/jobs/usage-sync",
     tag = "jobs",
-    responses((status = 202, description = "a new sync started", body = Envelope<JobDto>), (status = 200, description = "the sync already pending or running", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 202, description = "a new sync started", body = Envelope<JobDto>), (status = 200, description = "the sync already pending or running", body = Envelope<JobDto>))
 )]
 /// `POST /api/admin/jobs/usage-sync`: starts a sync of everyone's usage (202); while one is
 /// pending or running, that one (200).
@@ -187,8 +182,7 @@ async fn start_report(
     path = "/api/admin/jobs/report",
     tag = "jobs",
     request_body = ReportRequest,
-    responses((status = 202, description = "a new report job", body = Envelope<JobDto>), (status = 200, description = "the same report already asked for", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 202, description = "a new report job", body = Envelope<JobDto>), (status = 200, description = "the same report already asked for", body = Envelope<JobDto>))
 )]
 /// `POST /api/admin/jobs/report {start_date, end_date}`: a CSV usage report, made in the
 /// background (202); download it from `/api/admin/jobs/{id}/result` once completed.
@@ -214,8 +208,7 @@ pub struct NewJobRequest {
     path = "/api/admin/jobs",
     tag = "jobs",
     request_body = NewJobRequest,
-    responses((status = 202, description = "a new job", body = Envelope<JobDto>), (status = 200, description = "the same job already pending or running", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 202, description = "a new job", body = Envelope<JobDto>), (status = 200, description = "the same job already pending or running", body = Envelope<JobDto>))
 )]
 /// `POST /api/admin/jobs {type, metadata}`: any job type that has a handler.
 pub async fn create(
@@ -247,9 +240,8 @@ pub async fn create(
     delete,
     path = "/api/admin/jobs/{id}",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "cancelled, or asked to stop", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "cancelled, or asked to stop", body = Envelope<JobDto>))
 )]
 /// `DELETE /api/admin/jobs/{id}`: cancels any job.
 pub async fn cancel_any(
@@ -265,9 +257,8 @@ pub async fn cancel_any(
     get,
     path = "/api/admin/jobs/{id}",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "the job", body = Envelope<JobDto>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "the job", body = Envelope<JobDto>))
 )]
 /// `GET /api/admin/jobs/{id}`: any job.
 pub async fn get_any(
@@ -283,9 +274,8 @@ pub async fn get_any(
     get,
     path = "/api/admin/jobs/{id}/result",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "the report as a CSV download", body = String, content_type = "text/csv")),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "the report as a CSV download", body = String, content_type = "text/csv"))
 )]
 /// `GET /api/admin/jobs/{id}/result`: a completed report's CSV; 409 while it is not done.
 pub async fn result(
@@ -313,8 +303,7 @@ pub async fn result(
     path = "/api/admin/jobs/events",
     tag = "jobs",
     params(JobFilterDto),
-    responses((status = 200, description = "server-sent `jobs` events, each one page of jobs (its JSON the `data` of `GET /api/admin/jobs`), now and again on every change", body = super::openapi::JobsEvent, content_type = "text/event-stream")),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "server-sent `jobs` events, each one page of jobs (its JSON the `data` of `GET /api/admin/jobs`), now and again on every change", body = super::openapi::JobsEvent, content_type = "text/event-stream"))
 )]
 /// `GET /api/admin/jobs/events?type=&status=&offset=`: server-sent events for the admin jobs
 /// page: a `jobs` event with its page (as `GET /api/admin/jobs`) now and whenever it changes

@@ -41,6 +41,16 @@ pub struct ErrorEnvelope {
     error: AppError,
 }
 
+/// The `{id}` of a path, as the OpenAPI document describes it (handlers read it as text and
+/// parse it with [`parse_id`], so that anything else is a 400 naming it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+pub struct IdPath {
+    /// the id (a UUID; anything else is a 400)
+    id: Uuid,
+}
+
 /// A successful answer: status and data.
 pub struct ApiOk<T>(pub StatusCode, pub T);
 

@@ -37,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         jobs::cancel_any, jobs::result, document,
     ),
     components(schemas(ErrorEnvelope)),
+    // Every operation but those that say `security(())` (public) wants one of the two.
+    security(("session" = []), ("bearer" = [])),
     modifiers(&Conventions),
     tags(
         (name = "auth", description = "Sign-up, log-in, the session"),
@@ -73,8 +75,8 @@ pub struct CompletionEvent {
     data: String,
 }
 
-/// What every operation shares: the two ways to sign in, and the error envelope as the
-/// `default` response.
+/// What every operation shares: the two ways to sign in (their schemes), and the error
+/// envelope as the `default` response.
 struct Conventions;
 
 impl Modify for Conventions {

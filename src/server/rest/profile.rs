@@ -1,6 +1,6 @@
 //! `/api/profile/*`: the caller's own things.
 
-use super::{created, ok, parse_id, ApiJson, ApiResult, Envelope};
+use super::{created, ok, parse_id, ApiJson, ApiResult, Envelope, IdPath};
 use crate::api::{ApiTokenDto, CreatedTokenDto};
 use crate::server::accounts;
 use crate::server::auth::AuthUser;
@@ -39,8 +39,7 @@ pub struct NewToken {
     get,
     path = "/api/profile/tokens",
     tag = "profile",
-    responses((status = 200, description = "the caller's live API tokens", body = Envelope<Vec<ApiTokenDto>>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the caller's live API tokens", body = Envelope<Vec<ApiTokenDto>>))
 )]
 /// `GET /api/profile/tokens`: the caller's live API tokens (never their secrets).
 pub async fn list_tokens(
@@ -55,8 +54,7 @@ pub async fn list_tokens(
     path = "/api/profile/tokens",
     tag = "profile",
     request_body = NewToken,
-    responses((status = 201, description = "the token and its secret, shown this once", body = Envelope<CreatedTokenDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 201, description = "the token and its secret, shown this once", body = Envelope<CreatedTokenDto>))
 )]
 /// `POST /api/profile/tokens {name}`: 201 with the token and its secret, shown this once.
 pub async fn create_token(
@@ -71,9 +69,8 @@ pub async fn create_token(
     delete,
     path = "/api/profile/tokens/{id}",
     tag = "profile",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "revoked", body = Envelope<Revoked>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "revoked", body = Envelope<Revoked>))
 )]
 /// `DELETE /api/profile/tokens/{id}`: revokes one of the caller's tokens.
 pub async fn revoke_token(
@@ -100,8 +97,7 @@ pub struct NewPassword {
     path = "/api/profile/password",
     tag = "profile",
     request_body = NewPassword,
-    responses((status = 200, description = "changed; the other sessions ended", body = Envelope<PasswordChanged>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "changed; the other sessions ended", body = Envelope<PasswordChanged>))
 )]
 /// `POST /api/profile/password {current_password, new_password, revoke_api_tokens?}`: changes
 /// the password, signs out the caller's other sessions and (when asked) revokes their API
@@ -130,8 +126,7 @@ pub async fn change_password(
     get,
     path = "/api/profile/usage",
     tag = "profile",
-    responses((status = 200, description = "the current quota period", body = Envelope<crate::api::quota::UsageDto>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the current quota period", body = Envelope<crate::api::quota::UsageDto>))
 )]
 /// `GET /api/profile/usage`: the caller's usage in the current quota period, with the flags.
 pub async fn usage(
@@ -152,8 +147,7 @@ pub struct PlanRequest {
     path = "/api/profile/plan-request",
     tag = "profile",
     request_body = PlanRequest,
-    responses((status = 200, description = "the admins are asked", body = Envelope<PlanRequested>)),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the admins are asked", body = Envelope<PlanRequested>))
 )]
 /// `POST /api/profile/plan-request {plan_id}`: asks the admins for another plan.
 pub async fn request_plan(

@@ -3,7 +3,7 @@
 //! `/api/admin/usage` (everyone). Histories come as JSON or, with `format=csv`, as a CSV
 //! download.
 
-use super::{ok, parse_id, ApiError, ApiQuery, ApiResult, Envelope};
+use super::{ok, parse_id, ApiError, ApiQuery, ApiResult, Envelope, IdPath};
 use crate::api::error::AppError;
 use crate::domain::usage::{history_csv, parse_history_days};
 use crate::server::auth::{AdminUser, AuthUser};
@@ -88,8 +88,7 @@ async fn history(
     path = "/api/profile/usage/history",
     tag = "usage",
     params(HistoryQuery),
-    responses((status = 200, description = "the caller's days, every day present; `format=csv`: a CSV download", content((Envelope<crate::api::usage::UsageHistoryDto> = "application/json"), (String = "text/csv")))),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "the caller's days, every day present; `format=csv`: a CSV download", content((Envelope<crate::api::usage::UsageHistoryDto> = "application/json"), (String = "text/csv"))))
 )]
 /// `GET /api/profile/usage/history?days=30[&format=csv]`: the caller's days, zero-filled.
 pub async fn own_history(
@@ -105,9 +104,8 @@ pub async fn own_history(
     get,
     path = "/api/admin/users/{id}/usage/history",
     tag = "usage",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)"), HistoryQuery),
-    responses((status = 200, description = "the user's days, every day present; `format=csv`: a CSV download", content((Envelope<crate::api::usage::UsageHistoryDto> = "application/json"), (String = "text/csv")))),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath, HistoryQuery),
+    responses((status = 200, description = "the user's days, every day present; `format=csv`: a CSV download", content((Envelope<crate::api::usage::UsageHistoryDto> = "application/json"), (String = "text/csv"))))
 )]
 /// `GET /api/admin/users/{id}/usage/history?days=30[&format=csv]`: anyone's, for admins.
 pub async fn user_history(
@@ -125,9 +123,8 @@ pub async fn user_history(
     post,
     path = "/api/admin/users/{id}/usage/sync",
     tag = "usage",
-    params(("id" = Uuid, Path, description = "the id (a UUID; anything else is a 400)")),
-    responses((status = 200, description = "synced from LiteLLM (409 without LiteLLM, 502 when it fails)", body = Envelope<UserSynced>)),
-    security(("session" = []), ("bearer" = []))
+    params(IdPath),
+    responses((status = 200, description = "synced from LiteLLM (409 without LiteLLM, 502 when it fails)", body = Envelope<UserSynced>))
 )]
 /// `POST /api/admin/users/{id}/usage/sync`: syncs the user's usage from LiteLLM now.
 pub async fn sync_user(
@@ -159,8 +156,7 @@ pub struct RangeQuery {
     path = "/api/admin/usage",
     tag = "usage",
     params(RangeQuery),
-    responses((status = 200, description = "everyone's usage over the range; `format=csv`: every user's day as CSV", content((Envelope<crate::api::usage::UsageAnalyticsDto> = "application/json"), (String = "text/csv")))),
-    security(("session" = []), ("bearer" = []))
+    responses((status = 200, description = "everyone's usage over the range; `format=csv`: every user's day as CSV", content((Envelope<crate::api::usage::UsageAnalyticsDto> = "application/json"), (String = "text/csv"))))
 )]
 /// `GET /api/admin/usage?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`: everyone's usage over a
 /// range (the last 30 days by default, at most 366): totals, every day, the top users, the

@@ -564,6 +564,13 @@ async fn a_correction_after_a_sync_does_not_count_twice(backend: Backend) {
         .filter(|c| c.0)
         .count();
     assert!(estimated > 0, "abandoned replies are estimated");
+    // LiteLLM writes its daily totals (what the sync reads) in batches, after its call logs.
+    let today = chrono::Utc::now().date_naive();
+    litellm_when(
+        &format!("/user/daily/activity?user_id={alice_id}&start_date={today}&end_date={today}"),
+        |b| b["metadata"]["total_tokens"].as_i64() == Some(theirs),
+    )
+    .await;
 
     // The sync sets the day to LiteLLM's figures, which count every call already...
     let admin = app.admin().await;

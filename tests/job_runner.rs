@@ -27,6 +27,8 @@ struct Fake {
     /// Each usage read waits this long (ms).
     delay_ms: AtomicU64,
     reads: AtomicUsize,
+    /// Reads whose caller went away before the answer.
+    dropped: Arc<AtomicUsize>,
     /// The user whose reads answer 500 (`*`: everybody's).
     failing_user: std::sync::Mutex<Option<String>>,
 }
@@ -37,7 +39,18 @@ async fn fake_litellm(fake: Arc<Fake>) -> String {
         Query(q): Query<HashMap<String, String>>,
     ) -> Result<Json<Value>, axum::http::StatusCode> {
         fake.reads.fetch_add(1, Ordering::SeqCst);
+        // Counts the read as dropped unless it gets to answer.
+        struct Pending(Option<Arc<AtomicUsize>>);
+        impl Drop for Pending {
+            fn drop(&mut self) {
+                if let Some(dropped) = self.0.take() {
+                    dropped.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let mut pending = Pending(Some(fake.dropped.clone()));
         tokio::time::sleep(Duration::from_millis(fake.delay_ms.load(Ordering::SeqCst))).await;
+        pending.0 = None;
         let failing = fake.failing_user.lock().unwrap().clone();
         if failing.is_some_and(|f| f == "*" || Some(&f) == q.get("user_id")) {
             return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -255,6 +268,72 @@ async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Bac
     second.stop().await;
 }
 
+/// The job's row is locked by someone else (a long transaction), so its heartbeat cannot be
+/// written: the worker gives the job up when its lease runs out (another instance may rescue
+/// it then), although the job itself is still waiting for LiteLLM; once the row is free the
+/// job is rescued and completed by its second attempt.
+async fn a_job_whose_heartbeat_cannot_be_written_is_stopped_within_its_lease(backend: Backend) {
+    let one_worker = [
+        ("TOKENMETER_JOB_LEASE_MS", "600"),
+        ("TOKENMETER_JOB_WORKERS", "1"),
+    ];
+    // One read of a minute: the job waits for LiteLLM, not for the database.
+    let (app, fake, runner, job) = slow_sync_running(backend, &one_worker, 1, 60_000).await;
+    let (held, release) = hold_row(&app, job.id).await;
+    let locked = Instant::now();
+    while fake.dropped.load(Ordering::SeqCst) == 0 {
+        assert!(
+            locked.elapsed() < Duration::from_secs(3),
+            "the job still runs without a heartbeat"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped_after = locked.elapsed();
+    assert!(
+        stopped_after <= Duration::from_millis(600 + 200 + 300),
+        "stopped within its lease (and a heartbeat): {stopped_after:?}"
+    );
+    release.send(()).unwrap();
+    held.await.unwrap();
+    fake.delay_ms.store(0, Ordering::SeqCst);
+    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    assert_eq!(
+        done.attempts, 2,
+        "rescued once, completed by the second attempt"
+    );
+    assert_eq!(fake.dropped.load(Ordering::SeqCst), 1);
+    runner.stop().await;
+}
+
+/// Locks a job's row in a transaction of its own (on SQLite: the database's write lock)
+/// until the sender is used; the task ends when the lock is released.
+async fn hold_row(
+    app: &TestApp,
+    id: Uuid,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let db = app.db.clone();
+    let held = tokio::spawn(async move {
+        with_pool!(&db, |pool| {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("update jobs set updated_at = updated_at where id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            locked.send(()).unwrap();
+            let _ = released.await;
+            tx.rollback().await.unwrap();
+        })
+    });
+    is_locked.await.unwrap();
+    (held, release)
+}
+
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
@@ -371,6 +450,7 @@ on_both_backends!(
     a_sync_in_which_every_user_fails_is_a_failed_job,
     a_running_job_is_cancelled_on_request,
     a_killed_workers_job_is_rescued_and_completes_exactly_once,
+    a_job_whose_heartbeat_cannot_be_written_is_stopped_within_its_lease,
     a_killed_server_process_s_job_is_rescued_by_another_instance,
     a_shutdown_hands_the_job_back,
     the_daily_sync_is_enqueued_once_by_several_instances,

@@ -43,6 +43,7 @@ on_both_backends!(
     in_a_non_utc_zone_a_sync_stores_local_days,
     estimated_calls_are_corrected_to_litellm_within_a_minute,
     a_correction_after_a_sync_does_not_count_twice,
+    a_key_that_cannot_be_stored_does_not_stay_valid_at_litellm,
 );
 
 async fn chat_through_litellm_records_what_litellm_reports(backend: Backend) {
@@ -602,4 +603,27 @@ async fn a_correction_after_a_sync_does_not_count_twice(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((again.waiting, again.corrected), (0, 0));
+}
+
+/// The user went away while their first request created their LiteLLM key (an admin deleted
+/// them): the key cannot be stored, so nobody would hold it; it is deleted at LiteLLM rather
+/// than left valid there.
+async fn a_key_that_cannot_be_stored_does_not_stay_valid_at_litellm(backend: Backend) {
+    let app = app_on_peer(backend, &[]).await;
+    let gone = uuid::Uuid::new_v4();
+    let err = app
+        .state
+        .llm
+        .user_key(&app.db, gone)
+        .await
+        .expect_err("no user to store the key for");
+    assert!(
+        !format!("{err:?}").contains("sk-"),
+        "no key in the error: {err:?}"
+    );
+    // LiteLLM was asked (it knows the user now), and holds no key of theirs.
+    let user = litellm_get(&format!("/user/info?user_id={gone}")).await;
+    assert_eq!(user["user_id"], gone.to_string(), "{user}");
+    let keys = litellm_get(&format!("/key/list?user_id={gone}")).await;
+    assert_eq!(keys["total_count"], 0, "{keys}");
 }

@@ -206,14 +206,23 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
             done = &mut handler => break done,
             _ = tokio::time::sleep(beat) => {
                 let now = db::now();
-                match repo::heartbeat(&state.db, job.id, job.attempts, now + lease, now).await {
-                    Ok(Some(requested)) => {
-                        last_beat = tokio::time::Instant::now();
+                let sent = tokio::time::Instant::now();
+                // A heartbeat that cannot be written (the database down, or the job's row
+                // locked) is given up when the lease it extends runs out, not when it fails.
+                let expires = last_beat + state.config.job_lease;
+                let heard = tokio::time::timeout_at(
+                    expires,
+                    repo::heartbeat(&state.db, job.id, job.attempts, now + lease, now),
+                )
+                .await;
+                match heard {
+                    Ok(Ok(Some(requested))) => {
+                        last_beat = sent;
                         if requested {
                             cancel.store(true, Ordering::Relaxed);
                         }
                     }
-                    Ok(None) => {
+                    Ok(Ok(None)) => {
                         // Rescued by another instance after a missed lease: not ours any more.
                         tracing::warn!("lost the job's lease; stopping it");
                         handler.abort();
@@ -221,19 +230,28 @@ async fn run(state: &AppState, job: JobRow, stopped: &mut watch::Receiver<bool>)
                     }
                     // Unheard for a whole lease: another instance may rescue the job now, so
                     // this one must not go on with it.
-                    Err(e) if last_beat.elapsed() >= state.config.job_lease => {
+                    Err(_) => {
+                        tracing::error!("no heartbeat written for a whole lease; stopping the job");
+                        handler.abort();
+                        return;
+                    }
+                    Ok(Err(e)) if last_beat.elapsed() >= state.config.job_lease => {
                         tracing::error!(error = %e, "no heartbeat for a whole lease; stopping the job");
                         handler.abort();
                         return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
                 }
-                // Progress goes to the database at most once per heartbeat.
+                // Progress goes to the database at most once per heartbeat, and waits no
+                // longer than one.
                 let p = progress.load(Ordering::Relaxed);
                 if p != written
-                    && repo::set_progress(&state.db, job.id, job.attempts, p, db::now())
-                        .await
-                        .unwrap_or(false)
+                    && tokio::time::timeout(
+                        beat,
+                        repo::set_progress(&state.db, job.id, job.attempts, p, db::now()),
+                    )
+                    .await
+                    .is_ok_and(|r| r.unwrap_or(false))
                 {
                     written = p;
                 }

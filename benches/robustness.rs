@@ -70,22 +70,31 @@ fn pathological() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Polls `/healthz` until `stop`; its latencies.
-async fn probe(url: String, stop: Arc<AtomicBool>) -> Vec<Duration> {
-    let client = reqwest::Client::new();
-    let mut times = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let ok = client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        assert!(ok, "/healthz answered");
-        times.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    times
+/// Polls `/healthz` until `stop`, from a thread and runtime of its own (so what it measures is
+/// the server, not this process's queue of load-generating tasks); its latencies.
+fn probe(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let client = reqwest::Client::new();
+            let mut times = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let ok = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                assert!(ok, "/healthz answered");
+                times.push(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            times
+        })
+    })
 }
 
 fn report(name: &str, times: &mut [Duration]) {
@@ -174,10 +183,10 @@ async fn main() {
 
     // Alone.
     let stop = Arc::new(AtomicBool::new(false));
-    let probing = tokio::spawn(probe(healthz.clone(), stop.clone()));
+    let probing = probe(healthz.clone(), stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut alone = probing.await.unwrap();
+    let mut alone = probing.join().unwrap();
 
     // While 8 clients send pathological prompts for 5 s.
     // Whitespace alone is no message (400): the senders use the others.
@@ -186,7 +195,7 @@ async fn main() {
         .filter(|(name, _)| *name != "whitespace")
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let probing = tokio::spawn(probe(healthz.clone(), stop.clone()));
+    let probing = probe(healthz.clone(), stop.clone());
     let senders: Vec<_> = (0..8)
         .map(|i| {
             let client = user.clone();
@@ -214,12 +223,12 @@ async fn main() {
     for s in senders {
         sent += s.await.unwrap();
     }
-    let mut heavy = probing.await.unwrap();
+    let mut heavy = probing.join().unwrap();
     let (rss_heavy, _) = rss_mb(pid);
 
     // While 1,000 log-ins arrive at once.
     let stop = Arc::new(AtomicBool::new(false));
-    let probing = tokio::spawn(probe(healthz.clone(), stop.clone()));
+    let probing = probe(healthz.clone(), stop.clone());
     let started = Instant::now();
     // One client (its setup is not what is measured), a connection per log-in.
     let login_client = reqwest::Client::builder()
@@ -247,7 +256,7 @@ async fn main() {
     }
     let burst = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let mut during_logins = probing.await.unwrap();
+    let mut during_logins = probing.join().unwrap();
     let (rss_end, rss_peak) = rss_mb(pid);
     drop(server);
 

@@ -76,16 +76,21 @@ pub async fn hash_password(password: String) -> Result<String> {
         .await?
 }
 
-/// 503 at once when password checks are queued to their bound.
-pub fn refuse_if_hashing_is_full() -> Result<()> {
-    crate::server::work::hashing().refuse_if_full()
+/// A place in the queue of password checks, or a 503 at once when it is full.
+pub fn password_check_place() -> Result<crate::server::work::Place<'static>> {
+    crate::server::work::hashing().place()
 }
 
-/// Checks a password against a stored hash. Without a hash (unknown e-mail) it still does the
-/// work against a fixed hash, so the answer takes as long for unknown accounts as for known ones.
-pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
+/// Checks a password against a stored hash, in its place in the queue. Without a hash (unknown
+/// e-mail) it still does the work against a fixed hash, so the answer takes as long for unknown
+/// accounts as for known ones.
+pub async fn verify_password(
+    place: crate::server::work::Place<'static>,
+    password: String,
+    stored: Option<String>,
+) -> Result<bool> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    crate::server::work::hashing()
+    place
         .run(move || {
             let known = stored.is_some();
             let text = match stored {

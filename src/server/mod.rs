@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        .on_failure(log_failure)
                         .make_span_with(|req: &Request<_>| {
                             let id = req
                                 .headers()
@@ -150,6 +151,25 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
         .with_state(state)
+}
+
+/// A 5xx is an error in the log, except a 503: the server refusing work it has no room for
+/// (a burst of log-ins, the database away) is its bounds working, and already has its line
+/// from the response log.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass::StatusCode;
+    match class {
+        StatusCode(status) if status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {}
+        class => tracing::error!(
+            classification = %class,
+            latency_ms = latency.as_millis() as u64,
+            "response failed"
+        ),
+    }
 }
 
 /// Sets `TCP_NODELAY` on every accepted connection (for servers that use axum's `serve`: the

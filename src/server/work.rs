@@ -28,13 +28,17 @@ impl Pool {
         }
     }
 
-    /// A 503 now when the queue is full (a caller can refuse before doing other work; `run`
-    /// still holds the bound).
-    pub fn refuse_if_full(&self) -> Result<()> {
-        match self.max_waiting {
-            Some(max) if self.waiting.load(Ordering::Acquire) >= max => Err(busy()),
-            _ => Ok(()),
+    /// Takes a place in the queue, or answers 503 when it is full. A caller with other work
+    /// to do first (a log-in reads the database before checking the password) takes its place
+    /// before that work, so that a burst past the bound is refused before it costs anything.
+    pub fn place(&self) -> Result<Place<'_>> {
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let place = Place(self);
+        if self.max_waiting.is_some_and(|max| waiting >= max) {
+            tracing::debug!(pool = self.name, waiting, "refused: too much work queued");
+            return Err(busy());
         }
+        Ok(place)
     }
 
     /// Runs `work` on the blocking pool once a permit is free; a full queue is a 503.
@@ -42,21 +46,35 @@ impl Pool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
-        let _waiting = Decrement(&self.waiting);
-        if self.max_waiting.is_some_and(|max| waiting >= max) {
-            tracing::warn!(pool = self.name, waiting, "refused: too much work queued");
-            return Err(busy());
-        }
-        let _permit = self
+        self.place()?.run(work).await
+    }
+}
+
+/// A place in a [`Pool`]'s queue, given up when its work starts (or when it is dropped).
+pub struct Place<'a>(&'a Pool);
+
+impl Place<'_> {
+    /// Runs `work` on the blocking pool once a permit is free.
+    pub async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let pool = self.0;
+        let _permit = pool
             .permits
             .acquire()
             .await
             .map_err(|_| Error::internal("work pool closed"))?;
-        drop(_waiting);
+        drop(self);
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| Error::internal(format!("{} task: {e}", self.name)))
+            .map_err(|e| Error::internal(format!("{} task: {e}", pool.name)))
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -66,14 +84,6 @@ fn busy() -> Error {
         "the server is busy; try again in a few seconds",
     )
     .into()
-}
-
-struct Decrement<'a>(&'a AtomicUsize);
-
-impl Drop for Decrement<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// Makes glibc return big allocations to the system when they are freed. Each password check
@@ -155,5 +165,23 @@ mod tests {
         assert_eq!(done + busy, 20);
         // Once the queue drains, work is taken again.
         pool.run(|| ()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_place_taken_early_counts_until_its_work_starts() {
+        let pool = Pool::new("test", 1, Some(2));
+        let first = pool.place().unwrap();
+        let second = pool.place().unwrap();
+        // Both places are held (their callers still reading the database): a third is refused
+        // before it does anything.
+        assert!(pool.place().is_err());
+        drop(second);
+        let third = pool.place().unwrap();
+        assert_eq!(first.run(|| 1).await.unwrap(), 1);
+        // The first's work started, so its place is free again.
+        let fourth = pool.place().unwrap();
+        assert!(pool.place().is_err());
+        drop((third, fourth));
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
     }
 }

@@ -57,11 +57,15 @@ fuzz_on() {
     local token=$user_token
     [ "$who" = admin ] && token=$admin_token
     echo "fuzz-api: $label as $who ($EXAMPLES examples per operation and phase)" >&2
-    if ! "$VENV/bin/schemathesis" --no-color run "$base/api/openapi.json" \
+    # From the scratch dir: schemathesis keeps its cache (.schemathesis/) in its working dir.
+    # The jobs event stream is left out: a valid request is a stream that lasts 10 minutes
+    # (its parameters are GET /api/admin/jobs's, fuzzed there; tests/jobs_api.rs checks its 400s).
+    if ! (cd "$dir" && "$VENV/bin/schemathesis" --no-color run "$base/api/openapi.json" \
         --checks not_a_server_error,response_schema_conformance \
+        --exclude-path /api/admin/jobs/events \
         -H "Authorization: Bearer $token" --max-examples "$EXAMPLES" \
         `# One worker: CPython 3.11's ast.parse is not thread-safe (hypothesis calls it).` \
-        --workers 1 >"$LOGS/fuzz-$label-$who.log" 2>&1; then
+        --workers 1) >"$LOGS/fuzz-$label-$who.log" 2>&1; then
       status=1
     fi
     # The summary: how many cases, and any failure.

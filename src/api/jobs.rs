@@ -69,10 +69,19 @@ pub struct JobPageDto {
 #[serde(deny_unknown_fields)]
 pub struct JobFilterDto {
     #[serde(rename = "type")]
+    #[cfg_attr(
+        feature = "ssr",
+        param(schema_with = crate::server::rest::openapi::job_type_filter)
+    )]
     pub kind: Option<String>,
+    #[cfg_attr(
+        feature = "ssr",
+        param(schema_with = crate::server::rest::openapi::job_status)
+    )]
     pub status: Option<String>,
     /// How many newer jobs to skip (the page size is [`ADMIN_PAGE_SIZE`]).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 0))]
     pub offset: i64,
 }
 

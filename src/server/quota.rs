@@ -206,12 +206,17 @@ pub async fn list_plans(state: &AppState) -> Result<Vec<PlanDto>> {
 #[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanInput {
+    /// 1 to 60 characters once trimmed
+    #[schema(min_length = 1, max_length = 60, pattern = "\\S")]
     pub name: String,
     /// `null`: unlimited.
+    #[schema(minimum = 0)]
     pub monthly_token_limit: Option<i64>,
     #[serde(default)]
+    #[schema(max_length = 40)]
     pub price_label: String,
     #[serde(default)]
+    #[schema(max_length = 300)]
     pub description: String,
     #[serde(default)]
     pub sort_order: i64,

@@ -15,7 +15,10 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
+    /// 1 to 1000 (100 when absent)
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -40,8 +43,14 @@ pub async fn list_users(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// `name@domain`, at most 254 characters
+    #[schema(format = Email, max_length = 254, pattern = "^\\s*[^@\\s]+@[^@\\s.][^@\\s]*[^@\\s.]\\s*$")]
     email: String,
+    /// 8 to 128 characters
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    /// `user` when absent
+    #[schema(schema_with = super::openapi::account_role)]
     role: Option<String>,
 }
 
@@ -212,10 +221,16 @@ pub async fn create_plan(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanPatch {
+    /// 1 to 60 characters once trimmed
+    #[schema(min_length = 1, max_length = 60, pattern = "\\S")]
     name: Option<String>,
+    /// `null`: unlimited
     #[serde(default, deserialize_with = "present")]
+    #[schema(minimum = 0)]
     monthly_token_limit: Option<Option<i64>>,
+    #[schema(max_length = 40)]
     price_label: Option<String>,
+    #[schema(max_length = 300)]
     description: Option<String>,
     sort_order: Option<i64>,
     is_default: Option<bool>,

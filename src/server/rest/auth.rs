@@ -38,7 +38,11 @@ pub struct Ready {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// trimmed and lower-cased; `name@domain`, at most 254 characters
+    #[schema(format = Email, max_length = 254, pattern = "^\\s*[^@\\s]+@[^@\\s.][^@\\s]*[^@\\s.]\\s*$")]
     email: String,
+    /// 8 to 128 characters (a log-in accepts any length up to that)
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 

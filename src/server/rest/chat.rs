@@ -23,12 +23,18 @@ use uuid::Uuid;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CompletionBody {
+    /// one of `GET /api/models`
+    #[schema(example = "demo")]
     model: String,
+    /// 1 to 256, the last of role `user`; 100,000 characters each, 400,000 together
+    #[schema(min_items = 1, max_items = 256)]
     messages: Vec<BodyMessage>,
     #[serde(default)]
     stream: bool,
     conversation_id: Option<Uuid>,
+    #[schema(minimum = 1)]
     max_tokens: Option<i64>,
+    #[schema(minimum = 1)]
     max_completion_tokens: Option<i64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
@@ -38,7 +44,7 @@ pub struct CompletionBody {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct BodyMessage {
-    /// system, user or assistant
+    #[schema(schema_with = super::openapi::message_role)]
     role: String,
     /// a string, or OpenAI's array of `{"type": "text", "text": ...}` parts
     content: Value,
@@ -342,14 +348,22 @@ pub async fn models(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
+    /// one of `GET /api/models`
+    #[schema(example = "demo")]
     model: String,
+    /// 1 to 120 characters once trimmed
+    #[schema(min_length = 1, max_length = 120, pattern = "\\S")]
     title: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationChange {
+    /// 1 to 120 characters once trimmed
+    #[schema(min_length = 1, max_length = 120, pattern = "\\S")]
     title: Option<String>,
+    /// one of `GET /api/models`
+    #[schema(example = "demo")]
     model: Option<String>,
 }
 

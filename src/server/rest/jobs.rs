@@ -20,7 +20,9 @@ use serde_json::Value;
 #[serde(deny_unknown_fields)]
 pub struct OwnFilter {
     #[serde(rename = "type")]
+    #[param(schema_with = super::openapi::job_type_filter)]
     kind: Option<String>,
+    #[param(schema_with = super::openapi::job_status)]
     status: Option<String>,
 }
 
@@ -97,10 +99,16 @@ pub async fn cancel_own(
 #[serde(deny_unknown_fields)]
 pub struct AdminFilter {
     #[serde(rename = "type")]
+    #[param(schema_with = super::openapi::job_type_filter)]
     kind: Option<String>,
+    #[param(schema_with = super::openapi::job_status)]
     status: Option<String>,
+    #[param(format = Uuid)]
     user_id: Option<String>,
+    /// 1 to 500 (50 when absent)
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -164,7 +172,10 @@ pub async fn start_usage_sync(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
+    /// YYYY-MM-DD, at most 366 days before `end_date`
+    #[schema(format = Date)]
     start_date: String,
+    #[schema(format = Date)]
     end_date: String,
 }
 
@@ -198,6 +209,7 @@ pub async fn request_report(
 #[serde(deny_unknown_fields)]
 pub struct NewJobRequest {
     #[serde(rename = "type")]
+    #[schema(schema_with = super::openapi::job_type)]
     kind: String,
     #[serde(default)]
     metadata: Value,
@@ -298,17 +310,20 @@ pub async fn result(
         .into_response())
 }
 
+/// How long one jobs event stream lasts: every request's time is bounded, this one's too.
+const EVENTS_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 #[utoipa::path(
     get,
     path = "/api/admin/jobs/events",
     tag = "jobs",
     params(JobFilterDto),
-    responses((status = 200, description = "server-sent `jobs` events, each one page of jobs (its JSON the `data` of `GET /api/admin/jobs`), now and again on every change", body = super::openapi::JobsEvent, content_type = "text/event-stream"))
+    responses((status = 200, description = "server-sent `jobs` events, each one page of jobs (its JSON the `data` of `GET /api/admin/jobs`), now and again on every change; the stream ends after 10 minutes (an EventSource reconnects)", body = super::openapi::JobsEvent, content_type = "text/event-stream"))
 )]
 /// `GET /api/admin/jobs/events?type=&status=&offset=`: server-sent events for the admin jobs
 /// page: a `jobs` event with its page (as `GET /api/admin/jobs`) now and whenever it changes
 /// (checked every second, the caller's admin rights with it), so the page follows progress
-/// without reloading.
+/// without reloading; it ends after EVENTS_LIFETIME (an EventSource reconnects by itself).
 pub async fn events(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -350,11 +365,15 @@ pub async fn events(
             }
         },
     );
-    // Ends when the server starts shutting down.
+    // Ends when the server starts shutting down, and after EVENTS_LIFETIME at the latest (the
+    // browser's EventSource then reconnects on its own and gets the page afresh).
     let stream = futures_util::stream::once(std::future::ready(event(first)))
         .chain(changes)
         .take_until(async move {
-            let _ = closing.wait_for(|c| *c).await;
+            tokio::select! {
+                _ = closing.wait_for(|c| *c) => {}
+                _ = tokio::time::sleep(EVENTS_LIFETIME) => {}
+            }
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -7,6 +7,7 @@ use super::{admin, auth, chat, jobs, profile, usage, ErrorEnvelope};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -130,6 +131,47 @@ impl Modify for Conventions {
             }
         }
     }
+}
+
+/// `schema_with` helpers: a string that is one of the names the server accepts, from the
+/// same constants its checks use (so the document cannot list other values than the 400 does).
+fn names(values: impl IntoIterator<Item = &'static str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// A job type a job can be created of (those with a handler).
+pub fn job_type() -> Object {
+    names(
+        crate::domain::jobs::JOB_TYPES
+            .into_iter()
+            .filter(|t| t.has_handler())
+            .map(|t| t.as_str()),
+    )
+}
+
+/// Any job type (a filter).
+pub fn job_type_filter() -> Object {
+    names(crate::domain::jobs::JOB_TYPES.map(|t| t.as_str()))
+}
+
+pub fn job_status() -> Object {
+    names(crate::domain::jobs::JOB_STATUSES.map(|s| s.as_str()))
+}
+
+pub fn account_role() -> Object {
+    names(crate::domain::account::Role::ALL.map(|r| r.as_str()))
+}
+
+pub fn message_role() -> Object {
+    names(crate::domain::chat::Role::ALL)
+}
+
+/// `format` of the usage exports.
+pub fn export_format() -> Object {
+    names(["json", "csv"])
 }
 
 /// The document, built once.

@@ -32,6 +32,8 @@ pub struct PlanRequested {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// 1 to 64 characters once trimmed
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     name: String,
 }
 
@@ -86,7 +88,10 @@ pub async fn revoke_token(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    #[schema(min_length = 1, max_length = 128)]
     current_password: String,
+    /// 8 to 128 characters
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
     #[serde(default)]
     revoke_api_tokens: bool,

@@ -31,7 +31,10 @@ use uuid::Uuid;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// 1 to 365 (30 when absent)
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 365)]
     days: Option<String>,
+    #[param(schema_with = super::openapi::export_format)]
     format: Option<String>,
 }
 
@@ -146,8 +149,13 @@ pub async fn sync_user(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
+    /// YYYY-MM-DD, at most 366 days before `to` (30 days before it when absent)
+    #[param(format = Date)]
     from: Option<String>,
+    /// YYYY-MM-DD (today when absent)
+    #[param(format = Date)]
     to: Option<String>,
+    #[param(schema_with = super::openapi::export_format)]
     format: Option<String>,
 }
 

@@ -25,32 +25,56 @@ async fn an_idle_kept_alive_connection_is_closed_but_a_long_stream_is_not(backen
     let app = TestApp::start_with(
         backend,
         &[
-            ("TOKENMETER_KEEPALIVE_SECONDS", "1"),
-            ("TOKENMETER_DEMO_DELAY_MS", "60"),
+            ("TOKENMETER_KEEPALIVE_SECONDS", "3"),
+            ("TOKENMETER_HEADER_READ_TIMEOUT_SECONDS", "1"),
+            ("TOKENMETER_DEMO_DELAY_MS", "120"),
         ],
     )
     .await;
-    // One request on a kept-alive connection, then nothing: the server closes it.
+    let mut conn = tokio::net::TcpStream::connect(addr(&app)).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    // Two requests 1.5 s apart on one connection: idle longer than the header-read timeout
+    // (which times a head once it starts) but not than the keep-alive timeout.
+    for pause in [0, 1500] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "answered after {pause} ms idle: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    // The next head trickles: dropped after the header-read timeout, not the keep-alive one.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let started = Instant::now();
+    closed_within(
+        &mut conn,
+        Duration::from_millis(700)..Duration::from_millis(2500),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // One request, then nothing: the server closes the connection after the keep-alive timeout.
     let mut conn = tokio::net::TcpStream::connect(addr(&app)).await.unwrap();
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = vec![0u8; 4096];
     let n = conn.read(&mut buf).await.unwrap();
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
         "answered, kept alive"
     );
-    let answered = Instant::now();
-    let rest = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
-        .await
-        .expect("the server closed the idle connection");
-    assert!(matches!(rest, Ok(0) | Err(_)), "{rest:?}");
-    let took = answered.elapsed();
-    assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
-        "closed after the 1 s keep-alive timeout: {took:?}"
-    );
+    closed_within(
+        &mut conn,
+        Duration::from_millis(2700)..Duration::from_secs(6),
+    )
+    .await;
     // A streamed reply lasting longer than that is not cut: it is under way.
     let alice = app.signed_up("alice@example.com").await;
     let started = Instant::now();
@@ -64,7 +88,7 @@ async fn an_idle_kept_alive_connection_is_closed_but_a_long_stream_is_not(backen
     assert_eq!(res.status(), 200);
     let events = common::sse_data(res).await;
     assert!(
-        started.elapsed() > Duration::from_secs(2),
+        started.elapsed() > Duration::from_secs(4),
         "the reply outlasted the keep-alive timeout: {:?}",
         started.elapsed()
     );
@@ -72,6 +96,27 @@ async fn an_idle_kept_alive_connection_is_closed_but_a_long_stream_is_not(backen
         events.iter().any(|e| e["usage"]["total_tokens"].is_i64()),
         "the reply ended normally: {:?}",
         events.last()
+    );
+}
+
+/// Waits for the server to close `conn` (whatever it says first) and checks when it did.
+async fn closed_within(conn: &mut tokio::net::TcpStream, window: std::ops::Range<Duration>) {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    tokio::time::timeout(window.end + Duration::from_secs(2), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closed the connection");
+    let took = started.elapsed();
+    assert!(
+        window.contains(&took),
+        "closed after {took:?}, expected within {window:?}"
     );
 }
 

@@ -2,8 +2,7 @@
 //! open connections (past it new ones wait in the listen backlog), a timeout for reading a
 //! request's head (a client that trickles its headers, or sends nothing, is dropped), an idle
 //! timeout for kept-alive connections (no request and no response under way), `TCP_NODELAY`,
-//! and a
-//! graceful shutdown that ends within its grace: streaming replies still open near its end
+//! and a graceful shutdown that ends within its grace: streaming replies still open near its end
 //! are cut and recorded (see [`crate::server::chat`]), then whatever remains is closed.
 
 use axum::extract::ConnectInfo;
@@ -42,10 +41,13 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own header-read timer starts as soon as a connection waits for its next request,
+    // so it would close every kept-alive connection after the header-read timeout, whatever the
+    // keep-alive timeout says: the connection's watch below times heads and idleness apart.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {
@@ -74,7 +76,6 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
-        let keep_alive = limits.keep_alive_timeout;
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte: a connection that sends nothing
             // at all would hold its place for ever.
@@ -88,7 +89,7 @@ pub async fn serve(
                 drop(permit);
                 return;
             }
-            let activity = Arc::new(Activity::new());
+            let activity = Arc::new(Activity::new(limits));
             let counted = activity.clone();
             let service = hyper::service::service_fn(move |mut request| {
                 request.extensions_mut().insert(ConnectInfo(peer));
@@ -105,6 +106,10 @@ pub async fn serve(
                     }))
                 }
             });
+            let stream = Watched {
+                inner: stream,
+                activity: activity.clone(),
+            };
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
@@ -114,8 +119,8 @@ pub async fn serve(
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
                 }
-                () = activity.idle_for(keep_alive) => {
-                    tracing::debug!(%peer, "kept-alive connection idle; closed");
+                why = activity.expired() => {
+                    tracing::debug!(%peer, "connection closed: {why}");
                 }
             }
             drop(permit);
@@ -131,18 +136,26 @@ pub async fn serve(
     }
 }
 
-/// What a connection is doing: requests (with their responses' bodies) under way, and when the
-/// last one began or ended.
+/// What a connection is doing: requests (with their responses' bodies) under way, when the
+/// last one began or ended, and since when the head of the next one is arriving.
 struct Activity {
+    limits: Limits,
     under_way: AtomicUsize,
     last: Mutex<Instant>,
+    /// Set by the first bytes read while no request is under way, cleared when a request
+    /// starts (its head was read).
+    head_since: Mutex<Option<Instant>>,
+    head_started: tokio::sync::Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(limits: Limits) -> Self {
         Activity {
+            limits,
             under_way: AtomicUsize::new(0),
             last: Mutex::new(Instant::now()),
+            head_since: Mutex::new(None),
+            head_started: tokio::sync::Notify::new(),
         }
     }
 
@@ -150,24 +163,52 @@ impl Activity {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    /// Resolves once nothing has been under way for `limit`. It wakes when that could first be
-    /// so, and while a request is under way (a long stream) once a `limit`: its end sets
-    /// `last`, from which the idle time counts.
-    async fn idle_for(&self, limit: Duration) {
+    /// Bytes came in.
+    fn read_some(&self) {
+        if self.under_way.load(Ordering::Acquire) > 0 {
+            return; // a request's body
+        }
+        let mut since = self.head_since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+            self.head_started.notify_one();
+        }
+    }
+
+    /// Resolves, with the reason, once the connection should be closed: a request's head has
+    /// been arriving for longer than the header-read timeout, or nothing has been under way for
+    /// the keep-alive timeout. It wakes when that could first be so, when a head starts, and
+    /// while a request is under way (a long stream) once a keep-alive timeout.
+    async fn expired(&self) -> &'static str {
+        let Limits {
+            header_read_timeout: head_limit,
+            keep_alive_timeout: idle_limit,
+            ..
+        } = self.limits;
         loop {
+            let head = *self.head_since.lock().unwrap_or_else(|e| e.into_inner());
             let idle = self
                 .last
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .elapsed();
             let wait = if self.under_way.load(Ordering::Acquire) > 0 {
-                limit
-            } else if idle >= limit {
-                return;
+                idle_limit
+            } else if let Some(head) = head {
+                match head_limit.checked_sub(head.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return "the request head took longer than the header-read timeout",
+                }
             } else {
-                limit - idle
+                match idle_limit.checked_sub(idle) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return "idle for the keep-alive timeout",
+                }
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.head_started.notified() => {}
+            }
         }
     }
 }
@@ -178,6 +219,10 @@ struct Busy(Arc<Activity>);
 impl Busy {
     fn new(activity: Arc<Activity>) -> Self {
         activity.under_way.fetch_add(1, Ordering::AcqRel);
+        *activity
+            .head_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         activity.touch();
         Busy(activity)
     }
@@ -187,6 +232,63 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.touch();
         self.0.under_way.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection's socket, telling its [`Activity`] when bytes come in.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.read_some();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -42,6 +42,11 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 /// A request that takes this long has hung: fail with the request named, not stall the suite.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long the clients keep an idle connection: less than the server's shortest idle limit
+/// (a connection that never carried a request is closed after the header-read timeout, 10 s),
+/// as HTTP clients must, or a request sent just as the server closes one fails (reqwest does
+/// not retry a POST). The load test saw that when a pool held a connection it never used.
+pub const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -179,6 +184,7 @@ impl TestApp {
         );
         reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .default_headers(headers)
             .build()
             .unwrap()
@@ -335,6 +341,7 @@ pub fn browser_client(base: &str) -> reqwest::Client {
     headers.insert(ORIGIN, HeaderValue::from_str(base).unwrap());
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .cookie_store(true)
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())

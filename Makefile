@@ -26,7 +26,7 @@ help:
 ## ---- the two commands --------------------------------------------------------------------
 
 run: tools
-	cargo leptos build --release
+	cargo leptos build --release --precompress
 	mkdir -p data
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" migrate
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" serve
@@ -62,9 +62,11 @@ fuzz:
 soak:
 	LOAD_SECONDS=60 scripts/with-postgres.sh cargo test --features ssr --test load -- --nocapture
 
+# Against the release build of `make run` (hashed, precompressed files), so the browser tests
+# check what is served, and weight.spec.ts what the first load of each page transfers.
 e2e:
 	mkdir -p "$(LOG_DIR)"
-	cargo leptos build
+	cargo leptos build --release --precompress
 	cd end2end && ../scripts/with-litellm.sh playwright test 2>&1 | tee "$(LOG_DIR)/playwright.log"
 
 ## ---- tools, installed only when missing --------------------------------------------------

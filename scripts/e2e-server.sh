@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Starts the debug build of tokenmeter for the browser tests: a fresh SQLite database in a
-# temporary folder, a known admin, and the site built by `cargo leptos build` in target/site.
+# Starts the release build of tokenmeter for the browser tests: a fresh SQLite database in a
+# temporary folder, a known admin, and the site built by `cargo leptos build --release
+# --precompress` in target/site (as `make run` serves it).
 set -euo pipefail
 port=${1:-3180}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin="${CARGO_TARGET_DIR:-$root/target}/debug/tokenmeter"
-[ -x "$bin" ] || { echo "e2e-server: $bin is missing: run 'cargo leptos build' first" >&2; exit 1; }
+bin="${CARGO_TARGET_DIR:-$root/target}/release/tokenmeter"
+[ -x "$bin" ] || { echo "e2e-server: $bin is missing: run 'cargo leptos build --release --precompress' first" >&2; exit 1; }
 dir=$(mktemp -d /tmp/tokenmeter-e2e.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 cd "$root"
@@ -26,6 +27,7 @@ export TOKENMETER_ADDR="127.0.0.1:$port"
 export TOKENMETER_ADMIN_EMAIL=admin@example.com
 export TOKENMETER_ADMIN_PASSWORD=admin-password-1
 export LEPTOS_SITE_ROOT="$root/target/site"
+export LEPTOS_ENV=PROD
 export RUST_LOG=${RUST_LOG:-warn}
 # Not UTC, so that the pages show they use the configured zone (+05:30, no summer time).
 export TOKENMETER_TIMEZONE=${TOKENMETER_TIMEZONE:-Asia/Kolkata}

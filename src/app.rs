@@ -14,9 +14,17 @@ use crate::ui::profile::{AccountTab, ProfilePage, TokensTab, UsageTab};
 use crate::ui::quota::{provide_usage, PricingPage, UsageBanner};
 use crate::ui::time::{zone_name, DisplayZone};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
+
+/// The stylesheet's address (with the build's hash when it has one).
+fn stylesheet_href(output_name: &str) -> String {
+    #[cfg(feature = "ssr")]
+    return crate::server::assets::stylesheet_href(output_name);
+    #[cfg(not(feature = "ssr"))]
+    format!("/pkg/{output_name}.css")
+}
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -29,6 +37,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <meta name="tm-user" content=signed_in_user_json()/>
                 <meta name="tm-timezone" content=crate::ui::time::zone_name()/>
+                // Here, not a `<Stylesheet>` in `App`: its address carries the build's hash,
+                // which only the server knows (this shell is never hydrated).
+                <link rel="stylesheet" id="leptos" href=stylesheet_href(&options.output_name)/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -108,7 +119,6 @@ pub fn App() -> impl IntoView {
     provide_context(DisplayZone(zone_name()));
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/tokenmeter.css"/>
         <Title formatter=|page: String| {
             if page.is_empty() { "tokenmeter".to_string() } else { format!("{page} · tokenmeter") }
         }/>

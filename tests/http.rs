@@ -20,6 +20,7 @@ on_both_backends!(
     health_pages_and_unknown_routes,
     protected_pages_redirect_visitors_and_refuse_users,
     changing_the_password_signs_out_other_sessions,
+    answers_are_compressed_but_streams_are_not,
 );
 
 fn credentials(email: &str, password: &str) -> serde_json::Value {
@@ -569,4 +570,55 @@ async fn changing_the_password_signs_out_other_sessions(backend: Backend) {
         )
         .await;
     assert_eq!(s, 200);
+}
+
+async fn answers_are_compressed_but_streams_are_not(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let encoding = |res: &reqwest::Response| {
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // A page: brotli when the browser takes it, else gzip; private and revalidated.
+    for (accepted, want) in [
+        ("br, gzip", Some("br")),
+        ("gzip", Some("gzip")),
+        ("identity", None),
+    ] {
+        let res = alice
+            .get(app.url("/pricing"))
+            .header("accept-encoding", accepted)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(encoding(&res).as_deref(), want, "page for {accepted}");
+        assert_eq!(
+            res.headers()["cache-control"],
+            "private, no-cache",
+            "a page carries the user's data"
+        );
+    }
+    // JSON too (the OpenAPI document is large enough to be worth it).
+    let res = alice
+        .get(app.url("/api/openapi.json"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(encoding(&res).as_deref(), Some("br"));
+    // A streamed reply is not: each event must reach the browser when it is written.
+    let res = alice
+        .post(app.url("/api/chat/completions"))
+        .header("accept-encoding", "br, gzip")
+        .json(&json!({"model": "demo", "stream": true,
+                      "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(encoding(&res), None, "an event stream is sent as it is");
+    let events = common::sse_data(res).await;
+    assert!(events.iter().any(|e| e["usage"]["total_tokens"].is_i64()));
 }

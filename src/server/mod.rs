@@ -1,6 +1,7 @@
 //! Everything that only runs on the server: the only place sqlx, axum and tokio appear.
 
 pub mod accounts;
+pub mod assets;
 pub mod auth;
 pub mod cache;
 pub mod chat;
@@ -47,6 +48,7 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
         .site_pkg_dir(var("LEPTOS_SITE_PKG_DIR", "pkg"))
         .site_addr(config.addr)
         .reload_port(var("LEPTOS_RELOAD_PORT", "3001").parse().unwrap_or(3001))
+        .hash_files(assets::hash_files())
         .env(if var("LEPTOS_ENV", "DEV").eq_ignore_ascii_case("PROD") {
             Env::PROD
         } else {
@@ -67,8 +69,8 @@ pub async fn init_state(config: Config) -> Result<AppState> {
         _ => secret::SecretBox::new(&auth::new_secret("").0),
     };
     let llm = llm::Llm::new(&config, secrets)?;
-    // The tokenizer's tables take a moment to load: not during the first chat.
-    tokio::task::spawn_blocking(llm::tokens::warm_up);
+    // The tokenizer's tables (o200k: most of an idle server's memory) load on first need, on
+    // the counting pool (see `llm::tokens`), not at start.
     // SQLite is this process's own file: nothing changes behind its back. PostgreSQL may be
     // shared by several instances: caching starts once their change notices are heard.
     let caches = cache::Caches::new(config.cache_ttl, matches!(db, db::Db::Sqlite(_)));
@@ -127,6 +129,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             csrf::guard,
         ))
+        .layer(axum::middleware::from_fn(assets::cache_control))
+        // Pages, JSON and CSV in brotli or gzip as the client accepts (not event streams, nor
+        // the files under /pkg/: see `assets`).
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(assets::Compressible::default()),
+        )
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))

@@ -12,8 +12,8 @@
 #[allow(unused_macros)]
 mod common;
 
-use common::{browser_client, percentile_ms, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
-use serde_json::{json, Value};
+use common::{percentile_ms, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
+use serde_json::json;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -131,31 +131,7 @@ async fn main() {
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let (rss_started, _) = rss_mb(pid);
-    let user = common::sign_up(&base, "footprint@example.com").await;
-    let me: Value = user
-        .get(format!("{base}/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = me["data"]["id"].as_str().unwrap().to_string();
-    let admin = browser_client(&base);
-    let res = admin
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "admin log-in");
-    let res = admin
-        .patch(format!("{base}/api/admin/users/{id}"))
-        .json(&json!({"token_limit_override": 1_000_000_000_i64}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "limit set");
+    let user = common::limited_user(&base, "footprint@example.com", 1_000_000_000).await;
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let timer = Instant::now();
     let senders: Vec<_> = (0..SENDERS)

@@ -477,3 +477,35 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Signs up `email` on the server at `base` and, as the test admin, gives them a token limit of
+/// their own (`limit`): a limited user, whose every send is admitted, reserved and settled.
+/// Their signed-in (browser-like) client.
+pub async fn limited_user(base: &str, email: &str, limit: i64) -> reqwest::Client {
+    let user = sign_up(base, email).await;
+    let me: Value = user
+        .get(format!("{base}/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = me["data"]["id"].as_str().unwrap().to_string();
+    let admin = browser_client(base);
+    let res = admin
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "admin log-in");
+    let res = admin
+        .patch(format!("{base}/api/admin/users/{id}"))
+        .json(&serde_json::json!({"token_limit_override": limit}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "limit set");
+    user
+}

@@ -36,8 +36,9 @@ test: tools chromium lint unit fuzz e2e
 
 ## ---- pieces ------------------------------------------------------------------------------
 
+# Unhashed file names while developing: nothing there should be cached for a year.
 dev: tools
-	cargo leptos watch
+	LEPTOS_HASH_FILES=false cargo leptos watch
 
 lint:
 	cargo fmt --all -- --check

@@ -96,3 +96,39 @@ async function measure(page: Page, route: string, report: string[]) {
   expect(again.bytes, `${route}: a second visit transfers no wasm`).toBe(0);
   report.push(`weight: ${route} first load ${first.bytes} B of wasm (${first.files} file(s)), second visit ${again.bytes} B`);
 }
+
+// Reached by client-side links instead of loaded: every signed-in page renders from the bundle
+// already loaded, with no console error or warning and no further document load.
+test('every page reached by a link renders without a console error or warning', async ({ page }) => {
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+  });
+  await logIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
+  let documents = 0;
+  page.on('request', (r) => {
+    if (r.resourceType() === 'document') documents += 1;
+  });
+  const banner = page.getByRole('navigation', { name: 'Main' });
+  const admin = page.getByRole('navigation', { name: 'Admin' });
+  const steps: [string, () => ReturnType<Page['getByRole']>, RegExp][] = [
+    ['Chat', () => banner.getByRole('link', { name: 'Chat', exact: true }), /\/chat$/],
+    ['Pricing', () => banner.getByRole('link', { name: 'Pricing', exact: true }), /\/pricing$/],
+    ['Profile', () => banner.getByRole('link', { name: 'Profile', exact: true }), /\/profile$/],
+    ['Usage tab', () => page.getByRole('main').getByRole('link', { name: 'Usage', exact: true }), /\/profile\/usage$/],
+    ['API tokens tab', () => page.getByRole('main').getByRole('link', { name: 'API tokens', exact: true }), /\/profile\/tokens$/],
+    ['Admin', () => banner.getByRole('link', { name: 'Admin', exact: true }), /\/admin$/],
+    ['Users', () => admin.getByRole('link', { name: 'Users', exact: true }), /\/admin\/users$/],
+    ['Usage', () => admin.getByRole('link', { name: 'Usage', exact: true }), /\/admin\/usage$/],
+    ['Plans', () => admin.getByRole('link', { name: 'Plans', exact: true }), /\/admin\/plans$/],
+    ['Jobs', () => admin.getByRole('link', { name: 'Jobs', exact: true }), /\/admin\/jobs$/],
+    ['Overview', () => admin.getByRole('link', { name: 'Overview', exact: true }), /\/admin$/],
+  ];
+  for (const [name, link, url] of steps) {
+    await link().click();
+    await expect(page, `${name} reached`).toHaveURL(url);
+    await expect(page.locator('main h1, main h2').first(), `${name} rendered`).toBeVisible();
+  }
+  expect(documents, 'no page was loaded anew: the router moved between them').toBe(0);
+  expect(problems).toEqual([]);
+});

@@ -12,7 +12,7 @@
 #[allow(unused_macros)]
 mod common;
 
-use common::{percentile_ms, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
+use common::{percentile_ms, rss_mb, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
 use serde_json::json;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -20,21 +20,6 @@ use std::time::{Duration, Instant};
 const STARTS: usize = 10;
 const SENDS: usize = 10_000;
 const SENDERS: usize = 16;
-
-/// Resident memory of process `pid` in MB (now, peak), from /proc.
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -235,15 +235,7 @@ async fn main() {
     let mut ids = Vec::new();
     for i in 0..CLIENTS {
         let client = common::sign_up(&base, &format!("load{i}@example.com")).await;
-        let me: serde_json::Value = client
-            .get(format!("{base}/api/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id: uuid::Uuid = me["data"]["id"].as_str().unwrap().parse().unwrap();
+        let id = common::user_id(&base, &client).await;
         let limit = if i < CLIENTS / 2 {
             1_000_000_000
         } else {

@@ -16,7 +16,7 @@
 #[allow(unused_macros)]
 mod common;
 
-use common::{percentile_ms, Backend, TestApp};
+use common::{percentile_ms, rss_mb, Backend, TestApp};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,21 +24,6 @@ use std::time::{Duration, Instant};
 use tokenmeter::server::llm::tokens;
 
 const WORD: usize = 99_000;
-
-/// (resident now, peak) of process `pid` in MB, from /proc.
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn pathological() -> Vec<(&'static str, String)> {
     // A fixed pseudo-random sequence: the same text every run.
@@ -161,19 +146,9 @@ async fn main() {
         .await
         .unwrap();
     let user = common::sign_up(&base, "heavy@example.com").await;
-    let me: serde_json::Value = user
-        .get(format!("{base}/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let id = common::user_id(&base, &user).await;
     let res = admin
-        .patch(format!(
-            "{base}/api/admin/users/{}",
-            me["data"]["id"].as_str().unwrap()
-        ))
+        .patch(format!("{base}/api/admin/users/{id}"))
         .json(&json!({"plan_id": plan["data"]["id"]}))
         .send()
         .await

@@ -377,9 +377,7 @@ pub async fn new_conversation(app: &TestApp, client: &reqwest::Client) -> String
 
 /// The signed-in user's id.
 pub async fn my_id(app: &TestApp, client: &reqwest::Client) -> uuid::Uuid {
-    let (status, body) = app.get(client, "/api/auth/me").await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["id"].as_str().unwrap().parse().unwrap()
+    user_id(&app.base, client).await
 }
 
 /// The user's stored usage rows (all days).
@@ -483,15 +481,7 @@ impl Drop for ServerProcess {
 /// Their signed-in (browser-like) client.
 pub async fn limited_user(base: &str, email: &str, limit: i64) -> reqwest::Client {
     let user = sign_up(base, email).await;
-    let me: Value = user
-        .get(format!("{base}/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = me["data"]["id"].as_str().unwrap().to_string();
+    let id = user_id(base, &user).await;
     let admin = browser_client(base);
     let res = admin
         .post(format!("{base}/api/auth/login"))
@@ -508,4 +498,31 @@ pub async fn limited_user(base: &str, email: &str, limit: i64) -> reqwest::Clien
         .unwrap();
     assert_eq!(res.status(), 200, "limit set");
     user
+}
+
+/// The id of the user signed in on `client` at the server at `base`, from `/api/auth/me`.
+pub async fn user_id(base: &str, client: &reqwest::Client) -> uuid::Uuid {
+    let res = client
+        .get(format!("{base}/api/auth/me"))
+        .send()
+        .await
+        .unwrap();
+    let (status, me) = read(res).await;
+    assert_eq!(status, 200, "{me}");
+    me["data"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Resident memory of process `pid` in MB (now, peak), from /proc (a benchmark's server).
+pub fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

@@ -26,7 +26,7 @@ help:
 ## ---- the two commands --------------------------------------------------------------------
 
 run: tools
-	cargo leptos build --release --precompress
+	cargo leptos build --release --precompress --split
 	mkdir -p data
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" migrate
 	LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD "$(TARGET_DIR)/release/tokenmeter" serve
@@ -38,7 +38,7 @@ test: tools chromium lint unit fuzz e2e
 
 # Unhashed file names while developing: nothing there should be cached for a year.
 dev: tools
-	LEPTOS_HASH_FILES=false cargo leptos watch
+	LEPTOS_HASH_FILES=false cargo leptos watch --split
 
 lint:
 	cargo fmt --all -- --check
@@ -67,7 +67,7 @@ soak:
 # check what is served, and weight.spec.ts what the first load of each page transfers.
 e2e:
 	mkdir -p "$(LOG_DIR)"
-	cargo leptos build --release --precompress
+	cargo leptos build --release --precompress --split
 	cd end2end && ../scripts/with-litellm.sh playwright test 2>&1 | tee "$(LOG_DIR)/playwright.log"
 
 ## ---- tools, installed only when missing --------------------------------------------------

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Starts the release build of tokenmeter for the browser tests: a fresh SQLite database in a
-# temporary folder, a known admin, and the site built by `cargo leptos build --release
+# temporary folder, a known admin, and the site built by `cargo leptos build --release --split
 # --precompress` in target/site (as `make run` serves it).
 set -euo pipefail
 port=${1:-3180}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/tokenmeter"
-[ -x "$bin" ] || { echo "e2e-server: $bin is missing: run 'cargo leptos build --release --precompress' first" >&2; exit 1; }
+[ -x "$bin" ] || { echo "e2e-server: $bin is missing: run 'cargo leptos build --release --precompress --split' first" >&2; exit 1; }
 dir=$(mktemp -d /tmp/tokenmeter-e2e.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 cd "$root"

@@ -16,7 +16,7 @@ use crate::ui::time::{zone_name, DisplayZone};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{lazy_route, path, Lazy, LazyRoute};
 
 /// The stylesheet's address (with the build's hash when it has one).
 fn stylesheet_href(output_name: &str) -> String {
@@ -71,6 +71,21 @@ impl Session {
     /// The signed-in user, if any.
     pub fn user(&self) -> Option<UserDto> {
         self.me.get_value()
+    }
+}
+
+/// Whether the page has hydrated (provided in the browser only). Hydration waits for the code of
+/// the page shown (pages are loaded lazily), and the parts of the frame hydrated before it are
+/// live meanwhile: whatever would change what the server rendered (data fetched by the frame,
+/// such as the usage banner's) waits for this, or the page would no longer match the HTML still
+/// being hydrated.
+#[derive(Clone, Copy)]
+pub struct Hydrated(pub ReadSignal<bool>);
+
+impl Hydrated {
+    /// True on the server (nothing to wait for) and once the browser has hydrated; tracked.
+    pub fn get() -> bool {
+        use_context::<Hydrated>().is_none_or(|h| h.0.get())
     }
 }
 
@@ -130,25 +145,25 @@ pub fn App() -> impl IntoView {
                     // with a 302 to /login before rendering.
                     <UsageBanner/>
                     <Routes fallback=|| view! { <NotFoundPage/> }>
-                        <Route path=path!("") view=HomePage/>
-                        <Route path=path!("login") view=LoginPage/>
-                        <Route path=path!("signup") view=SignupPage/>
-                        <Route path=path!("signup/pending") view=SignupPendingPage/>
-                        <Route path=path!("chat") view=ChatPage/>
-                        <Route path=path!("chat/:id") view=ChatPage/>
-                        <Route path=path!("pricing") view=PricingPage/>
-                        <ParentRoute path=path!("profile") view=ProfilePage>
-                            <Route path=path!("") view=AccountTab/>
-                            <Route path=path!("usage") view=UsageTab/>
-                            <Route path=path!("tokens") view=TokensTab/>
+                        <Route path=path!("") view={Lazy::<HomeRoute>::new()}/>
+                        <Route path=path!("login") view={Lazy::<LoginRoute>::new()}/>
+                        <Route path=path!("signup") view={Lazy::<SignupRoute>::new()}/>
+                        <Route path=path!("signup/pending") view={Lazy::<SignupPendingRoute>::new()}/>
+                        <Route path=path!("chat") view={Lazy::<ChatRoute>::new()}/>
+                        <Route path=path!("chat/:id") view={Lazy::<ChatRoute>::new()}/>
+                        <Route path=path!("pricing") view={Lazy::<PricingRoute>::new()}/>
+                        <ParentRoute path=path!("profile") view={Lazy::<ProfileRoute>::new()}>
+                            <Route path=path!("") view={Lazy::<ProfileAccountRoute>::new()}/>
+                            <Route path=path!("usage") view={Lazy::<ProfileUsageRoute>::new()}/>
+                            <Route path=path!("tokens") view={Lazy::<ProfileTokensRoute>::new()}/>
                         </ParentRoute>
-                        <ParentRoute path=path!("admin") view=AdminLayout>
-                            <Route path=path!("") view=AdminOverviewPage/>
-                            <Route path=path!("users") view=AdminUsersPage/>
-                            <Route path=path!("users/:id") view=AdminUserDetailPage/>
-                            <Route path=path!("usage") view=AdminUsagePage/>
-                            <Route path=path!("plans") view=AdminPlansPage/>
-                            <Route path=path!("jobs") view=AdminJobsPage/>
+                        <ParentRoute path=path!("admin") view={Lazy::<AdminRoute>::new()}>
+                            <Route path=path!("") view={Lazy::<AdminOverviewRoute>::new()}/>
+                            <Route path=path!("users") view={Lazy::<AdminUsersRoute>::new()}/>
+                            <Route path=path!("users/:id") view={Lazy::<AdminUserDetailRoute>::new()}/>
+                            <Route path=path!("usage") view={Lazy::<AdminUsageRoute>::new()}/>
+                            <Route path=path!("plans") view={Lazy::<AdminPlansRoute>::new()}/>
+                            <Route path=path!("jobs") view={Lazy::<AdminJobsRoute>::new()}/>
                         </ParentRoute>
                     </Routes>
                 </main>
@@ -156,4 +171,45 @@ pub fn App() -> impl IntoView {
             </div>
         </Router>
     }
+}
+
+/// Declares a route whose page is loaded on demand: in the release build (`--split`) the
+/// page's code is a wasm file of its own, fetched when the route is first shown (and
+/// preloaded by the server's `<link rel=modulepreload>` when the page is loaded directly), so
+/// no page downloads the code of the pages it does not show.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident),* $(,)?) => {$(
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$page/> }.into_any()
+            }
+        }
+    )*};
+}
+
+lazy_pages! {
+    HomeRoute => HomePage,
+    LoginRoute => LoginPage,
+    SignupRoute => SignupPage,
+    SignupPendingRoute => SignupPendingPage,
+    ChatRoute => ChatPage,
+    PricingRoute => PricingPage,
+    ProfileRoute => ProfilePage,
+    ProfileAccountRoute => AccountTab,
+    ProfileUsageRoute => UsageTab,
+    ProfileTokensRoute => TokensTab,
+    AdminRoute => AdminLayout,
+    AdminOverviewRoute => AdminOverviewPage,
+    AdminUsersRoute => AdminUsersPage,
+    AdminUserDetailRoute => AdminUserDetailPage,
+    AdminUsageRoute => AdminUsagePage,
+    AdminPlansRoute => AdminPlansPage,
+    AdminJobsRoute => AdminJobsPage,
 }

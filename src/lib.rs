@@ -23,9 +23,24 @@ pub fn hydrate() {
     let _ = leptos::server_fn::redirect::set_redirect_hook(|location: &str| {
         let _ = leptos::prelude::window().location().set_href(location);
     });
-    leptos::mount::hydrate_body(app::App);
-    // Lets browser tests (and curious people) see that the page is live.
-    if let Some(body) = leptos::prelude::document().body() {
+    // Pages are loaded on demand (see `app::lazy_pages`): hydration waits for the code of the
+    // page shown, which the server's `<link rel=modulepreload>` has usually fetched already.
+    // Until it is done nothing may change the page (see `app::Hydrated`).
+    // (Not `leptos::task::spawn_local`: Leptos' executor is set up by the hydration itself.)
+    wasm_bindgen_futures::spawn_local(async {
+        use leptos::prelude::{provide_context, signal, Set};
+        let body = leptos::prelude::document()
+            .body()
+            .expect("the page has a body");
+        let (hydrated, set_hydrated) = signal(false);
+        let owner = leptos::mount::hydrate_from_async(body.clone(), move || {
+            provide_context(app::Hydrated(hydrated));
+            app::App()
+        })
+        .await;
+        owner.forget();
+        set_hydrated.set(true);
+        // Lets browser tests (and curious people) see that the page is live.
         let _ = body.set_attribute("data-hydrated", "true");
-    }
+    });
 }

@@ -1,12 +1,48 @@
 import { expect, Page, test } from '@playwright/test';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open } from './helpers';
 
-// What the first load of each page costs in wasm, as served (compressed, over the network), in
-// a browser with an empty cache; and that a second visit downloads no wasm at all. The budget
-// is what the first load of any route may transfer: the target is 300 KB (issue 14); until the
-// pages load their code lazily every route loads the whole bundle, so the budget is today's
-// figure plus a little, and this check fails when the bundle grows past it.
-const WASM_BUDGET_BYTES = Number(process.env.WASM_BUDGET_BYTES ?? 720_000);
+// What the first load of each page costs in wasm, as served (compressed, over the network,
+// response headers included), in a browser with an empty cache; and that a second visit
+// downloads no wasm at all. Pages are loaded lazily (`--split`): a first load fetches the main
+// module (the frame: top bar, usage banner, router) and the chunks of the page shown, never the
+// code of other pages. Each route has a budget, its measured figure plus about 4 %, so this
+// fails when a page grows; the issue's target is 300 KB for every route (see the README for
+// which routes meet it).
+const BUDGET_BYTES: Record<string, number> = {
+  '/': 300_000,
+  '/login': 343_000,
+  '/signup': 367_000,
+  '/signup/pending': 297_000,
+  '/pricing': 381_000,
+  '/chat': 561_000,
+  '/profile': 367_000,
+  '/profile/usage': 461_000,
+  '/profile/tokens': 421_000,
+  '/admin': 356_000,
+  '/admin/users': 485_000,
+  '/admin/usage': 485_000,
+  '/admin/plans': 426_000,
+  '/admin/jobs': 484_000,
+};
+
+// The page code (`split___<name>_route_view_…` files, see `lazy_pages!` in src/app.rs) each
+// route may load: its own and its layout's, nothing else.
+const PAGES: Record<string, string[]> = {
+  '/': ['home'],
+  '/login': ['login'],
+  '/signup': ['signup'],
+  '/signup/pending': ['signup_pending'],
+  '/pricing': ['pricing'],
+  '/chat': ['chat'],
+  '/profile': ['profile', 'profile_account'],
+  '/profile/usage': ['profile', 'profile_usage'],
+  '/profile/tokens': ['profile', 'profile_tokens'],
+  '/admin': ['admin', 'admin_overview'],
+  '/admin/users': ['admin', 'admin_users'],
+  '/admin/usage': ['admin', 'admin_usage'],
+  '/admin/plans': ['admin', 'admin_plans'],
+  '/admin/jobs': ['admin', 'admin_jobs'],
+};
 
 const VISITOR_ROUTES = ['/', '/login', '/signup', '/signup/pending', '/pricing'];
 const SIGNED_IN_ROUTES = [
@@ -28,6 +64,7 @@ async function wasmTransferred(page: Page, load: () => Promise<void>) {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
   const urls = new Map<string, string>();
+  const pages = new Set<string>();
   const cached = new Set<string>();
   let bytes = 0;
   let files = 0;
@@ -38,8 +75,11 @@ async function wasmTransferred(page: Page, load: () => Promise<void>) {
   });
   cdp.on('Network.loadingFinished', (e) => {
     const url = urls.get(e.requestId) ?? '';
-    if (new URL(url, 'http://x').pathname.endsWith('.wasm')) {
+    const path = new URL(url, 'http://x').pathname;
+    if (path.endsWith('.wasm')) {
       files += 1;
+      const page = /\/split___(\w+?)_route_view_/.exec(path);
+      if (page) pages.add(page[1]);
       if (!cached.has(e.requestId)) bytes += e.encodedDataLength;
     }
   });
@@ -53,7 +93,7 @@ async function wasmTransferred(page: Page, load: () => Promise<void>) {
   await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
   page.off('console', onConsole);
   await cdp.detach();
-  return { bytes, files, problems };
+  return { bytes, files, problems, pages: [...pages].sort() };
 }
 
 for (const signedIn of [false, true]) {
@@ -85,16 +125,17 @@ async function measure(page: Page, route: string, report: string[]) {
   const first = await wasmTransferred(page, () => open(page, route));
   expect(first.files, `${route} loads its code`).toBeGreaterThan(0);
   expect(first.problems, `${route}: no console errors or warnings`).toEqual([]);
-  expect(
-    first.bytes,
-    `${route}: first-load wasm ${first.bytes} B, budget ${WASM_BUDGET_BYTES} B`,
-  ).toBeLessThanOrEqual(WASM_BUDGET_BYTES);
+  expect(first.pages, `${route} loads the code of its page and nothing else`).toEqual([...PAGES[route]].sort());
+  const budget = BUDGET_BYTES[route];
+  expect(first.bytes, `${route}: first-load wasm ${first.bytes} B, budget ${budget} B`).toBeLessThanOrEqual(budget);
   // Again in the same browser: the hashed files come from its cache.
   const again = await wasmTransferred(page, async () => {
     await page.goto(route);
   });
   expect(again.bytes, `${route}: a second visit transfers no wasm`).toBe(0);
-  report.push(`weight: ${route} first load ${first.bytes} B of wasm (${first.files} file(s)), second visit ${again.bytes} B`);
+  report.push(
+    `weight: ${route} first load ${first.bytes} B of wasm (${first.files} file(s), budget ${budget} B), second visit ${again.bytes} B`,
+  );
 }
 
 // Reached by client-side links instead of loaded: every signed-in page renders from the bundle

@@ -39,7 +39,7 @@ pub fn provide_usage() {
     // Effects run only in the browser: the server renders pages without waiting for this.
     Effect::new(move |_| {
         state.version.track();
-        if signed_in {
+        if signed_in && crate::app::Hydrated::get() {
             leptos::task::spawn_local(async move {
                 match get_usage().await {
                     Ok(usage) => state.usage.set(Some(usage)),

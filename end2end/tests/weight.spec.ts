@@ -5,24 +5,24 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open } from './helpers';
 // response headers included), in a browser with an empty cache; and that a second visit
 // downloads no wasm at all. Pages are loaded lazily (`--split`): a first load fetches the main
 // module (the frame: top bar, usage banner, router) and the chunks of the page shown, never the
-// code of other pages. Each route has a budget, its measured figure plus about 4 %, so this
-// fails when a page grows; the issue's target is 300 KB for every route (see the README for
-// which routes meet it).
+// code of other pages. Each route has a budget, its measured figure plus about 4 % (at most the
+// issue's target, 300 KB, where the route meets it), so this fails when a page grows; see the
+// README for which routes meet the target.
 const BUDGET_BYTES: Record<string, number> = {
-  '/': 300_000,
-  '/login': 343_000,
-  '/signup': 367_000,
-  '/signup/pending': 297_000,
-  '/pricing': 381_000,
-  '/chat': 561_000,
-  '/profile': 367_000,
-  '/profile/usage': 461_000,
-  '/profile/tokens': 421_000,
-  '/admin': 356_000,
-  '/admin/users': 485_000,
-  '/admin/usage': 485_000,
-  '/admin/plans': 426_000,
-  '/admin/jobs': 484_000,
+  '/': 267_000,
+  '/login': 300_000,
+  '/signup': 336_000,
+  '/signup/pending': 262_000,
+  '/pricing': 350_000,
+  '/chat': 571_000,
+  '/profile': 336_000,
+  '/profile/usage': 435_000,
+  '/profile/tokens': 393_000,
+  '/admin': 325_000,
+  '/admin/users': 460_000,
+  '/admin/usage': 460_000,
+  '/admin/plans': 398_000,
+  '/admin/jobs': 460_000,
 };
 
 // The page code (`split___<name>_route_view_…` files, see `lazy_pages!` in src/app.rs) each

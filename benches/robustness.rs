@@ -128,14 +128,7 @@ async fn main() {
     let pid = server.child.id();
     let base = server.base.clone();
     let healthz = format!("{base}/healthz");
-    let admin = common::browser_client(&base);
-    let res = admin
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": common::ADMIN_EMAIL, "password": common::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "admin log-in");
+    let admin = common::admin_client(&base).await;
     let plan: serde_json::Value = admin
         .post(format!("{base}/api/admin/plans"))
         .json(&json!({"name": "Unlimited", "monthly_token_limit": null}))

@@ -196,15 +196,7 @@ impl TestApp {
     }
 
     pub async fn admin(&self) -> reqwest::Client {
-        let client = self.client();
-        let res = client
-            .post(self.url("/api/auth/login"))
-            .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "admin log-in");
-        client
+        admin_client(&self.base).await
     }
 }
 
@@ -349,6 +341,19 @@ pub fn browser_client(base: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// The test admin (`ADMIN_EMAIL`) logged in on a browser-like client of the server at `base`.
+pub async fn admin_client(base: &str) -> reqwest::Client {
+    let client = browser_client(base);
+    let res = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "admin log-in");
+    client
+}
+
 /// Signs up a new user on the server at `base` and returns their signed-in client.
 pub async fn sign_up(base: &str, email: &str) -> reqwest::Client {
     let client = browser_client(base);
@@ -482,14 +487,7 @@ impl Drop for ServerProcess {
 pub async fn limited_user(base: &str, email: &str, limit: i64) -> reqwest::Client {
     let user = sign_up(base, email).await;
     let id = user_id(base, &user).await;
-    let admin = browser_client(base);
-    let res = admin
-        .post(format!("{base}/api/auth/login"))
-        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "admin log-in");
+    let admin = admin_client(base).await;
     let res = admin
         .patch(format!("{base}/api/admin/users/{id}"))
         .json(&serde_json::json!({"token_limit_override": limit}))

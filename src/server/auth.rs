@@ -200,17 +200,17 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Optio
             .into());
         };
         let found = api_tokens::find_user_by_hash(&state.db, &sha256_hex(&token)).await?;
-        let Some((token_id, user)) = found else {
+        let Some(found) = found else {
             return Err(AppError::new(
                 crate::api::error::ErrorCode::Unauthorized,
                 "the API token is invalid or has been revoked",
             )
             .into());
         };
-        api_tokens::touch(&state.db, token_id, db::now()).await?;
+        api_tokens::touch(&state.db, &found, db::now()).await?;
         return Ok(Some(Principal {
-            user: user.into(),
-            via: AuthVia::ApiToken(token_id),
+            user: found.user.into(),
+            via: AuthVia::ApiToken(found.token_id),
         }));
     }
     let Some(secret) = session_secret(headers) else {

@@ -11,13 +11,17 @@ use std::net::SocketAddr;
 use tokenmeter::server::state::AppState;
 use tokenmeter::server::{config::Config, init_state};
 
-/// Runs `$body` with `$pool` bound to the live pool of `$db` (a `Db`), so that a test's SQL
-/// is written once for both backends (the app's own `with_db!` is private to the crate).
+/// Runs `$body` with `$pool` bound to the live pool of `$db` (a `Db`; on SQLite the writer's),
+/// so that a test's SQL is written once for both backends (the app's own `with_db!` is private
+/// to the crate).
 #[allow(unused_macros)]
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            tokenmeter::server::db::Db::Sqlite($pool) => $body,
+            tokenmeter::server::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.writer;
+                $body
+            }
             tokenmeter::server::db::Db::Postgres($pool) => $body,
         }
     };

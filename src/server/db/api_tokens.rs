@@ -2,7 +2,7 @@
 //! Only the SHA-256 of a token is stored; the token itself is shown once, when created.
 
 use super::users::UserRow;
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -46,7 +46,7 @@ pub async fn insert(db: &Db, token: NewApiToken<'_>) -> Result<ApiTokenRow, sqlx
 
 /// A user's tokens that still work, newest first.
 pub async fn list_active(db: &Db, user_id: Uuid) -> Result<Vec<ApiTokenRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select id, user_id, name, token_prefix, created_at, last_used_at, revoked_at
              from api_tokens where user_id = $1 and revoked_at is null
@@ -64,7 +64,7 @@ pub async fn find_owned(
     id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<ApiTokenRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select id, user_id, name, token_prefix, created_at, last_used_at, revoked_at
              from api_tokens where id = $1 and user_id = $2",
@@ -101,17 +101,11 @@ pub async fn revoke(
 pub async fn find_user_by_hash(
     db: &Db,
     token_hash: &str,
-) -> Result<Option<(Uuid, UserRow)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Found {
-        token_id: Uuid,
-        #[sqlx(flatten)]
-        user: UserRow,
-    }
-    let found: Option<Found> = with_db!(db, |pool| {
+) -> Result<Option<TokenUser>, sqlx::Error> {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
-            "select t.id as token_id, u.id, u.email, u.password_hash, u.role, u.disabled, u.approval,
-                    u.created_at, u.updated_at
+            "select t.id as token_id, t.last_used_at, u.id, u.email, u.password_hash, u.role,
+                    u.disabled, u.approval, u.created_at, u.updated_at
              from api_tokens t join users u on u.id = t.user_id
              where t.token_hash = $1 and t.revoked_at is null and not u.disabled
                and u.approval = 'approved'",
@@ -119,20 +113,34 @@ pub async fn find_user_by_hash(
         .bind(token_hash)
         .fetch_optional(pool)
         .await
-    })?;
-    Ok(found.map(|f| (f.token_id, f.user)))
+    })
 }
 
-/// Records use, at most once a minute per token, so that busy programs do not write on every
-/// request.
-pub async fn touch(db: &Db, id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    let stale = now - Duration::minutes(1);
+/// A live token and its user.
+#[derive(sqlx::FromRow)]
+pub struct TokenUser {
+    pub token_id: Uuid,
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+/// How often a token's last use is written: busy programs do not write on every request.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+/// Records a token's use, at most once a [`TOUCH_EVERY`]: nothing is written (not even a
+/// statement sent) when the last use read with the token is recent.
+pub async fn touch(db: &Db, token: &TokenUser, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let stale = now - TOUCH_EVERY;
+    if token.last_used_at.is_some_and(|at| at >= stale) {
+        return Ok(());
+    }
     with_db!(db, |pool| {
         sqlx::query(
             "update api_tokens set last_used_at = $2
              where id = $1 and (last_used_at is null or last_used_at < $3)",
         )
-        .bind(id)
+        .bind(token.token_id)
         .bind(now)
         .bind(stale)
         .execute(pool)

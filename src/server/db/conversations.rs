@@ -1,7 +1,7 @@
 //! The `conversations` and `messages` tables. Every query names the owner: another user's
 //! conversation is simply not found.
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ pub async fn list_owned(
         conversation_columns!(),
         " from conversations where user_id = $1 order by updated_at desc, id limit $2"
     );
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(sql)
             .bind(user_id)
             .bind(limit)
@@ -92,7 +92,7 @@ pub async fn find_owned(
         conversation_columns!(),
         " from conversations where id = $1 and user_id = $2"
     );
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(sql)
             .bind(id)
             .bind(user_id)
@@ -148,7 +148,7 @@ pub async fn list_messages(db: &Db, conversation_id: Uuid) -> Result<Vec<Message
         message_columns!(),
         " from messages where conversation_id = $1 order by created_at, id"
     );
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(sql)
             .bind(conversation_id)
             .fetch_all(pool)

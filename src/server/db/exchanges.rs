@@ -63,6 +63,7 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
         if exchange.keep_messages {
             let mut messages = (&mut tx).begin().await?;
             let written: Result<(), sqlx::Error> = async {
+                // A new conversation is written already updated by this reply.
                 if let Some(c) = &exchange.new_conversation {
                     sqlx::query(super::conversations::INSERT)
                         .bind(c.id)
@@ -70,7 +71,7 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
                         .bind(&c.title)
                         .bind(&c.model)
                         .bind(c.created_at)
-                        .bind(c.updated_at)
+                        .bind(now)
                         .execute(&mut *messages)
                         .await?;
                 }
@@ -106,11 +107,13 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
                 .bind(now)
                 .execute(&mut *messages)
                 .await?;
-                sqlx::query("update conversations set updated_at = $2 where id = $1")
-                    .bind(exchange.conversation_id)
-                    .bind(now)
-                    .execute(&mut *messages)
-                    .await?;
+                if exchange.new_conversation.is_none() {
+                    sqlx::query("update conversations set updated_at = $2 where id = $1")
+                        .bind(exchange.conversation_id)
+                        .bind(now)
+                        .execute(&mut *messages)
+                        .await?;
+                }
                 Ok(())
             }
             .await;

@@ -3,7 +3,7 @@
 //! taken by another cannot write over the other's attempt), and its caller checks that a row
 //! changed. The claim is the one statement written per dialect.
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -83,7 +83,7 @@ pub async fn insert(db: &Db, job: &NewJob<'_>) -> Result<Option<JobRow>, sqlx::E
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(concat!("select ", columns!(), " from jobs where id = $1"))
             .bind(id)
             .fetch_optional(pool)
@@ -93,7 +93,7 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
 
 /// The usage sync that is pending or running, if any (there is at most one).
 pub async fn find_active_usage_sync(db: &Db) -> Result<Option<JobRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(concat!(
             "select ",
             columns!(),
@@ -106,7 +106,7 @@ pub async fn find_active_usage_sync(db: &Db) -> Result<Option<JobRow>, sqlx::Err
 
 /// A finished report's CSV: `None` when there is no such job, `Some(None)` when it has none.
 pub async fn find_result(db: &Db, id: Uuid) -> Result<Option<Option<String>>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_scalar("select result from jobs where id = $1")
             .bind(id)
             .fetch_optional(pool)
@@ -153,7 +153,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<JobRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         let mut query = sqlx::QueryBuilder::new(concat!("select ", columns!(), " from jobs"));
         push_filter(&mut query, filter);
         query
@@ -167,7 +167,7 @@ pub async fn list(
 
 /// How many jobs a filter matches.
 pub async fn count(db: &Db, filter: &Filter<'_>) -> Result<i64, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         let mut query = sqlx::QueryBuilder::new("select count(*) from jobs");
         push_filter(&mut query, filter);
         query.build_query_scalar().fetch_one(pool).await
@@ -176,7 +176,7 @@ pub async fn count(db: &Db, filter: &Filter<'_>) -> Result<i64, sqlx::Error> {
 
 /// Pending jobs of a type, due or not, oldest first.
 pub async fn list_pending(db: &Db, kind: &str) -> Result<Vec<JobRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(concat!(
             "select ",
             columns!(),
@@ -217,7 +217,8 @@ pub async fn claim_next(
             .fetch_optional(pool)
             .await
         }
-        Db::Sqlite(pool) => {
+        Db::Sqlite(sqlite) => {
+            let pool = &sqlite.writer;
             sqlx::query_as(concat!(
                 "update jobs set status = 'running', attempts = attempts + 1, lease_until = $2,
                      started_at = coalesce(started_at, $1), updated_at = $1

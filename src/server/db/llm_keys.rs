@@ -1,12 +1,12 @@
 //! The `llm_keys` table: each user's LiteLLM virtual key, sealed with the server secret.
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The sealed key of a user, if one was provisioned.
 pub async fn find_sealed(db: &Db, user_id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_scalar("select key_sealed from llm_keys where user_id = $1")
             .bind(user_id)
             .fetch_optional(pool)

@@ -1,7 +1,7 @@
 //! The `login_failures` table: failed log-ins, counted per account and per client address over
 //! a sliding window. Kept in the database so that every app instance sees the same counts.
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -45,7 +45,7 @@ pub async fn count_since(
     ip: &str,
     since: DateTime<Utc>,
 ) -> Result<(i64, i64), sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select (select count(*) from login_failures where email = $1 and created_at > $3),
                     (select count(*) from login_failures where ip = $2 and created_at > $3)",

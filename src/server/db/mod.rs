@@ -1,6 +1,13 @@
-//! The database: one pool of either backend, chosen by `DATABASE_URL`, and one repo module per
-//! table. Repos write a query once and run it on whichever pool is live through [`with_db!`];
-//! only the few statements whose dialects differ are written twice, side by side.
+//! The database: either backend, chosen by `DATABASE_URL`, and one repo module per table. Repos
+//! write a query once and run it on whichever backend is live through [`with_db!`] (statements
+//! that write, and transactions) or [`with_db_read!`] (reads alone); only the few statements
+//! whose dialects differ are written twice, side by side.
+//!
+//! SQLite takes one writer at a time. With several connections writing, the others waited in
+//! SQLite's busy handler, which sleeps (1, 2, 5 … 100 ms) and retries: under 16 concurrent
+//! sends the admission's first write waited up to 1.3 s. So on SQLite every write goes through
+//! one connection, and the writers queue for it in order in the pool (no sleeping, no retry);
+//! reads have a pool of their own, which WAL lets read beside the writer.
 
 pub mod api_tokens;
 pub mod conversations;
@@ -24,24 +31,50 @@ use sqlx::sqlite::{
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A pool of the backend `DATABASE_URL` named. Cheap to clone.
+/// The database `DATABASE_URL` named. Cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(Sqlite),
     Postgres(PgPool),
 }
 
-/// Runs the same code on whichever pool is live: `$pool` is bound to the concrete pool, so
-/// `sqlx::query_as::<_, Row>` infers the backend and the SQL is written once.
+/// SQLite's two pools: one connection for every write, in turn; several for reads.
+#[derive(Clone, Debug)]
+pub struct Sqlite {
+    pub writer: SqlitePool,
+    pub readers: SqlitePool,
+}
+
+/// Runs the same code on whichever backend is live: `$pool` is bound to the concrete pool (on
+/// SQLite the writer's), so `sqlx::query_as::<_, Row>` infers the backend and the SQL is
+/// written once. For anything that writes; the body must not wait for another connection of
+/// the pool while it holds one (SQLite's writer has one).
 macro_rules! with_db {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::server::db::Db::Sqlite($pool) => $body,
+            $crate::server::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.writer;
+                $body
+            }
             $crate::server::db::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_db;
+
+/// [`with_db!`] for reads alone: on SQLite a reader's connection, beside the writer.
+macro_rules! with_db_read {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::server::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.readers;
+                $body
+            }
+            $crate::server::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_db_read;
 
 /// Turns on SQLite's query planner stability guarantee for a connection. Without it, once
 /// statistics exist (`ANALYZE`, `PRAGMA optimize`), SQLite re-plans a cached statement every
@@ -95,13 +128,16 @@ impl Db {
                     Error::internal(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
-                .after_connect(|conn, _| Box::pin(stable_query_plans(conn)))
-                .connect_with(options)
-                .await?;
-            Ok(Db::Sqlite(pool))
+            let pool = |connections: u32| {
+                SqlitePoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .after_connect(|conn, _| Box::pin(stable_query_plans(conn)))
+            };
+            // The writer first: it creates the file.
+            let writer = pool(1).connect_with(options.clone()).await?;
+            let readers = pool(max_connections).connect_with(options).await?;
+            Ok(Db::Sqlite(Sqlite { writer, readers }))
         } else {
             Err(Error::internal(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://",
@@ -113,7 +149,11 @@ impl Db {
     #[tracing::instrument(skip_all, err)]
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Sqlite(sqlite) => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&sqlite.writer)
+                    .await?
+            }
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -121,7 +161,7 @@ impl Db {
 
     /// Answers when the database does (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
-        with_db!(self, |pool| {
+        with_db_read!(self, |pool| {
             sqlx::query("select 1").execute(pool).await?;
         });
         Ok(())
@@ -135,7 +175,13 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        with_db!(self, |pool| pool.close().await)
+        match self {
+            Db::Sqlite(sqlite) => {
+                sqlite.readers.close().await;
+                sqlite.writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `plans` table and each user's effective plan (their own, else the default one).
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -34,7 +34,7 @@ impl UserPlanRow {
 }
 
 pub async fn list(db: &Db) -> Result<Vec<PlanRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select id, name, monthly_token_limit, price_label, description, sort_order,
                     is_default, created_at, updated_at
@@ -46,7 +46,7 @@ pub async fn list(db: &Db) -> Result<Vec<PlanRow>, sqlx::Error> {
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<PlanRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select id, name, monthly_token_limit, price_label, description, sort_order,
                     is_default, created_at, updated_at
@@ -132,7 +132,7 @@ pub async fn for_user_with_usage(
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
 ) -> Result<Option<UserPlanUsageRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select p.id, p.name, p.monthly_token_limit, p.price_label, p.description,
                     p.sort_order, p.is_default, p.created_at, p.updated_at,

@@ -1,6 +1,6 @@
-//! Usage in a quota period and the tokens held back for sends under way. Admission runs in one
-//! transaction that first locks the user's row (PostgreSQL: the row; SQLite: the database), so
-//! two sends of one user, on any instance, are admitted one after the other.
+//! Usage in a quota period and the tokens held back for sends under way. Admission reads where
+//! the user stands and holds back the send's tokens under a lock (see [`admit`]), so two sends
+//! of one user are admitted one after the other.
 
 use super::{with_db, Db};
 use crate::domain::quota::{Admission, Refusal};
@@ -44,53 +44,83 @@ macro_rules! standing_sql {
     };
 }
 
+const INSERT_RESERVATION: &str = "insert into quota_reservations
+     (id, user_id, tokens, created_at, expires_at) values ($1, $2, $3, $4, $5)";
+
 /// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
 /// (none when nothing needs holding, i.e. unlimited).
+///
+/// PostgreSQL: a transaction that first locks the user's row, so two sends of one user, on any
+/// instance, are admitted one after the other. SQLite: the writer's connection, held from the
+/// read to the insert, is the lock (every write of the server waits for it, and the database
+/// has no other server); two statements instead of five.
 pub async fn admit(
     db: &Db,
     ask: Ask<'_>,
 ) -> Result<Result<(Admission, Option<Uuid>), Refusal>, sqlx::Error> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        // A write first: PostgreSQL locks the user's row, SQLite takes its write lock.
-        sqlx::query("update users set updated_at = updated_at where id = $1")
-            .bind(ask.user_id)
-            .execute(&mut *tx)
-            .await?;
-        let standing: Standing = sqlx::query_as(standing_sql!())
-            .bind(ask.user_id)
-            .bind(ask.from)
-            .bind(ask.to)
-            .bind(ask.now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let admission = match (ask.decide)(standing) {
-            Ok(a) => a,
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Ok(Err(refusal));
+    let reservation = |admission: &Admission| (admission.reserve > 0).then(Uuid::new_v4);
+    match db {
+        Db::Sqlite(sqlite) => {
+            let mut conn = sqlite.writer.acquire().await?;
+            let standing: Standing = sqlx::query_as(standing_sql!())
+                .bind(ask.user_id)
+                .bind(ask.from)
+                .bind(ask.to)
+                .bind(ask.now)
+                .fetch_one(&mut *conn)
+                .await?;
+            let admission = match (ask.decide)(standing) {
+                Ok(a) => a,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let id = reservation(&admission);
+            if let Some(id) = id {
+                sqlx::query(INSERT_RESERVATION)
+                    .bind(id)
+                    .bind(ask.user_id)
+                    .bind(admission.reserve)
+                    .bind(ask.now)
+                    .bind(ask.expires_at)
+                    .execute(&mut *conn)
+                    .await?;
             }
-        };
-        let id = if admission.reserve > 0 {
-            let id = Uuid::new_v4();
-            sqlx::query(
-                "insert into quota_reservations (id, user_id, tokens, created_at, expires_at)
-                 values ($1, $2, $3, $4, $5)",
-            )
-            .bind(id)
-            .bind(ask.user_id)
-            .bind(admission.reserve)
-            .bind(ask.now)
-            .bind(ask.expires_at)
-            .execute(&mut *tx)
-            .await?;
-            Some(id)
-        } else {
-            None
-        };
-        tx.commit().await?;
-        Ok(Ok((admission, id)))
-    })
+            Ok(Ok((admission, id)))
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("select 1 from users where id = $1 for update")
+                .bind(ask.user_id)
+                .execute(&mut *tx)
+                .await?;
+            let standing: Standing = sqlx::query_as(standing_sql!())
+                .bind(ask.user_id)
+                .bind(ask.from)
+                .bind(ask.to)
+                .bind(ask.now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let admission = match (ask.decide)(standing) {
+                Ok(a) => a,
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    return Ok(Err(refusal));
+                }
+            };
+            let id = reservation(&admission);
+            if let Some(id) = id {
+                sqlx::query(INSERT_RESERVATION)
+                    .bind(id)
+                    .bind(ask.user_id)
+                    .bind(admission.reserve)
+                    .bind(ask.now)
+                    .bind(ask.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Ok((admission, id)))
+        }
+    }
 }
 
 /// Lets go of a reservation whose send recorded nothing.

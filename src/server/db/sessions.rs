@@ -2,7 +2,7 @@
 //! SHA-256 is stored, so a copy of the database does not let anyone sign in.
 
 use super::users::UserRow;
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -41,7 +41,7 @@ pub async fn find_user(
     id_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<SessionUserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select u.id, u.email, u.password_hash, u.role, u.disabled, u.approval, u.created_at, u.updated_at,
                     s.expires_at

@@ -1,7 +1,7 @@
 //! The `usage_history` table: one row per user per day (of the configured timezone), added to
 //! by every completion as it happens (see [`super::exchanges`]).
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use crate::domain::chat::ModelUsageMap;
 use crate::domain::usage::{DayUsage, HistoryDay};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -49,7 +49,7 @@ pub async fn list_range(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<UsageDayRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select user_id, date, tokens_used, prompt_tokens, completion_tokens,
                     requests_count, cost_nanos, model_usage, source, drifted,
@@ -204,7 +204,7 @@ pub struct SyncState {
 
 /// `None`: no such user.
 pub async fn find_sync_state(db: &Db, user_id: Uuid) -> Result<Option<SyncState>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as("select email, usage_synced_at, usage_sync_error from users where id = $1")
             .bind(user_id)
             .fetch_optional(pool)
@@ -214,7 +214,7 @@ pub async fn find_sync_state(db: &Db, user_id: Uuid) -> Result<Option<SyncState>
 
 /// The ids of the users a sync of everyone covers: the active ones, oldest first.
 pub async fn list_active_user_ids(db: &Db) -> Result<Vec<Uuid>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_scalar("select id from users where not disabled order by created_at, id")
             .fetch_all(pool)
             .await
@@ -240,7 +240,7 @@ pub async fn list_daily_totals(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DailyTotalRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select date,
                     cast(sum(tokens_used) as bigint) as tokens_used,
@@ -276,7 +276,7 @@ pub async fn list_top_users(
     to: NaiveDate,
     limit: i64,
 ) -> Result<Vec<UserTotalRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select h.user_id, u.email,
                     cast(sum(h.tokens_used) as bigint) as tokens_used,
@@ -315,7 +315,8 @@ pub async fn list_model_totals(
     to: NaiveDate,
 ) -> Result<Vec<ModelTotalRow>, sqlx::Error> {
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(sqlite) => {
+            let pool = &sqlite.readers;
             sqlx::query_as(
                 "select j.key as model,
                         cast(sum(json_extract(j.value, '$.tokens')) as integer) as tokens,
@@ -371,7 +372,7 @@ pub async fn list_export(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<ExportRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select h.date, u.email, h.tokens_used, h.prompt_tokens, h.completion_tokens,
                     h.requests_count, h.cost_nanos, h.source, h.drifted

@@ -2,7 +2,7 @@
 //! [`super::exchanges::record`]), and the correction of an estimated call to the upstream's own
 //! figures once its spend log shows them.
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use crate::domain::chat::{correct_model_usage, ModelUsageMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
@@ -24,7 +24,7 @@ pub async fn list_unreconciled(
     since: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Unreconciled>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select id, user_id, upstream_call_id, created_at from usage_records
              where estimated and upstream_call_id is not null and created_at >= $1

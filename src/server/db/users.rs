@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use super::{with_db, Db};
+use super::{with_db, with_db_read, Db};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ pub async fn insert(db: &Db, user: NewUser<'_>) -> Result<UserRow, sqlx::Error> 
 }
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(concat!(
             "select ",
             user_columns!(),
@@ -69,7 +69,7 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx
 }
 
 pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(concat!(
             "select ",
             user_columns!(),
@@ -84,7 +84,7 @@ pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Erro
 
 /// Users by sign-up time, oldest first, a page at a time.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(concat!(
             "select ",
             user_columns!(),
@@ -102,7 +102,7 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserRow>, sqlx
 
 /// (all users, admins, disabled users)
 pub async fn counts(db: &Db) -> Result<(i64, i64, i64), sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select count(*),
                     coalesce(sum(case when role = 'admin' then 1 else 0 end), 0),
@@ -335,7 +335,7 @@ pub async fn list_with_usage(
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
 ) -> Result<Vec<UserQuotaRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+    with_db_read!(db, |pool| {
         sqlx::query_as(
             "select u.id, u.email, u.password_hash, u.role, u.disabled, u.approval, u.created_at, u.updated_at,
                     p.id as plan_id, p.name as plan_name, p.monthly_token_limit as plan_limit,

@@ -27,7 +27,10 @@ async fn an_idle_kept_alive_connection_is_closed_but_a_long_stream_is_not(backen
         &[
             ("TOKENMETER_KEEPALIVE_SECONDS", "3"),
             ("TOKENMETER_HEADER_READ_TIMEOUT_SECONDS", "1"),
-            ("TOKENMETER_DEMO_DELAY_MS", "120"),
+            // The demo reply is about 150 tokens: 7.5 s at this pace, past the keep-alive
+            // timeout and well within the client's 20 s (at 120 ms it took 18 s, and a busy
+            // machine made it 20).
+            ("TOKENMETER_DEMO_DELAY_MS", "50"),
         ],
     )
     .await;

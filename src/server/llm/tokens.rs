@@ -209,20 +209,22 @@ impl Vocab {
     /// Calls `each` with every token of `text`, as its bytes.
     fn for_each_token(&self, text: &str, mut each: impl FnMut(&[u8])) {
         let mut bounds = Vec::new();
-        for found in self.pattern.find_iter(text) {
-            // o200k's pattern has no construct that can fail at run time (no backtracking
-            // limit is reached by a lookahead of one character).
-            let Ok(found) = found else { continue };
-            let piece = found.as_str().as_bytes();
-            if self.rank(piece).is_some() {
-                each(piece);
-                continue;
+        PATTERN.with(|pattern| {
+            for found in pattern.find_iter(text) {
+                // o200k's pattern has no construct that can fail at run time (no backtracking
+                // limit is reached by a lookahead of one character).
+                let Ok(found) = found else { continue };
+                let piece = found.as_str().as_bytes();
+                if self.rank(piece).is_some() {
+                    each(piece);
+                    continue;
+                }
+                self.merge(piece, &mut bounds);
+                for pair in bounds.windows(2) {
+                    each(&piece[pair[0]..pair[1]]);
+                }
             }
-            self.merge(piece, &mut bounds);
-            for pair in bounds.windows(2) {
-                each(&piece[pair[0]..pair[1]]);
-            }
-        }
+        });
     }
 
     fn count(&self, text: &str) -> usize {
@@ -250,6 +252,12 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+thread_local! {
+    /// This thread's copy of the pattern: threads sharing one contend for its scratch space
+    /// (tiktoken keeps a copy per thread for the same reason). A handful of threads count.
+    static PATTERN: Regex = vocab().pattern.clone();
 }
 
 fn vocab() -> &'static Vocab {

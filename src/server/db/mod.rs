@@ -51,9 +51,12 @@ pub struct Sqlite {
 /// the pool while it holds one (SQLite's writer has one).
 macro_rules! with_db {
     ($db:expr, |$pool:ident| $body:expr) => {
+        $crate::server::db::with_db!(@sqlite writer, $db, |$pool| $body)
+    };
+    (@sqlite $side:ident, $db:expr, |$pool:ident| $body:expr) => {
         match $db {
             $crate::server::db::Db::Sqlite(sqlite) => {
-                let $pool = &sqlite.writer;
+                let $pool = &sqlite.$side;
                 $body
             }
             $crate::server::db::Db::Postgres($pool) => $body,
@@ -65,13 +68,7 @@ pub(crate) use with_db;
 /// [`with_db!`] for reads alone: on SQLite a reader's connection, beside the writer.
 macro_rules! with_db_read {
     ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::server::db::Db::Sqlite(sqlite) => {
-                let $pool = &sqlite.readers;
-                $body
-            }
-            $crate::server::db::Db::Postgres($pool) => $body,
-        }
+        $crate::server::db::with_db!(@sqlite readers, $db, |$pool| $body)
     };
 }
 pub(crate) use with_db_read;

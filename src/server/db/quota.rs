@@ -44,8 +44,40 @@ macro_rules! standing_sql {
     };
 }
 
-const INSERT_RESERVATION: &str = "insert into quota_reservations
-     (id, user_id, tokens, created_at, expires_at) values ($1, $2, $3, $4, $5)";
+/// Reads where the user stands, decides, and holds back the admitted send's tokens, all on
+/// `$conn` (a connection or a transaction holding the user's lock).
+macro_rules! decide_and_hold {
+    ($conn:ident, $ask:ident) => {
+        async {
+            let standing: Standing = sqlx::query_as(standing_sql!())
+                .bind($ask.user_id)
+                .bind($ask.from)
+                .bind($ask.to)
+                .bind($ask.now)
+                .fetch_one(&mut *$conn)
+                .await?;
+            let admission = match ($ask.decide)(standing) {
+                Ok(a) => a,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let id = (admission.reserve > 0).then(Uuid::new_v4);
+            if let Some(id) = id {
+                sqlx::query(
+                    "insert into quota_reservations (id, user_id, tokens, created_at, expires_at)
+                     values ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind($ask.user_id)
+                .bind(admission.reserve)
+                .bind($ask.now)
+                .bind($ask.expires_at)
+                .execute(&mut *$conn)
+                .await?;
+            }
+            Ok::<_, sqlx::Error>(Ok((admission, id)))
+        }
+    };
+}
 
 /// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
 /// (none when nothing needs holding, i.e. unlimited).
@@ -58,33 +90,10 @@ pub async fn admit(
     db: &Db,
     ask: Ask<'_>,
 ) -> Result<Result<(Admission, Option<Uuid>), Refusal>, sqlx::Error> {
-    let reservation = |admission: &Admission| (admission.reserve > 0).then(Uuid::new_v4);
     match db {
         Db::Sqlite(sqlite) => {
             let mut conn = sqlite.writer.acquire().await?;
-            let standing: Standing = sqlx::query_as(standing_sql!())
-                .bind(ask.user_id)
-                .bind(ask.from)
-                .bind(ask.to)
-                .bind(ask.now)
-                .fetch_one(&mut *conn)
-                .await?;
-            let admission = match (ask.decide)(standing) {
-                Ok(a) => a,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let id = reservation(&admission);
-            if let Some(id) = id {
-                sqlx::query(INSERT_RESERVATION)
-                    .bind(id)
-                    .bind(ask.user_id)
-                    .bind(admission.reserve)
-                    .bind(ask.now)
-                    .bind(ask.expires_at)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok(Ok((admission, id)))
+            decide_and_hold!(conn, ask).await
         }
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
@@ -92,33 +101,10 @@ pub async fn admit(
                 .bind(ask.user_id)
                 .execute(&mut *tx)
                 .await?;
-            let standing: Standing = sqlx::query_as(standing_sql!())
-                .bind(ask.user_id)
-                .bind(ask.from)
-                .bind(ask.to)
-                .bind(ask.now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let admission = match (ask.decide)(standing) {
-                Ok(a) => a,
-                Err(refusal) => {
-                    tx.rollback().await?;
-                    return Ok(Err(refusal));
-                }
-            };
-            let id = reservation(&admission);
-            if let Some(id) = id {
-                sqlx::query(INSERT_RESERVATION)
-                    .bind(id)
-                    .bind(ask.user_id)
-                    .bind(admission.reserve)
-                    .bind(ask.now)
-                    .bind(ask.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let decided = decide_and_hold!(tx, ask).await?;
+            // Also after a refusal: nothing was written, and the lock goes with it.
             tx.commit().await?;
-            Ok(Ok((admission, id)))
+            Ok(decided)
         }
     }
 }

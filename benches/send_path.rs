@@ -1,4 +1,5 @@
-//! The send path against LiteLLM's, in one run on this machine: 16 clients send
+//! The send path against LiteLLM's, in one run on this machine: 16 clients (or
+//! `SEND_PATH_CLIENTS`) send
 //! non-streamed chat completions for 10 s, first to tokenmeter's demo model as a limited user
 //! (admission, reservation, reply, recording: everything a real send does but the upstream),
 //! then to the LiteLLM proxy's mock model (its own completion path, no upstream). Prints each
@@ -21,7 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CLIENTS: usize = 16;
+/// Clients at once; `SEND_PATH_CLIENTS` changes it (1: the latency of a send alone).
+fn clients() -> usize {
+    std::env::var("SEND_PATH_CLIENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(16)
+}
 const SECONDS: u64 = 10;
 
 struct Run {
@@ -36,7 +43,7 @@ impl Run {
     }
 }
 
-/// `CLIENTS` loops of `request` (each must answer 200) for `SECONDS`, after a 1 s warm-up.
+/// [`clients`] loops of `request` (each must answer 200) for `SECONDS`, after a 1 s warm-up.
 async fn hammer(request: impl Fn() -> reqwest::RequestBuilder + Clone + Send + 'static) -> Run {
     let warm = request.clone();
     for _ in 0..20 {
@@ -45,7 +52,7 @@ async fn hammer(request: impl Fn() -> reqwest::RequestBuilder + Clone + Send + '
     }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
+    let clients: Vec<_> = (0..clients())
         .map(|_| {
             let request = request.clone();
             let stop = stop.clone();
@@ -96,7 +103,10 @@ async fn main() {
     ) else {
         panic!("LITELLM_URL and LITELLM_MASTER_KEY are needed: run under scripts/with-litellm.sh");
     };
-    println!("send path ({backend:?}, {CLIENTS} clients, {SECONDS} s each, non-streamed)");
+    println!(
+        "send path ({backend:?}, {} clients, {SECONDS} s each, non-streamed)",
+        clients()
+    );
 
     // tokenmeter: the release binary, a limited user, the demo model.
     let (url, _dir) = common::fresh_database(backend).await;

@@ -235,6 +235,10 @@ pub struct SendRequest {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub stop: Option<Value>,
+    /// The client reads the reply as it arrives (`stream: true`, the page); otherwise it gets
+    /// the whole text at the end, in one piece instead of one per token (each of which wakes
+    /// the reader, often on the other core).
+    pub deltas: bool,
 }
 
 /// How a reply ended, with the usage recorded for it.
@@ -358,9 +362,11 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
         .into());
     }
     // The quota: hold back what this send may use (the reply's cap shrinks to what is left),
-    // so that concurrent sends cannot together pass the limit. Counted off the async workers.
+    // so that concurrent sends cannot together pass the limit. Counted off the async workers
+    // unless short.
+    let context_bytes = context.iter().map(|m| m.content.len()).sum();
     let (context, prompt_estimate) = crate::server::work::tokenizing()
-        .run(move || {
+        .run_sized(counting_work(context_bytes), move || {
             let n = tokens::count_chat(
                 context
                     .iter()
@@ -404,6 +410,7 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
         started_at,
         reservation: admitted.reservation,
         upstream_call_id: upstream.call_id,
+        deltas: request.deltas,
     };
     let cut = state.replies.cut.subscribe();
     state
@@ -431,15 +438,27 @@ struct Recorder {
     /// The tokens held back for this send: settled with the record, else released.
     reservation: Option<Uuid>,
     upstream_call_id: Option<String>,
+    /// See [`SendRequest::deltas`].
+    deltas: bool,
 }
 
-/// A reply's tokens, counted on the tokenizing pool; should that fail (a panic), counted here:
+/// The size of the work of counting `bytes` of text, for [`crate::server::work::Pool::run_sized`]:
+/// the text's length, or unbounded while the tokenizer's tables are still to be loaded.
+fn counting_work(bytes: usize) -> usize {
+    if tokens::is_loaded() {
+        bytes
+    } else {
+        usize::MAX
+    }
+}
+
+/// A reply's tokens, counted on the tokenizing pool (a short one here); should that fail (a panic), counted here:
 /// a delivered reply is never recorded as empty.
 async fn count_off_the_workers(content: &str) -> i64 {
     let shared: std::sync::Arc<str> = content.into();
     let text = shared.clone();
     match crate::server::work::tokenizing()
-        .run(move || tokens::count(&text))
+        .run_sized(counting_work(text.len()), move || tokens::count(&text))
         .await
     {
         Ok(n) => n,
@@ -502,6 +521,9 @@ impl Recorder {
                         break;
                     }
                     content.push_str(&text);
+                    if !self.deltas {
+                        continue;
+                    }
                     // A client that stopped reading (its buffers full) is gone after `idle`.
                     match tokio::time::timeout(idle, tx.send(Piece::Delta(text))).await {
                         Ok(Ok(())) => {}
@@ -521,6 +543,11 @@ impl Recorder {
         }
         // Closing the upstream connection now stops the model from writing more.
         drop(upstream);
+        if !self.deltas && !content.is_empty() {
+            // Nothing else was sent, so there is room; a client gone meanwhile misses nothing
+            // it would have read.
+            let _ = tx.try_send(Piece::Delta(content.clone()));
+        }
         let status = if client_gone {
             ReplyStatus::Stopped
         } else if failure.is_some() {

@@ -260,9 +260,16 @@ thread_local! {
     static PATTERN: Regex = vocab().pattern.clone();
 }
 
+static VOCAB: OnceLock<Vocab> = OnceLock::new();
+
 fn vocab() -> &'static Vocab {
-    static VOCAB: OnceLock<Vocab> = OnceLock::new();
     VOCAB.get_or_init(Vocab::load)
+}
+
+/// Whether the tables are loaded, i.e. whether counting now is quick (else it first loads
+/// them, a fifth of a second).
+pub fn is_loaded() -> bool {
+    VOCAB.get().is_some()
 }
 
 /// Loads the tokenizer's tables now (about 0.2 s in a release build). The server loads them on

@@ -98,6 +98,7 @@ fn send_request(body: CompletionBody) -> Result<(SendRequest, bool), AppError> {
             temperature: body.temperature,
             top_p: body.top_p,
             stop: body.stop,
+            deltas: body.stream,
         },
         body.stream,
     ))

@@ -1,10 +1,10 @@
 //! The send path against LiteLLM's, in one run on this machine: 16 clients (or
-//! `SEND_PATH_CLIENTS`) send
-//! non-streamed chat completions for 10 s, first to tokenmeter's demo model as a limited user
-//! (admission, reservation, reply, recording: everything a real send does but the upstream),
-//! then to the LiteLLM proxy's mock model (its own completion path, no upstream). Prints each
-//! rate, p50 and p99, and tokenmeter's rate as a multiple of LiteLLM's (issue 14's target: 40×,
-//! p99 under 20 ms). `SEND_PATH_ONLY=tokenmeter` leaves LiteLLM out (to compare changes).
+//! `SEND_PATH_CLIENTS`) send non-streamed chat completions for 10 s, first to tokenmeter's demo
+//! model as a limited user (admission, reservation, reply, recording: everything a real send
+//! does but the upstream), then to the LiteLLM proxy's mock model (its own completion path, no
+//! upstream). Prints each rate, p50 and p99, and tokenmeter's rate as a multiple of LiteLLM's
+//! (issue 14's target: 40×, p99 under 20 ms). `SEND_PATH_ONLY=tokenmeter` leaves LiteLLM out
+//! (to compare changes; no LiteLLM needed then), `SEND_PATH_CLIENTS=1` times a send alone.
 //!
 //! The clients run in this process on the same 2 cores as the server (and LiteLLM's, and
 //! PostgreSQL): both sides are measured by the same client under the same conditions.
@@ -94,21 +94,12 @@ fn report(name: &str, run: &mut Run) {
     );
 }
 
-#[tokio::main]
-async fn main() {
-    let backend = Backend::from_args();
-    let (Ok(litellm), Ok(master)) = (
-        std::env::var("LITELLM_URL"),
-        std::env::var("LITELLM_MASTER_KEY"),
-    ) else {
-        panic!("LITELLM_URL and LITELLM_MASTER_KEY are needed: run under scripts/with-litellm.sh");
-    };
+/// tokenmeter's run: the release binary, a limited user, the demo model.
+async fn run_tokenmeter(backend: Backend) -> Run {
     println!(
         "send path ({backend:?}, {} clients, {SECONDS} s each, non-streamed)",
         clients()
     );
-
-    // tokenmeter: the release binary, a limited user, the demo model.
     let (url, _dir) = common::fresh_database(backend).await;
     let server = ServerProcess::spawn(
         &url,
@@ -120,20 +111,34 @@ async fn main() {
     .await;
     let user = common::limited_user(&server.base, "send@example.com", 1_000_000_000_000).await;
     let url = format!("{}/api/chat/completions", server.base);
-    let mut tokenmeter_run = hammer(move || {
+    let mut run = hammer(move || {
         user.post(&url).json(&json!({
             "model": "demo",
             "messages": [{"role": "user", "content": "hello"}],
         }))
     })
     .await;
-    report("tokenmeter demo send (limited user)", &mut tokenmeter_run);
-    drop(server);
-    // LiteLLM's own completion, its mock model (no upstream call). Second: LiteLLM goes on
-    // writing its spend logs for a while after a run (its query engine busy on both cores).
+    report("tokenmeter demo send (limited user)", &mut run);
+    run
+}
+
+#[tokio::main]
+async fn main() {
+    let backend = Backend::from_args();
+    // `SEND_PATH_ONLY=tokenmeter`: tokenmeter's run alone, to compare changes (no LiteLLM needed).
     if std::env::var("SEND_PATH_ONLY").is_ok_and(|only| only == "tokenmeter") {
+        run_tokenmeter(backend).await;
         return;
     }
+    let (Ok(litellm), Ok(master)) = (
+        std::env::var("LITELLM_URL"),
+        std::env::var("LITELLM_MASTER_KEY"),
+    ) else {
+        panic!("LITELLM_URL and LITELLM_MASTER_KEY are needed: run under scripts/with-litellm.sh");
+    };
+    let tokenmeter_run = run_tokenmeter(backend).await;
+    // LiteLLM's own completion, its mock model (no upstream call). Second: LiteLLM goes on
+    // writing its spend logs for a while after a run (its query engine busy on both cores).
     let client = reqwest::Client::new();
     let url = format!("{}/chat/completions", litellm.trim_end_matches('/'));
     let mut litellm_run = hammer(move || {

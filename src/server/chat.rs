@@ -366,7 +366,7 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
     // unless short.
     let context_bytes = context.iter().map(|m| m.content.len()).sum();
     let (context, prompt_estimate) = crate::server::work::tokenizing()
-        .run_sized(counting_work(context_bytes), move || {
+        .run_sized(tokens::counting_size(context_bytes), move || {
             let n = tokens::count_chat(
                 context
                     .iter()
@@ -442,23 +442,15 @@ struct Recorder {
     deltas: bool,
 }
 
-/// The size of the work of counting `bytes` of text, for [`crate::server::work::Pool::run_sized`]:
-/// the text's length, or unbounded while the tokenizer's tables are still to be loaded.
-fn counting_work(bytes: usize) -> usize {
-    if tokens::is_loaded() {
-        bytes
-    } else {
-        usize::MAX
-    }
-}
-
-/// A reply's tokens, counted on the tokenizing pool (a short one here); should that fail (a panic), counted here:
-/// a delivered reply is never recorded as empty.
+/// A reply's tokens, counted on the tokenizing pool (a short reply in place); should that fail
+/// (a panic), counted here: a delivered reply is never recorded as empty.
 async fn count_off_the_workers(content: &str) -> i64 {
     let shared: std::sync::Arc<str> = content.into();
     let text = shared.clone();
     match crate::server::work::tokenizing()
-        .run_sized(counting_work(text.len()), move || tokens::count(&text))
+        .run_sized(tokens::counting_size(text.len()), move || {
+            tokens::count(&text)
+        })
         .await
     {
         Ok(n) => n,
@@ -543,11 +535,6 @@ impl Recorder {
         }
         // Closing the upstream connection now stops the model from writing more.
         drop(upstream);
-        if !self.deltas && !content.is_empty() {
-            // Nothing else was sent, so there is room; a client gone meanwhile misses nothing
-            // it would have read.
-            let _ = tx.try_send(Piece::Delta(content.clone()));
-        }
         let status = if client_gone {
             ReplyStatus::Stopped
         } else if failure.is_some() {
@@ -581,6 +568,10 @@ impl Recorder {
             .await
         {
             Ok(()) => {
+                if !self.deltas {
+                    // The whole text, the one piece such a client gets.
+                    let _ = tx.send(Piece::Delta(content)).await;
+                }
                 let _ = tx.send(Piece::End(outcome)).await;
             }
             Err(e) => {

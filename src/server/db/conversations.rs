@@ -44,7 +44,7 @@ macro_rules! message_columns {
 }
 
 /// The insert of a conversation, also run inside an exchange's transaction.
-pub(super) const INSERT: &str = "insert into conversations
+const INSERT: &str = "insert into conversations
      (id, user_id, title, model, created_at, updated_at) values ($1, $2, $3, $4, $5, $6)";
 
 pub async fn insert(db: &Db, row: &ConversationRow) -> Result<(), sqlx::Error> {

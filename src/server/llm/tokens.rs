@@ -266,10 +266,15 @@ fn vocab() -> &'static Vocab {
     VOCAB.get_or_init(Vocab::load)
 }
 
-/// Whether the tables are loaded, i.e. whether counting now is quick (else it first loads
-/// them, a fifth of a second).
-pub fn is_loaded() -> bool {
-    VOCAB.get().is_some()
+/// The size of counting `bytes` of text, for [`crate::server::work::Pool::run_sized`]: the
+/// text's length once the tables are loaded; before, unbounded, as the count first loads them
+/// (a fifth of a second), which must not happen on an async worker.
+pub fn counting_size(bytes: usize) -> usize {
+    if VOCAB.get().is_some() {
+        bytes
+    } else {
+        usize::MAX
+    }
 }
 
 /// Loads the tokenizer's tables now (about 0.2 s in a release build). The server loads them on

@@ -70,7 +70,7 @@ fn message_text(i: usize, content: &Value) -> Result<String, AppError> {
     }
 }
 
-fn send_request(body: CompletionBody) -> Result<(SendRequest, bool), AppError> {
+fn send_request(body: CompletionBody) -> Result<SendRequest, AppError> {
     let messages = body
         .messages
         .iter()
@@ -89,19 +89,16 @@ fn send_request(body: CompletionBody) -> Result<(SendRequest, bool), AppError> {
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
-    Ok((
-        SendRequest {
-            conversation_id: body.conversation_id,
-            model: body.model,
-            messages,
-            max_tokens: body.max_completion_tokens.or(body.max_tokens),
-            temperature: body.temperature,
-            top_p: body.top_p,
-            stop: body.stop,
-            deltas: body.stream,
-        },
-        body.stream,
-    ))
+    Ok(SendRequest {
+        conversation_id: body.conversation_id,
+        model: body.model,
+        messages,
+        max_tokens: body.max_completion_tokens.or(body.max_tokens),
+        temperature: body.temperature,
+        top_p: body.top_p,
+        stop: body.stop,
+        deltas: body.stream,
+    })
 }
 
 /// A reply's usage, in the whole reply and in the stream's usage event.
@@ -199,7 +196,8 @@ pub async fn completions(
     AuthUser(me): AuthUser,
     ApiJson(body): ApiJson<CompletionBody>,
 ) -> Result<Response, ApiError> {
-    let (request, streaming) = send_request(body)?;
+    let request = send_request(body)?;
+    let streaming = request.deltas;
     let started = chat::start(&state, me.user.id, request).await?;
     let header = (
         HeaderName::from_static("x-conversation-id"),

@@ -50,7 +50,12 @@ test('chat with the demo model: it streams, Stop keeps what arrived, a reload sh
   await page.getByTestId('stop').click();
   await expect(second).toHaveAttribute('data-status', 'stopped');
   await expect(second).toContainText('Stopped');
-  const stoppedText = await second.locator('.markdown').innerText();
+  // What the page showed at the stop: the text as it arrived (replies are rendered as Markdown
+  // by the server once stored, a moment later; if that moment has come, the rendered text).
+  const stopped = await second.locator('.markdown').evaluate((el) => ({
+    text: (el as HTMLElement).innerText,
+    asArrived: el.classList.contains('whitespace-pre-wrap'),
+  }));
   await expect(page.getByTestId('send')).toBeVisible();
   await snap(page, 'chat-stopped');
 
@@ -65,9 +70,15 @@ test('chat with the demo model: it streams, Stop keeps what arrived, a reload sh
   // What the server had sent when the connection closed: what the page showed, and what was
   // still on the wire while Stop travelled (a release build streams fast, so that can be a few
   // tokens); never the whole reply (the two prompts are nearly as long, so are their replies).
-  const kept = (await assistant(page).nth(1).locator('.markdown').innerText()).trim();
-  expect(kept.startsWith(stoppedText.trim())).toBe(true);
-  expect(kept.length).toBeLessThan(wholeReply - 200);
+  const rendered = (await assistant(page).nth(1).locator('.markdown').innerText()).trim();
+  expect(rendered.length).toBeLessThan(wholeReply - 200);
+  const id = /\/chat\/([0-9a-f-]{36})$/.exec(page.url())![1];
+  const stored = await page.request.get(`/api/conversations/${id}`);
+  expect(stored.ok()).toBe(true);
+  const replies = (await stored.json()).data.messages.filter((m: { role: string }) => m.role === 'assistant');
+  const kept = stopped.asArrived ? (replies[1].content as string) : rendered;
+  expect(kept.startsWith(stopped.text.trim()), `kept: ${kept}\nshown: ${stopped.text}`).toBe(true);
+  expect(replies[1].content.length).toBeLessThan(replies[0].content.length - 200);
   await expect(assistant(page).nth(1).getByTestId('usage')).toContainText('(estimated)');
   await snap(page, 'chat-after-reload');
 });

@@ -15,7 +15,9 @@ pub struct ConversationDto {
     pub id: Uuid,
     pub title: String,
     pub model: String,
+    #[serde(with = "crate::domain::time::wire")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::time::wire")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -34,6 +36,7 @@ pub struct MessageDto {
     pub usage_estimated: bool,
     pub status: ReplyStatus,
     pub error: Option<String>,
+    #[serde(with = "crate::domain::time::wire")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -42,6 +45,22 @@ pub struct MessageDto {
 pub struct ConversationDetailDto {
     pub conversation: ConversationDto,
     pub messages: Vec<MessageDto>,
+}
+
+/// A message as the chat page shows it: an assistant's reply also as HTML, its Markdown
+/// rendered on the server (`server::markdown`), so the browser carries no Markdown parser.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadMessageDto {
+    pub message: MessageDto,
+    /// Safe HTML of an assistant's reply; `None` for the user's and system messages (text).
+    pub html: Option<String>,
+}
+
+/// A conversation as the chat page shows it (the REST API answers [`ConversationDetailDto`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadDto {
+    pub conversation: ConversationDto,
+    pub messages: Vec<ThreadMessageDto>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,9 +81,9 @@ pub async fn list_conversations() -> Result<Vec<ConversationDto>, AppError> {
 }
 
 #[server(prefix = "/api/fn", endpoint = "get_conversation")]
-pub async fn get_conversation(id: Uuid) -> Result<ConversationDetailDto, AppError> {
+pub async fn get_conversation(id: Uuid) -> Result<ThreadDto, AppError> {
     let (state, me) = super::ssr::require_user().await?;
-    Ok(crate::server::chat::conversation_detail(&state, me.user.id, id).await?)
+    Ok(crate::server::chat::thread(&state, me.user.id, id).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "create_conversation")]

@@ -3,7 +3,9 @@
 //! task reads the reply, passes it on, and when it ends — finished, cut, or stopped because the
 //! client went away — writes the exchange and its usage in one transaction.
 
-use crate::api::chat::{ConversationDetailDto, ConversationDto, MessageDto, ModelsDto};
+use crate::api::chat::{
+    ConversationDetailDto, ConversationDto, MessageDto, ModelsDto, ThreadDto, ThreadMessageDto,
+};
 use crate::api::error::{AppError, ErrorCode};
 use crate::domain::chat::{
     normalize_title, title_from_message, ReplyStatus, Role, MAX_CONTEXT_CHARS, MAX_MESSAGE_CHARS,
@@ -106,6 +108,26 @@ pub async fn conversation_detail(
     Ok(ConversationDetailDto {
         conversation: conversation_dto(conversation),
         messages: messages.into_iter().map(message_dto).collect(),
+    })
+}
+
+/// A conversation for the chat page: each assistant reply also rendered from Markdown.
+pub async fn thread(state: &AppState, user_id: Uuid, id: Uuid) -> Result<ThreadDto> {
+    let ConversationDetailDto {
+        conversation,
+        messages,
+    } = conversation_detail(state, user_id, id).await?;
+    let messages = messages
+        .into_iter()
+        .map(|message| ThreadMessageDto {
+            html: (message.role == Role::Assistant)
+                .then(|| crate::server::markdown::render_markdown(&message.content)),
+            message,
+        })
+        .collect();
+    Ok(ThreadDto {
+        conversation,
+        messages,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod http;
 pub mod input;
 pub mod jobs;
 pub mod llm;
+pub mod markdown;
 pub mod quota;
 pub mod rest;
 pub mod secret;

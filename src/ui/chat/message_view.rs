@@ -1,9 +1,9 @@
-//! One message of the thread: the user's as plain text, the assistant's as safe Markdown, with
+//! One message of the thread: the user's as plain text, the assistant's as safe Markdown
+//! (rendered by the server; a reply still arriving is shown as text until it is stored), with
 //! a line of what it used (tokens, cost) and how it ended.
 
-use super::markdown::render_markdown;
 use super::role_label;
-use crate::api::chat::MessageDto;
+use crate::api::chat::ThreadMessageDto;
 use crate::domain::chat::{ReplyStatus, Role};
 use leptos::prelude::*;
 
@@ -12,6 +12,8 @@ use leptos::prelude::*;
 pub struct ShownMessage {
     pub role: Role,
     pub content: String,
+    /// The reply as safe HTML, rendered by the server; `None` while it streams.
+    pub html: Option<String>,
     pub model: Option<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
@@ -22,11 +24,12 @@ pub struct ShownMessage {
     pub error: Option<String>,
 }
 
-impl From<MessageDto> for ShownMessage {
-    fn from(m: MessageDto) -> Self {
+impl From<ThreadMessageDto> for ShownMessage {
+    fn from(ThreadMessageDto { message: m, html }: ThreadMessageDto) -> Self {
         Self {
             role: m.role,
             content: m.content,
+            html,
             model: m.model,
             prompt_tokens: m.prompt_tokens,
             completion_tokens: m.completion_tokens,
@@ -43,6 +46,7 @@ impl ShownMessage {
         Self {
             role: Role::User,
             content,
+            html: None,
             model: None,
             prompt_tokens: 0,
             completion_tokens: 0,
@@ -110,7 +114,6 @@ pub fn MessageView(message: ShownMessage) -> impl IntoView {
         }
         .into_any();
     }
-    let html = render_markdown(&message.content);
     let streaming = message.status.is_none();
     let status = message.status;
     let usage = (!streaming).then(|| usage_line(&message));
@@ -120,7 +123,14 @@ pub fn MessageView(message: ShownMessage) -> impl IntoView {
             aria-busy=streaming.to_string()>
             <div class="min-w-0 max-w-[95%] rounded-2xl rounded-bl-sm bg-slate-50 px-4 py-3 ring-1 ring-slate-200">
                 <span class="sr-only">{label}": "</span>
-                <div class="markdown break-words text-sm text-slate-800" inner_html=html></div>
+                {match message.html {
+                    Some(html) => view! {
+                        <div class="markdown break-words text-sm text-slate-800" inner_html=html></div>
+                    }.into_any(),
+                    None => view! {
+                        <div class="markdown whitespace-pre-wrap break-words text-sm text-slate-800">{message.content.clone()}</div>
+                    }.into_any(),
+                }}
                 {streaming.then(|| view! {
                     <span class="mt-1 inline-block h-4 w-2 animate-pulse bg-indigo-500 align-middle" aria-label="Writing"></span>
                 })}

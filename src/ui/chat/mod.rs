@@ -5,12 +5,11 @@
 
 mod composer;
 mod conversation_list;
-pub mod markdown;
 mod message_view;
 mod model_picker;
 pub mod stream;
 
-use crate::api::chat::{get_conversation, ConversationDetailDto};
+use crate::api::chat::{get_conversation, ThreadDto};
 use crate::api::error::AppError;
 use crate::api::UserDto;
 use crate::domain::chat::{ReplyStatus, Role};
@@ -226,10 +225,10 @@ fn Thread() -> impl IntoView {
                 {move || detail.get().map(|result| match result {
                     Err(e) => view! { <ErrorNotice message=e.message/> }.into_any(),
                     Ok(None) => view! { <EmptyThread/> }.into_any(),
-                    Ok(Some(ConversationDetailDto { messages, .. })) if messages.is_empty() => {
+                    Ok(Some(ThreadDto { messages, .. })) if messages.is_empty() => {
                         view! { <EmptyThread/> }.into_any()
                     }
-                    Ok(Some(ConversationDetailDto { messages, .. })) => messages
+                    Ok(Some(ThreadDto { messages, .. })) => messages
                         .into_iter()
                         .map(|m| view! { <MessageView message=ShownMessage::from(m)/> })
                         .collect_view()

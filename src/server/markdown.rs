@@ -1,8 +1,8 @@
 //! Markdown for chat messages, rendered to HTML that is safe to insert: raw HTML in a message
 //! is shown as text, links may only point to http(s), mailto or this site, images become
 //! links (a reply must not make the browser load a remote image: that would tell a third party
-//! who read it, and when), and code blocks keep their language as a class. The same function
-//! runs on the server and in the browser.
+//! who read it, and when), and code blocks keep their language as a class. Only the server
+//! renders: the chat page gets stored replies as HTML, so the browser carries no parser.
 
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 

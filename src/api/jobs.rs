@@ -21,10 +21,15 @@ pub struct JobDto {
     pub attempts: i64,
     pub max_attempts: i64,
     pub cancel_requested: bool,
+    #[serde(with = "crate::domain::time::wire")]
     pub run_at: DateTime<Utc>,
+    #[serde(default, with = "crate::domain::time::wire::option")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::domain::time::wire::option")]
     pub completed_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::domain::time::wire")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::time::wire")]
     pub updated_at: DateTime<Utc>,
     /// A report is ready to download.
     pub has_result: bool,

@@ -32,6 +32,7 @@ pub struct UserDto {
     pub disabled: bool,
     /// Whether an admin has let the account in (sign-ups may wait for approval).
     pub approval: Approval,
+    #[serde(with = "crate::domain::time::wire")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -48,7 +49,9 @@ pub struct ApiTokenDto {
     pub id: Uuid,
     pub name: String,
     pub prefix: String,
+    #[serde(with = "crate::domain::time::wire")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::domain::time::wire::option")]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 

@@ -44,6 +44,7 @@ pub struct AdminUserDto {
 pub struct RequestedPlanDto {
     pub id: Uuid,
     pub name: String,
+    #[serde(with = "crate::domain::time::wire")]
     pub requested_at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -66,6 +66,7 @@ pub struct UsageHistoryDto {
     /// Whether usage is synced from a LiteLLM proxy here (else the app's records are all).
     pub sync_available: bool,
     /// The last successful sync with LiteLLM (`None`: never).
+    #[serde(default, with = "crate::domain::time::wire::option")]
     pub last_synced_at: Option<DateTime<Utc>>,
     /// Why the last sync since then failed (for admins; `None` in the user's own history).
     pub sync_error: Option<String>,

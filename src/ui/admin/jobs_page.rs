@@ -115,7 +115,7 @@ pub fn duration_label(ms: i64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
     } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
+        format!("{} s", crate::domain::numbers::tenths((ms + 50) / 100))
     } else {
         format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
     }

@@ -3,7 +3,7 @@
 
 use crate::api::usage::admin_usage_analytics;
 use crate::domain::money::{format_usd, parse_usd};
-use crate::domain::numbers::grouped;
+use crate::domain::numbers::{grouped, percent_tenths, tenths};
 use crate::ui::common::{ErrorNotice, Loading, BTN_PRIMARY, CARD, INPUT, LABEL};
 use crate::ui::usage::{ModelTable, TotalsCards, UsageHistoryChart};
 use leptos::prelude::*;
@@ -33,7 +33,7 @@ pub fn AdminUsagePage() -> impl IntoView {
     let apply_preset = move |days: i64| {
         preset.set(Some(days));
         let to = to_input.get_untracked();
-        let to = chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d").ok();
+        let to = crate::domain::time::parse_day(&to);
         match to {
             Some(to) => range.set((
                 Some((to - chrono::Duration::days(days - 1)).to_string()),
@@ -133,7 +133,7 @@ pub fn AdminUsagePage() -> impl IntoView {
                                                                 <a class="text-indigo-700 hover:underline" href=format!("/admin/users/{}", u.user_id)>{u.email}</a>
                                                             </th>
                                                             <td class="py-2 pr-3 text-right">{grouped(u.tokens_used)}</td>
-                                                            <td class="py-2 pr-3 text-right">{format!("{:.1}%", u.tokens_used as f64 / total as f64 * 100.0)}</td>
+                                                            <td class="py-2 pr-3 text-right">{format!("{}%", tenths(percent_tenths(u.tokens_used, total)))}</td>
                                                             <td class="py-2 pr-3 text-right">{grouped(u.requests_count)}</td>
                                                             <td class="py-2 text-right">{format_usd(parse_usd(&u.estimated_cost).unwrap_or(0))}</td>
                                                         </tr>

@@ -55,18 +55,27 @@ pub fn use_usage() -> UsageState {
 }
 
 /// The percentage as people read it: "85%", "85.5%", "99.99%".
+/// Written with integers: formatting a float would put the float formatter (some 15 KB) in the
+/// browser's main module, which every page loads.
 pub fn percent_label(percentage: f64) -> String {
-    let text = format!("{percentage:.2}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
+    let hundredths = (percentage * 100.0).round() as i64;
+    let sign = if hundredths < 0 { "-" } else { "" };
+    let (whole, fraction) = (
+        hundredths.unsigned_abs() / 100,
+        hundredths.unsigned_abs() % 100,
+    );
+    match fraction {
+        0 => format!("{sign}{whole}%"),
+        f if f % 10 == 0 => format!("{sign}{whole}.{}%", f / 10),
+        f => format!("{sign}{whole}.{f:02}%"),
+    }
 }
 
 /// The day the quota resets, from the period's last day: "1 Dec 2026".
 pub fn resets_label(usage: &UsageDto) -> String {
-    chrono::NaiveDate::parse_from_str(&usage.period_end, "%Y-%m-%d")
-        .ok()
+    crate::domain::time::parse_day(&usage.period_end)
         .and_then(|d| d.succ_opt())
-        .map(|d| d.format("%-d %b %Y").to_string())
+        .map(crate::domain::time::day_label)
         .unwrap_or_else(|| usage.resets_at.clone())
 }
 
@@ -103,5 +112,9 @@ mod tests {
         assert_eq!(percent_label(85.5), "85.5%");
         assert_eq!(percent_label(99.99), "99.99%");
         assert_eq!(percent_label(150.0), "150%");
+        assert_eq!(percent_label(0.0), "0%");
+        assert_eq!(percent_label(80.05), "80.05%");
+        assert_eq!(percent_label(33.333333), "33.33%");
+        assert_eq!(percent_label(99.996), "100%");
     }
 }

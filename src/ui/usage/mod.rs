@@ -9,7 +9,7 @@ pub use usage_history_chart::UsageHistoryChart;
 use crate::api::error::AppError;
 use crate::api::usage::{ModelUsageDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto};
 use crate::domain::money::{format_usd, parse_usd};
-use crate::domain::numbers::grouped;
+use crate::domain::numbers::{grouped, percent_tenths, tenths};
 use crate::ui::common::{ErrorNotice, Loading, CARD};
 use crate::ui::time::format_time;
 use leptos::prelude::*;
@@ -257,13 +257,13 @@ pub fn ModelTable(models: Vec<(String, ModelUsageDto)>, total_tokens: i64) -> im
                             </thead>
                             <tbody class="divide-y divide-slate-100 tabular-nums">
                                 {models.into_iter().map(|(name, m)| {
-                                    let share = m.tokens as f64 / total as f64 * 100.0;
+                                    let share = tenths(percent_tenths(m.tokens, total));
                                     view! {
                                         <tr>
                                             <th scope="row" class="py-2 pr-3 font-medium">
                                                 {name}
                                                 <div class="mt-1 h-1.5 w-full max-w-xs rounded-full bg-slate-100">
-                                                    <div class="h-1.5 rounded-full bg-indigo-500" style=format!("width: {share:.1}%")></div>
+                                                    <div class="h-1.5 rounded-full bg-indigo-500" style=format!("width: {share}%")></div>
                                                 </div>
                                             </th>
                                             <td class="py-2 pr-3 text-right">{grouped(m.tokens)}</td>

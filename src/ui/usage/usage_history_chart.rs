@@ -6,19 +6,20 @@
 use super::{requests_label, Metric, METRICS};
 use crate::api::usage::UsageDayDto;
 use crate::domain::money::format_usd;
-use crate::domain::numbers::grouped;
+use crate::domain::numbers::{grouped, percent_tenths, tenths};
 use leptos::prelude::*;
 
-/// The bar heights in percent of the highest day (a day with any use gets at least a sliver).
-pub fn bar_heights(values: &[i64]) -> Vec<f64> {
+/// The bar heights in tenths of a percent of the highest day (a day with any use gets at
+/// least a sliver, 1.5 %).
+pub fn bar_heights(values: &[i64]) -> Vec<i64> {
     let max = values.iter().copied().max().unwrap_or(0);
     values
         .iter()
         .map(|&v| {
-            if max == 0 || v == 0 {
-                0.0
+            if max == 0 || v <= 0 {
+                0
             } else {
-                (v as f64 / max as f64 * 100.0).max(1.5)
+                percent_tenths(v, max).max(15)
             }
         })
         .collect()
@@ -83,13 +84,13 @@ pub fn UsageHistoryChart(
         let day = data.with(|d| d.get(i).cloned())?;
         let n = count().max(1);
         // Centred over its bar, but held inside the chart near either end.
-        let at = (i as f64 + 0.5) / n as f64 * 100.0;
-        let place = if at < 25.0 {
+        let at = percent_tenths(2 * i as i64 + 1, 2 * n as i64);
+        let place = if at < 250 {
             "left: 0".to_string()
-        } else if at > 75.0 {
+        } else if at > 750 {
             "right: 0".to_string()
         } else {
-            format!("left: {at}%; translate: -50% -100%")
+            format!("left: {}%; translate: -50% -100%", tenths(at))
         };
         Some(view! {
             <div
@@ -179,7 +180,7 @@ pub fn UsageHistoryChart(
                                                 } else {
                                                     "block w-full rounded-t-sm bg-indigo-500 group-hover:bg-indigo-700 group-focus-visible:ring-2 group-focus-visible:ring-indigo-600"
                                                 }
-                                                style=format!("height: {h}%")
+                                                style=format!("height: {}%", tenths(h))
                                             ></span>
                                         </button>
                                     }
@@ -232,10 +233,11 @@ mod tests {
 
     #[test]
     fn bars_are_relative_to_the_highest_day() {
-        assert_eq!(bar_heights(&[0, 50, 100]), [0.0, 50.0, 100.0]);
-        assert_eq!(bar_heights(&[0, 0]), [0.0, 0.0]);
-        assert_eq!(bar_heights(&[]), Vec::<f64>::new());
+        assert_eq!(bar_heights(&[0, 50, 100]), [0, 500, 1000]);
+        assert_eq!(bar_heights(&[0, 0]), [0, 0]);
+        assert_eq!(bar_heights(&[]), Vec::<i64>::new());
         // A tiny day is still visible.
-        assert_eq!(bar_heights(&[1, 1000])[0], 1.5);
+        assert_eq!(bar_heights(&[1, 1000])[0], 15);
+        assert_eq!(bar_heights(&[1, 3])[0], 333);
     }
 }

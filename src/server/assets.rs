@@ -5,7 +5,7 @@
 //! compressing a debug build's wasm on every load would cost more than it saves).
 
 use axum::extract::Request;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{ACCEPT_RANGES, CACHE_CONTROL, CONTENT_TYPE, LAST_MODIFIED};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -88,6 +88,8 @@ impl tower_http::compression::Predicate for Compressible {
 /// `Cache-Control` for what has none: hashed files under `/pkg/` for a year (`immutable`: a new
 /// build has new names, so a second visit downloads no wasm), other files under `/pkg/`
 /// revalidated on every use, pages private and revalidated (they carry the user's data).
+/// A hashed file is never revalidated nor fetched in parts: it goes without `Last-Modified` and
+/// `Accept-Ranges` (a first load fetches a hundred such files; their headers count too).
 pub async fn cache_control(request: Request, next: Next) -> Response {
     let pkg = request.uri().path().starts_with("/pkg/");
     let hashed = pkg && is_hashed(request.uri().path());
@@ -104,6 +106,8 @@ pub async fn cache_control(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     let value = if hashed {
+        response.headers_mut().remove(LAST_MODIFIED);
+        response.headers_mut().remove(ACCEPT_RANGES);
         "public, max-age=31536000, immutable"
     } else if pkg {
         "no-cache"

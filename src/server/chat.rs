@@ -111,20 +111,31 @@ pub async fn conversation_detail(
     })
 }
 
-/// A conversation for the chat page: each assistant reply also rendered from Markdown.
+/// A conversation for the chat page: each assistant reply also rendered from Markdown, on
+/// the text pool unless short (a long conversation is megabytes of Markdown).
 pub async fn thread(state: &AppState, user_id: Uuid, id: Uuid) -> Result<ThreadDto> {
     let ConversationDetailDto {
         conversation,
         messages,
     } = conversation_detail(state, user_id, id).await?;
-    let messages = messages
-        .into_iter()
-        .map(|message| ThreadMessageDto {
-            html: (message.role == Role::Assistant)
-                .then(|| crate::server::markdown::render_markdown(&message.content)),
-            message,
-        })
-        .collect();
+    let replies_bytes = messages
+        .iter()
+        .filter(|m| m.role == Role::Assistant)
+        .map(|m| m.content.len())
+        .sum();
+    let render = move || -> Vec<ThreadMessageDto> {
+        messages
+            .into_iter()
+            .map(|message| ThreadMessageDto {
+                html: (message.role == Role::Assistant)
+                    .then(|| crate::server::markdown::render_markdown(&message.content)),
+                message,
+            })
+            .collect()
+    };
+    let messages = crate::server::work::text()
+        .run_sized(replies_bytes, render)
+        .await?;
     Ok(ThreadDto {
         conversation,
         messages,
@@ -387,7 +398,7 @@ pub async fn start(state: &AppState, user_id: Uuid, request: SendRequest) -> Res
     // so that concurrent sends cannot together pass the limit. Counted off the async workers
     // unless short.
     let context_bytes = context.iter().map(|m| m.content.len()).sum();
-    let (context, prompt_estimate) = crate::server::work::tokenizing()
+    let (context, prompt_estimate) = crate::server::work::text()
         .run_sized(tokens::counting_size(context_bytes), move || {
             let n = tokens::count_chat(
                 context
@@ -464,12 +475,12 @@ struct Recorder {
     deltas: bool,
 }
 
-/// A reply's tokens, counted on the tokenizing pool (a short reply in place); should that fail
+/// A reply's tokens, counted on the text pool (a short reply in place); should that fail
 /// (a panic), counted here: a delivered reply is never recorded as empty.
 async fn count_off_the_workers(content: &str) -> i64 {
     let shared: std::sync::Arc<str> = content.into();
     let text = shared.clone();
-    match crate::server::work::tokenizing()
+    match crate::server::work::text()
         .run_sized(tokens::counting_size(text.len()), move || {
             tokens::count(&text)
         })
@@ -477,7 +488,7 @@ async fn count_off_the_workers(content: &str) -> i64 {
     {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(error = %e, "the tokenizing pool failed; counting here");
+            tracing::error!(error = %e, "the text pool failed; counting here");
             tokens::count(&shared)
         }
     }

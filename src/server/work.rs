@@ -1,4 +1,4 @@
-//! CPU-heavy work (password hashing, token counting) runs off the async workers, on the
+//! CPU-heavy work (password hashing, token counting, Markdown) runs off the async workers, on the
 //! blocking pool, but only as many at once as there are cores: 1,000 log-ins at once must not
 //! start 1,000 argon2 hashes of 19 MiB each. Password hashing also bounds its queue: past it a
 //! request is refused at once (503 `busy`) instead of waiting with its memory held.
@@ -137,11 +137,12 @@ pub fn hashing() -> &'static Pool {
     })
 }
 
-/// Token counting of prompts and replies: one per core; the inputs are bounded by the chat
-/// request's caps, so the queue is not.
-pub fn tokenizing() -> &'static Pool {
+/// Work on chat text: counting the tokens of prompts and replies, rendering stored replies'
+/// Markdown. One per core; the inputs are bounded by the chat request's caps and what is
+/// stored, so the queue is not.
+pub fn text() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool::new("tokenizing", cores(), None))
+    POOL.get_or_init(|| Pool::new("text", cores(), None))
 }
 
 #[cfg(test)]

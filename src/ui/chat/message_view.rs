@@ -128,7 +128,7 @@ pub fn MessageView(message: ShownMessage) -> impl IntoView {
                         <div class="markdown break-words text-sm text-slate-800" inner_html=html></div>
                     }.into_any(),
                     None => view! {
-                        <div class="markdown whitespace-pre-wrap break-words text-sm text-slate-800">{message.content.clone()}</div>
+                        <div class="markdown whitespace-pre-wrap break-words text-sm text-slate-800">{message.content}</div>
                     }.into_any(),
                 }}
                 {streaming.then(|| view! {

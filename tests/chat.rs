@@ -21,6 +21,7 @@ on_both_backends!(
     a_stopped_reply_keeps_what_arrived_and_counts_it,
     concurrent_sends_add_up_exactly,
     usage_counts_for_the_day_of_the_configured_timezone,
+    a_days_models_add_up_as_the_domain_rule_says,
 );
 
 async fn demo_reply_streams_and_its_usage_is_recorded(backend: Backend) {
@@ -420,4 +421,62 @@ async fn usage_counts_for_the_day_of_the_configured_timezone(backend: Backend) {
             days[0].date
         );
     }
+}
+
+/// The day's per-model maps are merged in SQL (each backend's JSON functions); they must come
+/// out as `add_model_usage` folds the same calls, whatever the model's name (quotes, dots and
+/// JSON path characters in it), priced or not, a new day or one already written.
+async fn a_days_models_add_up_as_the_domain_rule_says(backend: Backend) {
+    use tokenmeter::domain::chat::{add_model_usage, ModelUsageMap};
+    use tokenmeter::server::db::exchanges::{record, Exchange, Reply};
+    let app = TestApp::start(backend).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    let models = [
+        "demo",
+        "gpt-4o.mini",
+        "a\"b",
+        "$.x[0]",
+        "\u{e9}t\u{e9}",
+        "demo ",
+    ];
+    let mut expected = ModelUsageMap::new();
+    let date = chrono::Utc::now().date_naive();
+    for i in 0..40_i64 {
+        let model = models[(i % 6) as usize];
+        let (prompt, completion) = (i * 13 % 50, i * 29 % 70);
+        // Every model but "demo" has an unpriced call now and then.
+        let cost = (i % 5 != 3 || model == "demo").then_some(i * 1_000_003);
+        add_model_usage(&mut expected, model, prompt, completion, cost);
+        let now = chrono::Utc::now();
+        let exchange = Exchange {
+            user_id: alice_id,
+            conversation_id: uuid::Uuid::new_v4(),
+            new_conversation: None,
+            reservation: None,
+            inputs: Vec::new(),
+            reply: Reply {
+                id: uuid::Uuid::new_v4(),
+                content: String::new(),
+                model: model.to_string(),
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                cost_nanos: cost,
+                usage_estimated: false,
+                status: "complete",
+                error: None,
+                created_at: now,
+            },
+            date,
+            keep_messages: false,
+            upstream_call_id: None,
+        };
+        assert!(!record(&app.db, &exchange).await.unwrap());
+    }
+    let days = usage_days(&app, alice_id).await;
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].model_usage.0, expected);
+    assert!(expected.values().any(|m| m.unpriced) && expected.values().any(|m| !m.unpriced));
+    let tokens: i64 = expected.values().map(|m| m.tokens).sum();
+    assert_eq!(days[0].tokens_used, tokens);
 }

@@ -1,16 +1,13 @@
 //! One finished exchange written at once: the call's usage (its `usage_records` row, the day's
 //! row of `usage_history`, the reservation settled) and, when they can be kept, the user's
 //! message(s), the assistant's reply and the conversation's `updated_at`, in one transaction.
-//! The messages go in a savepoint: when they cannot be stored (the conversation was deleted
-//! while the reply streamed) the usage is committed without them. Usage is never lost to the
-//! messages, and never written twice.
+//! When the messages cannot be stored (the conversation was deleted while the reply streamed)
+//! that transaction is rolled back and the usage is committed without them. Usage is never lost
+//! to the messages, and never written twice.
 
 use super::conversations::ConversationRow;
 use super::Db;
-use crate::domain::chat::{add_model_usage, ModelUsageMap};
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::types::Json;
-use sqlx::Acquire;
 use uuid::Uuid;
 
 pub struct NewMessage {
@@ -62,29 +59,94 @@ macro_rules! usage_row {
     };
 }
 
-/// Adds the call to the day's totals, shown and the app's own ($14: the row's id if new); the
-/// row stays locked until commit, so the per-model JSON it returns cannot be changed by a
-/// concurrent exchange before the script after it writes it back.
+/// A day's per-model map (`model_usage` or `app_model_usage`, JSON) with this call added to its
+/// model's entry, written in each backend's JSON functions. The rule is `add_model_usage`'s:
+/// tokens, prompt and completion tokens, requests and cost summed, `unpriced` kept (and only
+/// present) once a call had no price. Merged inside the statement that adds the call, so a
+/// concurrent exchange cannot come between the read and the write.
+macro_rules! models_added {
+    (sqlite, $map:literal) => {
+        concat!(
+            "json_patch(",
+            $map,
+            ", json_object($4, (select json_object(
+                 'tokens', coalesce(max(value ->> 'tokens'), 0) + $6 + $7,
+                 'prompt_tokens', coalesce(max(value ->> 'prompt_tokens'), 0) + $6,
+                 'completion_tokens', coalesce(max(value ->> 'completion_tokens'), 0) + $7,
+                 'requests', coalesce(max(value ->> 'requests'), 0) + 1,
+                 'cost_nanos', coalesce(max(value ->> 'cost_nanos'), 0) + coalesce($8, 0),
+                 'unpriced', case when coalesce(max(value ->> 'unpriced'), 0) or $8 is null
+                                  then json('true') end)
+             from json_each(",
+            $map,
+            ") where key = $4)))"
+        )
+    };
+    (postgres, $map:literal) => {
+        concat!(
+            $map,
+            " || jsonb_build_object($4::text, jsonb_strip_nulls(jsonb_build_object(
+                 'tokens', coalesce((",
+            $map,
+            " -> $4 ->> 'tokens')::bigint, 0) + $6 + $7,
+                 'prompt_tokens', coalesce((",
+            $map,
+            " -> $4 ->> 'prompt_tokens')::bigint, 0) + $6,
+                 'completion_tokens',
+                     coalesce((",
+            $map,
+            " -> $4 ->> 'completion_tokens')::bigint, 0) + $7,
+                 'requests', coalesce((",
+            $map,
+            " -> $4 ->> 'requests')::bigint, 0) + 1,
+                 'cost_nanos',
+                     coalesce((",
+            $map,
+            " -> $4 ->> 'cost_nanos')::bigint, 0) + coalesce($8, 0),
+                 'unpriced', case when coalesce((",
+            $map,
+            " -> $4 ->> 'unpriced')::boolean, false)
+                                       or $8 is null then true end)))"
+        )
+    };
+}
+
+/// Adds the call to the day's totals, shown and the app's own, and to their per-model maps
+/// ($14: the row's id if new). `$backend`: `sqlite` or `postgres`, whose JSON functions merge
+/// the maps.
 macro_rules! day_add {
-    () => {
-        "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
-         completion_tokens, requests_count, cost_nanos, app_tokens_used, app_prompt_tokens,
-         app_completion_tokens, app_requests_count, app_cost_nanos, created_at, updated_at)
-     values ($14, $2, $5, $6 + $7, $6, $7, 1, coalesce($8, 0), $6 + $7, $6, $7, 1,
-             coalesce($8, 0), $13, $13)
-     on conflict (user_id, date) do update set
-         tokens_used = usage_history.tokens_used + excluded.tokens_used,
-         prompt_tokens = usage_history.prompt_tokens + excluded.prompt_tokens,
-         completion_tokens = usage_history.completion_tokens + excluded.completion_tokens,
-         requests_count = usage_history.requests_count + 1,
-         cost_nanos = usage_history.cost_nanos + excluded.cost_nanos,
-         app_tokens_used = usage_history.app_tokens_used + excluded.tokens_used,
-         app_prompt_tokens = usage_history.app_prompt_tokens + excluded.prompt_tokens,
-         app_completion_tokens = usage_history.app_completion_tokens + excluded.completion_tokens,
-         app_requests_count = usage_history.app_requests_count + 1,
-         app_cost_nanos = usage_history.app_cost_nanos + excluded.cost_nanos,
-         updated_at = excluded.updated_at
-     returning id, model_usage, app_model_usage"
+    ($backend:ident, $empty:literal) => {
+        concat!(
+            "insert into usage_history (id, user_id, date, tokens_used, prompt_tokens,
+                 completion_tokens, requests_count, cost_nanos, app_tokens_used,
+                 app_prompt_tokens, app_completion_tokens, app_requests_count, app_cost_nanos,
+                 model_usage, app_model_usage, created_at, updated_at)
+             values ($14, $2, $5, $6 + $7, $6, $7, 1, coalesce($8, 0), $6 + $7, $6, $7, 1,
+                 coalesce($8, 0), ",
+            models_added!($backend, $empty),
+            ", ",
+            models_added!($backend, $empty),
+            ", $13, $13)
+             on conflict (user_id, date) do update set
+                 tokens_used = usage_history.tokens_used + excluded.tokens_used,
+                 prompt_tokens = usage_history.prompt_tokens + excluded.prompt_tokens,
+                 completion_tokens = usage_history.completion_tokens + excluded.completion_tokens,
+                 requests_count = usage_history.requests_count + 1,
+                 cost_nanos = usage_history.cost_nanos + excluded.cost_nanos,
+                 app_tokens_used = usage_history.app_tokens_used + excluded.tokens_used,
+                 app_prompt_tokens = usage_history.app_prompt_tokens + excluded.prompt_tokens,
+                 app_completion_tokens =
+                     usage_history.app_completion_tokens + excluded.completion_tokens,
+                 app_requests_count = usage_history.app_requests_count + 1,
+                 app_cost_nanos = usage_history.app_cost_nanos + excluded.cost_nanos,
+                 model_usage = ",
+            models_added!($backend, "usage_history.model_usage"),
+            ",
+                 app_model_usage = ",
+            models_added!($backend, "usage_history.app_model_usage"),
+            ",
+                 updated_at = excluded.updated_at"
+        )
     };
 }
 
@@ -112,7 +174,7 @@ macro_rules! reply_message {
     };
 }
 
-/// Parameters $1–$19 of the statements above, in one place for both backends.
+/// Parameters $1–$20 of the statements above, in one place for both backends.
 macro_rules! bind_exchange {
     ($query:expr, $x:expr, $kept:expr) => {{
         let x: &Exchange = $x;
@@ -138,45 +200,30 @@ macro_rules! bind_exchange {
             .bind(conversation.map(|c| &c.title))
             .bind(conversation.map(|c| &c.model))
             .bind(conversation.map(|c| c.created_at))
+            .bind(x.reservation)
     }};
 }
 
-/// Adds the call to the day's per-model maps returned by `day_add!`.
-fn add_to_models(day: &mut DayModels, reply: &Reply) {
-    for map in [&mut day.model_usage.0, &mut day.app_model_usage.0] {
-        add_model_usage(
-            map,
-            &reply.model,
-            reply.prompt_tokens,
-            reply.completion_tokens,
-            reply.cost_nanos,
-        );
-    }
-}
-
-/// The messages' statements failed. A lost connection fails the usage statements after them
-/// as well; anything else (the conversation deleted meanwhile) costs the messages only.
+/// The messages could not be written (the conversation was deleted while the reply streamed,
+/// or the database failed): the usage is written alone next, and should that fail too, the
+/// whole exchange is tried again later.
 fn messages_not_kept(x: &Exchange, e: &sqlx::Error) {
     tracing::warn!(error = %e, conversation_id = %x.conversation_id,
         "the reply's messages cannot be kept; recording its usage alone");
 }
 
-#[derive(sqlx::FromRow)]
-struct DayModels {
-    id: Uuid,
-    model_usage: Json<ModelUsageMap>,
-    app_model_usage: Json<ModelUsageMap>,
-}
+/// Settles the reservation ($20), as the usage it held back for is added.
+const SETTLE: &str = "delete from quota_reservations where id = $20";
 
 /// Writes the exchange; the usage row is created or added to. Returns whether the messages
 /// were kept.
 ///
-/// The statements are the same on both backends; how they travel differs. SQLite runs on its
-/// connection's own thread, and every call to it is two thread switches and a wait for the
-/// writer's queue, so the statements go in scripts: four calls (begin, messages and usage,
-/// the day's models and the reservation, commit) instead of eleven. PostgreSQL takes one
-/// statement per round trip, so the usage and the reservation ride in data-modifying `with`
-/// clauses, and the messages are one statement (the inputs as arrays).
+/// The statements are the same on both backends; how they travel differs, and on each it is
+/// one call when all goes well. SQLite runs on its connection's own thread, where every call
+/// is two thread switches and a wait for the writer, so the exchange is one script from
+/// `begin` to `commit`. PostgreSQL takes one statement per round trip, so the exchange is one
+/// statement of data-modifying `with` clauses (one statement is one transaction). When the
+/// messages cannot be written, the usage is written without them, in one call again.
 pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
     match db {
         Db::Sqlite(sqlite) => record_sqlite(&sqlite.writer, exchange).await,
@@ -184,39 +231,71 @@ pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
     }
 }
 
-/// The statements that keep the messages, for SQLite, from the `savepoint` to its release
-/// (the inputs' parameters from $20 on, four each: at most 1,043 with the request's cap of
-/// 256 messages, far below SQLite's 32,766).
-fn sqlite_messages(x: &Exchange) -> String {
-    let mut sql = String::from("savepoint messages;\n");
-    sql.push_str(match x.new_conversation {
-        Some(_) => conversation_new!(),
-        None => conversation_touched!(),
-    });
-    sql.push_str(";\n");
-    for i in 0..x.inputs.len() {
-        let n = 20 + 4 * i;
-        sql.push_str(&format!(
-            "insert into messages (id, conversation_id, role, content, created_at)
-             values (${n}, $3, ${}, ${}, ${});\n",
-            n + 1,
-            n + 2,
-            n + 3
-        ));
+/// The exchange as one SQLite script, a transaction of its own; with the messages, the inputs'
+/// parameters from $21 on, four each (at most 1,045 with the request's cap of 256 messages, far
+/// below SQLite's 32,766).
+fn sqlite_script(x: &Exchange, keep_messages: bool) -> String {
+    let mut sql = String::from("begin immediate;\n");
+    if keep_messages {
+        sql.push_str(match x.new_conversation {
+            Some(_) => conversation_new!(),
+            None => conversation_touched!(),
+        });
+        sql.push_str(";\n");
+        for i in 0..x.inputs.len() {
+            let n = 21 + 4 * i;
+            sql.push_str(&format!(
+                "insert into messages (id, conversation_id, role, content, created_at)
+                 values (${n}, $3, ${}, ${}, ${});\n",
+                n + 1,
+                n + 2,
+                n + 3
+            ));
+        }
+        sql.push_str(reply_message!());
+        sql.push_str(";\n");
     }
-    sql.push_str(reply_message!());
-    sql.push_str(";\nrelease messages;\n");
+    sql.push_str(concat!(
+        usage_row!(),
+        ";\n",
+        day_add!(sqlite, "'{}'"),
+        ";\n"
+    ));
+    sql.push_str(SETTLE);
+    sql.push_str(";\ncommit;");
     sql
 }
 
 async fn record_sqlite(pool: &sqlx::SqlitePool, x: &Exchange) -> Result<bool, sqlx::Error> {
-    use sqlx::AssertSqlSafe;
-    let mut tx = pool.begin().await?;
-    let usage = concat!(usage_row!(), ";\n", day_add!());
-    let mut kept = None;
+    let mut conn = pool.acquire().await?;
     if x.keep_messages {
-        let script = format!("{}{usage}", sqlite_messages(x));
-        let mut query = bind_exchange!(sqlx::query_as(AssertSqlSafe(script)), x, true);
+        match sqlite_run(&mut conn, x, true).await {
+            Ok(()) => return Ok(true),
+            Err(e) => {
+                messages_not_kept(x, &e);
+                conn = sqlite_rolled_back(pool, conn).await?;
+            }
+        }
+    }
+    if let Err(e) = sqlite_run(&mut conn, x, false).await {
+        sqlite_rolled_back(pool, conn).await?;
+        return Err(e);
+    }
+    Ok(false)
+}
+
+async fn sqlite_run(
+    conn: &mut sqlx::SqliteConnection,
+    x: &Exchange,
+    keep_messages: bool,
+) -> Result<(), sqlx::Error> {
+    use sqlx::AssertSqlSafe;
+    let mut query = bind_exchange!(
+        sqlx::query(AssertSqlSafe(sqlite_script(x, keep_messages))),
+        x,
+        keep_messages
+    );
+    if keep_messages {
         for input in &x.inputs {
             query = query
                 .bind(input.id)
@@ -224,66 +303,59 @@ async fn record_sqlite(pool: &sqlx::SqlitePool, x: &Exchange) -> Result<bool, sq
                 .bind(&input.content)
                 .bind(input.created_at);
         }
-        // Few inputs (a page's send has one): few scripts, worth preparing once.
-        match query
-            .persistent(x.inputs.len() <= 4)
-            .fetch_all(&mut *tx)
-            .await
-        {
-            Ok(mut rows) => kept = rows.pop(),
-            Err(e) => {
-                messages_not_kept(x, &e);
-                sqlx::raw_sql("rollback to messages; release messages")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|_| e)?;
-            }
-        }
     }
-    let messages_kept = kept.is_some();
-    let mut day: DayModels = match kept {
-        Some(day) => day,
-        None => bind_exchange!(sqlx::query_as(usage), x, false)
-            .fetch_all(&mut *tx)
-            .await?
-            .pop()
-            .ok_or(sqlx::Error::RowNotFound)?,
-    };
-    add_to_models(&mut day, &x.reply);
-    // The day's per-model usage written back; the reservation settled.
-    sqlx::query(
-        "update usage_history set model_usage = $2, app_model_usage = $3 where id = $1;
-         delete from quota_reservations where id = $4",
-    )
-    .bind(day.id)
-    .bind(&day.model_usage)
-    .bind(&day.app_model_usage)
-    .bind(x.reservation)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(messages_kept)
+    // Few inputs (a page's send has one): few scripts, worth preparing once.
+    query
+        .persistent(!keep_messages || x.inputs.len() <= 4)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// After a script failed part-way: its transaction is rolled back, so the connection goes back
+/// to the pool clean. When rolling back fails (SQLite ended the transaction itself, as it does
+/// on a full disk, or the connection is broken) the connection is closed instead, which ends
+/// any transaction left, and the pool opens another.
+async fn sqlite_rolled_back(
+    pool: &sqlx::SqlitePool,
+    mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+    if sqlx::raw_sql("rollback").execute(&mut *conn).await.is_ok() {
+        return Ok(conn);
+    }
+    let _ = conn.close().await;
+    pool.acquire().await
 }
 
 async fn record_postgres(pool: &sqlx::PgPool, x: &Exchange) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let mut kept = false;
+    macro_rules! usage_sql {
+        ($messages:expr) => {
+            concat!(
+                $messages,
+                "recorded as (",
+                usage_row!(),
+                "), settled as (delete from quota_reservations where id = $20) ",
+                day_add!(postgres, "'{}'::jsonb")
+            )
+        };
+    }
+    macro_rules! messages_sql {
+        ($conversation:expr) => {
+            usage_sql!(concat!(
+                "with conversation as (",
+                $conversation,
+                "), inputs as (
+                     insert into messages (id, conversation_id, role, content, created_at)
+                     select id, $3, role, content, created_at
+                     from unnest($21::uuid[], $22::text[], $23::text[], $24::timestamptz[])
+                         as input(id, role, content, created_at)),
+                 reply as (",
+                reply_message!(),
+                "), "
+            ))
+        };
+    }
     if x.keep_messages {
-        let mut messages = (&mut tx).begin().await?;
-        macro_rules! messages_sql {
-            ($conversation:expr) => {
-                concat!(
-                    "with conversation as (",
-                    $conversation,
-                    "), inputs as (
-                         insert into messages (id, conversation_id, role, content, created_at)
-                         select id, $3, role, content, created_at
-                         from unnest($20::uuid[], $21::text[], $22::text[], $23::timestamptz[])
-                             as input(id, role, content, created_at)) ",
-                    reply_message!()
-                )
-            };
-        }
         let sql = match x.new_conversation {
             Some(_) => messages_sql!(conversation_new!()),
             None => messages_sql!(conversation_touched!()),
@@ -293,34 +365,15 @@ async fn record_postgres(pool: &sqlx::PgPool, x: &Exchange) -> Result<bool, sqlx
             .bind(x.inputs.iter().map(|i| i.role).collect::<Vec<_>>())
             .bind(x.inputs.iter().map(|i| &i.content).collect::<Vec<_>>())
             .bind(x.inputs.iter().map(|i| i.created_at).collect::<Vec<_>>())
-            .execute(&mut *messages)
+            .execute(pool)
             .await;
         match written {
-            Ok(_) => {
-                messages.commit().await?;
-                kept = true;
-            }
-            Err(e) => {
-                messages_not_kept(x, &e);
-                messages.rollback().await?;
-            }
+            Ok(_) => return Ok(true),
+            Err(e) => messages_not_kept(x, &e),
         }
     }
-    let sql = concat!("with recorded as (", usage_row!(), ") ", day_add!());
-    let mut day: DayModels = bind_exchange!(sqlx::query_as(sql), x, kept)
-        .fetch_one(&mut *tx)
+    bind_exchange!(sqlx::query(usage_sql!("with ")), x, false)
+        .execute(pool)
         .await?;
-    add_to_models(&mut day, &x.reply);
-    sqlx::query(
-        "with settled as (delete from quota_reservations where id = $4)
-         update usage_history set model_usage = $2, app_model_usage = $3 where id = $1",
-    )
-    .bind(day.id)
-    .bind(&day.model_usage)
-    .bind(&day.app_model_usage)
-    .bind(x.reservation)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(kept)
+    Ok(false)
 }

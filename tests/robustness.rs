@@ -36,16 +36,11 @@ async fn usage_records(app: &TestApp, user: Uuid) -> Vec<(bool, bool, String, i6
     .unwrap()
 }
 
-/// Reservations of the user that still hold tokens now.
+/// Reservations of the user that still hold tokens now (SQLite's are in the server's memory).
 async fn live_reservations(app: &TestApp, user: Uuid) -> i64 {
-    with_pool!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-        "select count(*) from quota_reservations where user_id = $1 and expires_at > $2"
-    )
-    .bind(user)
-    .bind(chrono::Utc::now())
-    .fetch_one(p)
-    .await)
-    .unwrap()
+    tokenmeter::server::db::quota::live(&app.db, user, chrono::Utc::now())
+        .await
+        .unwrap()
 }
 
 async fn deleting_a_conversation_mid_reply_keeps_the_usage(backend: Backend) {

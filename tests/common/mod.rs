@@ -436,7 +436,8 @@ pub struct ServerProcess {
 
 #[allow(dead_code)]
 impl ServerProcess {
-    /// Starts the binary on `database_url`; waits until `/readyz` answers.
+    /// Starts the binary on `database_url`; waits until `/readyz` answers. `TOKENMETER_BIN`
+    /// names another build of it (a benchmark comparing two commits in one hour).
     pub async fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -444,7 +445,9 @@ impl ServerProcess {
             .unwrap()
             .port();
         let base = format!("http://127.0.0.1:{port}");
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        let binary = std::env::var("TOKENMETER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tokenmeter").to_string());
+        let mut command = std::process::Command::new(binary);
         command
             .arg("serve")
             .env_remove("LITELLM_URL")

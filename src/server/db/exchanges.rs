@@ -212,9 +212,6 @@ fn messages_not_kept(x: &Exchange, e: &sqlx::Error) {
         "the reply's messages cannot be kept; recording its usage alone");
 }
 
-/// Settles the reservation ($20), as the usage it held back for is added.
-const SETTLE: &str = "delete from quota_reservations where id = $20";
-
 /// Writes the exchange; the usage row is created or added to. Returns whether the messages
 /// were kept.
 ///
@@ -226,7 +223,17 @@ const SETTLE: &str = "delete from quota_reservations where id = $20";
 /// messages cannot be written, the usage is written without them, in one call again.
 pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
     match db {
-        Db::Sqlite(sqlite) => record_sqlite(&sqlite.writer, exchange).await,
+        Db::Sqlite(sqlite) => {
+            let kept = record_sqlite(&sqlite.writer, exchange).await?;
+            // Committed: the usage now counts, so the hold goes (SQLite's are in memory).
+            if let Some(id) = exchange.reservation {
+                let reply = &exchange.reply;
+                sqlite
+                    .holds
+                    .settle(id, reply.prompt_tokens + reply.completion_tokens);
+            }
+            Ok(kept)
+        }
         Db::Postgres(pool) => record_postgres(pool, exchange).await,
     }
 }
@@ -261,7 +268,6 @@ fn sqlite_script(x: &Exchange, keep_messages: bool) -> String {
         day_add!(sqlite, "'{}'"),
         ";\n"
     ));
-    sql.push_str(SETTLE);
     sql.push_str(";\ncommit;");
     sql
 }

@@ -43,6 +43,8 @@ pub enum Db {
 pub struct Sqlite {
     pub writer: SqlitePool,
     pub readers: SqlitePool,
+    /// The reservations of sends under way (see [`quota::Holds`]).
+    pub holds: std::sync::Arc<quota::Holds>,
 }
 
 /// Runs the same code on whichever backend is live: `$pool` is bound to the concrete pool (on
@@ -134,7 +136,11 @@ impl Db {
             // The writer first: it creates the file.
             let writer = pool(1).connect_with(options.clone()).await?;
             let readers = pool(max_connections).connect_with(options).await?;
-            Ok(Db::Sqlite(Sqlite { writer, readers }))
+            Ok(Db::Sqlite(Sqlite {
+                writer,
+                readers,
+                holds: Default::default(),
+            }))
         } else {
             Err(Error::internal(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://",

@@ -2,9 +2,10 @@
 //! the user stands and holds back the send's tokens under a lock (see [`admit`]), so two sends
 //! of one user are admitted one after the other.
 
-use super::{with_db, Db};
+use super::Db;
 use crate::domain::quota::{Admission, Refusal};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Inputs of an admission decided under the lock.
@@ -29,35 +30,57 @@ pub struct Standing {
 
 /// One statement, so one snapshot: a reply recorded meanwhile adds its usage and drops its
 /// reservation in one commit, and the sums see that commit or neither does. (Two statements
-/// under READ COMMITTED could miss both and admit too much.)
+/// under READ COMMITTED could miss both and admit too much.) `$reserved`: the tokens held, a
+/// sum over `quota_reservations` on PostgreSQL; SQLite's are in memory ([`Holds`]).
 macro_rules! standing_sql {
-    () => {
-        "select
-             cast(coalesce((select sum(tokens_used) from usage_history
-                            where user_id = $1 and date >= $2 and date <= $3), 0) as bigint) as used,
-             cast(coalesce((select sum(tokens) from quota_reservations
-                            where user_id = $1 and expires_at > $4), 0) as bigint) as reserved,
-             (select coalesce(u.token_limit_override, p.monthly_token_limit)
-              from users u
-              join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
-              where u.id = $1) as \"limit\""
+    ($reserved:literal) => {
+        concat!(
+            "select
+                 cast(coalesce((select sum(tokens_used) from usage_history
+                                where user_id = $1 and date >= $2 and date <= $3), 0)
+                      as bigint) as used, ",
+            $reserved,
+            " as reserved,
+                 (select coalesce(u.token_limit_override, p.monthly_token_limit)
+                  from users u
+                  join plans p
+                      on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
+                  where u.id = $1) as \"limit\""
+        )
     };
 }
 
-/// Reads where the user stands, decides, and holds back the admitted send's tokens, all on
-/// `$conn` (a connection or a transaction holding the user's lock).
-macro_rules! decide_and_hold {
-    ($conn:ident, $ask:ident) => {
-        async {
-            let standing: Standing = sqlx::query_as(standing_sql!())
-                .bind($ask.user_id)
-                .bind($ask.from)
-                .bind($ask.to)
-                .bind($ask.now)
-                .fetch_one(&mut *$conn)
+/// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
+/// (none when nothing needs holding, i.e. unlimited).
+///
+/// PostgreSQL: a transaction that first locks the user's row, so two sends of one user, on any
+/// instance, are admitted one after the other, and the reservation a row of
+/// `quota_reservations`. SQLite: see [`Holds`]; no write at all.
+pub async fn admit(
+    db: &Db,
+    ask: Ask<'_>,
+) -> Result<Result<(Admission, Option<Uuid>), Refusal>, sqlx::Error> {
+    match db {
+        Db::Sqlite(sqlite) => sqlite.holds.admit(&sqlite.readers, ask).await,
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("select 1 from users where id = $1 for update")
+                .bind(ask.user_id)
+                .execute(&mut *tx)
                 .await?;
-            let admission = match ($ask.decide)(standing) {
+            let standing: Standing = sqlx::query_as(standing_sql!(
+                "cast(coalesce((select sum(tokens) from quota_reservations
+                                where user_id = $1 and expires_at > $4), 0) as bigint)"
+            ))
+            .bind(ask.user_id)
+            .bind(ask.from)
+            .bind(ask.to)
+            .bind(ask.now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let admission = match (ask.decide)(standing) {
                 Ok(a) => a,
+                // Nothing was written; the lock goes with the transaction.
                 Err(refusal) => return Ok(Err(refusal)),
             };
             let id = (admission.reserve > 0).then(Uuid::new_v4);
@@ -67,67 +90,200 @@ macro_rules! decide_and_hold {
                      values ($1, $2, $3, $4, $5)",
                 )
                 .bind(id)
-                .bind($ask.user_id)
-                .bind(admission.reserve)
-                .bind($ask.now)
-                .bind($ask.expires_at)
-                .execute(&mut *$conn)
-                .await?;
-            }
-            Ok::<_, sqlx::Error>(Ok((admission, id)))
-        }
-    };
-}
-
-/// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
-/// (none when nothing needs holding, i.e. unlimited).
-///
-/// PostgreSQL: a transaction that first locks the user's row, so two sends of one user, on any
-/// instance, are admitted one after the other. SQLite: the writer's connection, held from the
-/// read to the insert, is the lock (every write of the server waits for it, and the database
-/// has no other server); two statements instead of five.
-pub async fn admit(
-    db: &Db,
-    ask: Ask<'_>,
-) -> Result<Result<(Admission, Option<Uuid>), Refusal>, sqlx::Error> {
-    match db {
-        Db::Sqlite(sqlite) => {
-            let mut conn = sqlite.writer.acquire().await?;
-            decide_and_hold!(conn, ask).await
-        }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("select 1 from users where id = $1 for update")
                 .bind(ask.user_id)
+                .bind(admission.reserve)
+                .bind(ask.now)
+                .bind(ask.expires_at)
                 .execute(&mut *tx)
                 .await?;
-            let decided = decide_and_hold!(tx, ask).await?;
-            // Also after a refusal: nothing was written, and the lock goes with it.
+            }
             tx.commit().await?;
-            Ok(decided)
+            Ok(Ok((admission, id)))
         }
     }
 }
 
 /// Lets go of a reservation whose send recorded nothing.
 pub async fn release(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
-    with_db!(db, |pool| {
-        sqlx::query("delete from quota_reservations where id = $1")
+    match db {
+        Db::Sqlite(sqlite) => {
+            sqlite.holds.settle(id, 0);
+            Ok(())
+        }
+        Db::Postgres(pool) => sqlx::query("delete from quota_reservations where id = $1")
             .bind(id)
             .execute(pool)
             .await
-            .map(|_| ())
-    })
+            .map(|_| ()),
+    }
 }
 
 /// Moves a live reservation's expiry to `until` (a send still streaming).
 pub async fn renew(db: &Db, id: Uuid, until: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    with_db!(db, |pool| {
-        sqlx::query("update quota_reservations set expires_at = $2 where id = $1")
-            .bind(id)
-            .bind(until)
-            .execute(pool)
+    match db {
+        Db::Sqlite(sqlite) => {
+            sqlite.holds.renew(id, until);
+            Ok(())
+        }
+        Db::Postgres(pool) => {
+            sqlx::query("update quota_reservations set expires_at = $2 where id = $1")
+                .bind(id)
+                .bind(until)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// How many of the user's reservations hold tokens at `now` (what the tests watch).
+pub async fn live(db: &Db, user_id: Uuid, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    match db {
+        Db::Sqlite(sqlite) => Ok(sqlite.holds.live(user_id, now)),
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(
+                "select count(*) from quota_reservations where user_id = $1 and expires_at > $2",
+            )
+            .bind(user_id)
+            .bind(now)
+            .fetch_one(pool)
             .await
-            .map(|_| ())
-    })
+        }
+    }
+}
+
+/// SQLite's reservations, kept in this process's memory. SQLite serves one instance (its
+/// database is a local file), so every send of the database passes through here, and a
+/// reservation written to the file cost two writes per send on the one writer every write
+/// waits for. A reservation lives as long as its send, which dies with the process: nothing
+/// is lost by not storing it.
+///
+/// The guarantee is PostgreSQL's (no two sends admitted on the same tokens), without a lock
+/// held across the read. An admission notes how many tokens the user's replies have recorded
+/// so far (`recorded`, counted as each hold is settled), reads the usage, and then, in one
+/// step under the mutex, counts the tokens held plus the tokens recorded since its note,
+/// decides and holds its own. A reply's record commits its usage before its hold is settled,
+/// so a reply missing from the usage read is either still held or recorded since the note:
+/// counted once or twice (too strict for a moment), never not at all. Two admissions of one
+/// user decide one after the other, each seeing the other's hold.
+#[derive(Debug, Default)]
+pub struct Holds {
+    inner: std::sync::Mutex<HoldsInner>,
+}
+
+#[derive(Debug, Default)]
+struct HoldsInner {
+    users: HashMap<Uuid, UserHolds>,
+    /// Each live hold's user.
+    owner: HashMap<Uuid, Uuid>,
+}
+
+#[derive(Debug, Default)]
+struct UserHolds {
+    held: Vec<Hold>,
+    /// Tokens recorded by this user's settled holds, since the entry was made.
+    recorded: i64,
+    /// Admissions between their note and their decision (the entry stays while there are any).
+    admitting: usize,
+}
+
+#[derive(Debug)]
+struct Hold {
+    id: Uuid,
+    tokens: i64,
+    expires_at: DateTime<Utc>,
+}
+
+impl Holds {
+    fn inner(&self) -> std::sync::MutexGuard<'_, HoldsInner> {
+        // A panic while holding the lock leaves consistent maps (no call in it can panic
+        // half-way through a change that matters: the decision runs before any change).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn admit(
+        &self,
+        readers: &sqlx::SqlitePool,
+        ask: Ask<'_>,
+    ) -> Result<Result<(Admission, Option<Uuid>), Refusal>, sqlx::Error> {
+        let noted = {
+            let mut inner = self.inner();
+            let user = inner.users.entry(ask.user_id).or_default();
+            user.admitting += 1;
+            user.recorded
+        };
+        let read = sqlx::query_as::<_, Standing>(standing_sql!("cast(0 as bigint)"))
+            .bind(ask.user_id)
+            .bind(ask.from)
+            .bind(ask.to)
+            .fetch_one(readers)
+            .await;
+        let mut inner = self.inner();
+        let inner = &mut *inner;
+        let user = inner.users.entry(ask.user_id).or_default();
+        user.admitting -= 1;
+        let decided = read.map(|mut standing| {
+            user.held.retain(|h| {
+                h.expires_at > ask.now || {
+                    inner.owner.remove(&h.id);
+                    false
+                }
+            });
+            standing.reserved =
+                user.held.iter().map(|h| h.tokens).sum::<i64>() + (user.recorded - noted);
+            let admission = (ask.decide)(standing)?;
+            let id = (admission.reserve > 0).then(Uuid::new_v4);
+            if let Some(id) = id {
+                inner.owner.insert(id, ask.user_id);
+                user.held.push(Hold {
+                    id,
+                    tokens: admission.reserve,
+                    expires_at: ask.expires_at,
+                });
+            }
+            Ok((admission, id))
+        });
+        if user.held.is_empty() && user.admitting == 0 {
+            inner.users.remove(&ask.user_id);
+        }
+        decided
+    }
+
+    /// The hold `id` goes: its send's usage is committed (`recorded` tokens of it), or the
+    /// send recorded nothing (0).
+    pub fn settle(&self, id: Uuid, recorded: i64) {
+        let mut inner = self.inner();
+        let inner = &mut *inner;
+        let Some(user_id) = inner.owner.remove(&id) else {
+            return;
+        };
+        if let Some(user) = inner.users.get_mut(&user_id) {
+            user.held.retain(|h| h.id != id);
+            user.recorded += recorded;
+            // Nobody can have noted this user's count: the entry (and its count) can go.
+            if user.held.is_empty() && user.admitting == 0 {
+                inner.users.remove(&user_id);
+            }
+        }
+    }
+
+    fn renew(&self, id: Uuid, until: DateTime<Utc>) {
+        let mut inner = self.inner();
+        let Some(user) = inner.owner.get(&id).copied() else {
+            return;
+        };
+        if let Some(hold) = inner
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.held.iter_mut().find(|h| h.id == id))
+        {
+            hold.expires_at = until;
+        }
+    }
+
+    fn live(&self, user_id: Uuid, now: DateTime<Utc>) -> i64 {
+        self.inner().users.get(&user_id).map_or(0, |u| {
+            u.held.iter().filter(|h| h.expires_at > now).count() as i64
+        })
+    }
 }

@@ -127,9 +127,13 @@ impl Db {
                     Error::internal(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+            // No ping before each use: a file does not go away as a server does, and every
+            // call to a SQLite connection is a round trip to its thread (the ping doubled the
+            // send path's).
             let pool = |connections: u32| {
                 SqlitePoolOptions::new()
                     .max_connections(connections)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(5))
                     .after_connect(|conn, _| Box::pin(stable_query_plans(conn)))
             };

@@ -75,6 +75,9 @@ macro_rules! with_db_read {
 }
 pub(crate) use with_db_read;
 
+/// How long a PostgreSQL connection may sit in the pool and still be used without a ping.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Turns on SQLite's query planner stability guarantee for a connection. Without it, once
 /// statistics exist (`ANALYZE`, `PRAGMA optimize`), SQLite re-plans a cached statement every
 /// time a parameter compared with an indexed column changes (`user_id = $1`): measured here, the
@@ -111,6 +114,19 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                // A connection that has waited in the pool is pinged before it is used (the
+                // server may have restarted meanwhile); one just put back is not: sqlx pinged
+                // every one, a round trip on every acquire, two of a send's eight.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for < PING_AFTER_IDLE {
+                            return Ok(true);
+                        }
+                        // A failed ping closes the connection; the pool takes another.
+                        Ok(sqlx::Connection::ping(conn).await.is_ok())
+                    })
+                })
                 .connect(url)
                 .await?;
             Ok(Db::Postgres(pool))

@@ -64,7 +64,11 @@ pub async fn admit(
         Db::Sqlite(sqlite) => sqlite.holds.admit(&sqlite.readers, ask).await,
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            sqlx::query("select 1 from users where id = $1 for update")
+            // `no key update`: admissions of one user still wait for each other, but not for
+            // the foreign-key checks of a reply being recorded (KEY SHARE on the same row),
+            // which may be waiting for a usage sync that waits for this lock: with FOR UPDATE
+            // that was a deadlock, seen under ten syncs during ten replies.
+            sqlx::query("select 1 from users where id = $1 for no key update")
                 .bind(ask.user_id)
                 .execute(&mut *tx)
                 .await?;

@@ -22,6 +22,7 @@ on_both_backends!(
     concurrent_sends_add_up_exactly,
     usage_counts_for_the_day_of_the_configured_timezone,
     a_days_models_add_up_as_the_domain_rule_says,
+    exchanges_recorded_together_keep_their_own_outcomes,
 );
 
 async fn demo_reply_streams_and_its_usage_is_recorded(backend: Backend) {
@@ -428,7 +429,7 @@ async fn usage_counts_for_the_day_of_the_configured_timezone(backend: Backend) {
 /// JSON path characters in it), priced or not, a new day or one already written.
 async fn a_days_models_add_up_as_the_domain_rule_says(backend: Backend) {
     use tokenmeter::domain::chat::{add_model_usage, ModelUsageMap};
-    use tokenmeter::server::db::exchanges::{record, Exchange, Reply};
+    use tokenmeter::server::db::exchanges::record;
     let app = TestApp::start(backend).await;
     let alice = app.signed_up("alice@example.com").await;
     let alice_id = my_id(&app, &alice).await;
@@ -441,37 +442,14 @@ async fn a_days_models_add_up_as_the_domain_rule_says(backend: Backend) {
         "demo ",
     ];
     let mut expected = ModelUsageMap::new();
-    let date = chrono::Utc::now().date_naive();
     for i in 0..40_i64 {
         let model = models[(i % 6) as usize];
         let (prompt, completion) = (i * 13 % 50, i * 29 % 70);
         // Every model but "demo" has an unpriced call now and then.
         let cost = (i % 5 != 3 || model == "demo").then_some(i * 1_000_003);
         add_model_usage(&mut expected, model, prompt, completion, cost);
-        let now = chrono::Utc::now();
-        let exchange = Exchange {
-            user_id: alice_id,
-            conversation_id: uuid::Uuid::new_v4(),
-            new_conversation: None,
-            reservation: None,
-            inputs: Vec::new(),
-            reply: Reply {
-                id: uuid::Uuid::new_v4(),
-                content: String::new(),
-                model: model.to_string(),
-                prompt_tokens: prompt,
-                completion_tokens: completion,
-                cost_nanos: cost,
-                usage_estimated: false,
-                status: "complete",
-                error: None,
-                created_at: now,
-            },
-            date,
-            keep_messages: false,
-            upstream_call_id: None,
-        };
-        assert!(!record(&app.db, &exchange).await.unwrap());
+        let exchange = usage_only(alice_id, model, prompt, completion, cost);
+        assert!(!record(&app.db, exchange).await.unwrap());
     }
     let days = usage_days(&app, alice_id).await;
     assert_eq!(days.len(), 1);
@@ -479,4 +457,81 @@ async fn a_days_models_add_up_as_the_domain_rule_says(backend: Backend) {
     assert!(expected.values().any(|m| m.unpriced) && expected.values().any(|m| !m.unpriced));
     let tokens: i64 = expected.values().map(|m| m.tokens).sum();
     assert_eq!(days[0].tokens_used, tokens);
+}
+
+/// An exchange that keeps no messages: `model`'s call and its usage.
+fn usage_only(
+    user_id: uuid::Uuid,
+    model: &str,
+    prompt: i64,
+    completion: i64,
+    cost: Option<i64>,
+) -> tokenmeter::server::db::exchanges::Exchange {
+    use tokenmeter::server::db::exchanges::{Exchange, Reply};
+    let now = chrono::Utc::now();
+    Exchange {
+        user_id,
+        conversation_id: uuid::Uuid::new_v4(),
+        new_conversation: None,
+        reservation: None,
+        inputs: Vec::new(),
+        reply: Reply {
+            id: uuid::Uuid::new_v4(),
+            content: String::new(),
+            model: model.to_string(),
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost_nanos: cost,
+            usage_estimated: false,
+            status: "complete",
+            error: None,
+            created_at: now,
+        },
+        date: now.date_naive(),
+        keep_messages: false,
+        upstream_call_id: None,
+    }
+}
+
+/// Exchanges recorded at once (on SQLite they share the writer's transactions): one whose
+/// conversation is gone keeps its usage without its messages, the others keep theirs, and the
+/// day counts every one exactly once.
+async fn exchanges_recorded_together_keep_their_own_outcomes(backend: Backend) {
+    use tokenmeter::server::db::exchanges::{record, NewMessage};
+    let app = TestApp::start(backend).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let alice_id = my_id(&app, &alice).await;
+    let conversation: uuid::Uuid = new_conversation(&app, &alice).await.parse().unwrap();
+    let exchanges = (0..12_i64).map(|i| {
+        let mut x = usage_only(alice_id, "demo", 10 + i, 5, Some(0));
+        x.keep_messages = true;
+        // Every fourth in a conversation that does not exist (deleted while it streamed).
+        if i % 4 != 3 {
+            x.conversation_id = conversation;
+        }
+        x.reply.content = format!("reply {i}");
+        x.inputs = vec![NewMessage {
+            id: uuid::Uuid::new_v4(),
+            role: "user",
+            content: format!("question {i}"),
+            created_at: chrono::Utc::now(),
+        }];
+        x
+    });
+    let kept: Vec<bool> = futures_util::future::join_all(exchanges.map(|x| record(&app.db, x)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let expected: Vec<bool> = (0..12).map(|i| i % 4 != 3).collect();
+    assert_eq!(kept, expected);
+    let (_, thread) = app
+        .get(&alice, &format!("/api/conversations/{conversation}"))
+        .await;
+    let messages = thread["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2 * 9, "{thread}");
+    let day = &usage_days(&app, alice_id).await[0];
+    assert_eq!(day.requests_count, 12);
+    assert_eq!(day.prompt_tokens, (0..12).map(|i| 10 + i).sum::<i64>());
+    assert_eq!(day.model_usage.0["demo"].requests, 12);
 }

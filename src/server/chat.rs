@@ -716,7 +716,7 @@ impl Recorder {
             keep_messages,
             upstream_call_id: self.upstream_call_id.clone(),
         };
-        db::exchanges::record(&self.state.db, &exchange).await?;
+        db::exchanges::record(&self.state.db, exchange).await?;
         crate::server::cache::changed(&self.state, Change::Usage(self.user_id)).await;
         Ok(())
     }

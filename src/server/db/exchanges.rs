@@ -221,28 +221,166 @@ fn messages_not_kept(x: &Exchange, e: &sqlx::Error) {
 /// `begin` to `commit`. PostgreSQL takes one statement per round trip, so the exchange is one
 /// statement of data-modifying `with` clauses (one statement is one transaction). When the
 /// messages cannot be written, the usage is written without them, in one call again.
-pub async fn record(db: &Db, exchange: &Exchange) -> Result<bool, sqlx::Error> {
+pub async fn record(db: &Db, exchange: Exchange) -> Result<bool, sqlx::Error> {
     match db {
-        Db::Sqlite(sqlite) => {
-            let kept = record_sqlite(&sqlite.writer, exchange).await?;
-            // Committed: the usage now counts, so the hold goes (SQLite's are in memory).
-            if let Some(id) = exchange.reservation {
-                let reply = &exchange.reply;
-                sqlite
-                    .holds
-                    .settle(id, reply.prompt_tokens + reply.completion_tokens);
-            }
-            Ok(kept)
-        }
-        Db::Postgres(pool) => record_postgres(pool, exchange).await,
+        Db::Sqlite(sqlite) => sqlite.commits.record(sqlite, exchange).await,
+        Db::Postgres(pool) => record_postgres(pool, &exchange).await,
     }
+}
+
+/// SQLite's group commit: exchanges waiting for the one writer are written by whichever of
+/// their sends gets it next, all in one transaction. Each exchange is still one call to the
+/// connection's thread, but the batch takes the writer once, begins and commits once, and
+/// writes the pages its exchanges share (the day's row, the tables' last pages) to the log
+/// once. A batch that fails anywhere is rolled back whole and its exchanges are written one by
+/// one, each with its own outcome (a deleted conversation costs that exchange its messages
+/// only). An exchange's hold ([`super::quota::Holds`]) is settled once its commit is done.
+#[derive(Default)]
+pub struct Commits {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+}
+
+impl std::fmt::Debug for Commits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commits")
+            .field("waiting", &self.waiting().len())
+            .finish()
+    }
+}
+
+struct Waiting {
+    exchange: Exchange,
+    done: tokio::sync::oneshot::Sender<Result<bool, sqlx::Error>>,
+}
+
+/// At most this many exchanges in one transaction (the rest go in the next).
+const MOST_IN_A_COMMIT: usize = 32;
+
+impl Commits {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn record(
+        &self,
+        sqlite: &super::Sqlite,
+        exchange: Exchange,
+    ) -> Result<bool, sqlx::Error> {
+        let reply_id = exchange.reply.id;
+        let (done, mut written) = tokio::sync::oneshot::channel();
+        self.waiting().push(Waiting { exchange, done });
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut written => {
+                    // Only a batch whose writer was dropped mid-way (the runtime shutting down)
+                    // drops its senders.
+                    return outcome.unwrap_or(Err(sqlx::Error::WorkerCrashed));
+                }
+                conn = sqlite.writer.acquire() => match conn {
+                    Ok(conn) => self.write_waiting(sqlite, conn).await,
+                    Err(e) => {
+                        // Ours is still waiting: take it back, so that it is not written after
+                        // this error (the caller would write it again). Else a batch has it.
+                        let taken_back = {
+                            let mut waiting = self.waiting();
+                            let ours = waiting.iter().position(|w| w.exchange.reply.id == reply_id);
+                            ours.map(|i| waiting.remove(i)).is_some()
+                        };
+                        if taken_back {
+                            return Err(e);
+                        }
+                        return written.await.unwrap_or(Err(sqlx::Error::WorkerCrashed));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Holding the writer: writes what is waiting (at most [`MOST_IN_A_COMMIT`]).
+    async fn write_waiting(
+        &self,
+        sqlite: &super::Sqlite,
+        conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    ) {
+        let batch: Vec<Waiting> = {
+            let mut waiting = self.waiting();
+            let n = waiting.len().min(MOST_IN_A_COMMIT);
+            waiting.drain(..n).collect()
+        };
+        let mut conn = Some(conn);
+        if batch.len() > 1 {
+            let Some(c) = conn.as_mut() else {
+                unreachable!()
+            };
+            match sqlite_batch(c, &batch).await {
+                Ok(()) => {
+                    for w in batch {
+                        settle(sqlite, &w.exchange);
+                        let _ = w.done.send(Ok(w.exchange.keep_messages));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // Each exchange's own failure, if any, is logged as it is written alone.
+                    tracing::debug!(error = %e, exchanges = batch.len(),
+                        "a group commit failed; writing its exchanges one by one");
+                    let c = conn.take().expect("held above");
+                    conn = sqlite_rolled_back(&sqlite.writer, c).await.ok();
+                }
+            }
+        }
+        for w in batch {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => match sqlite.writer.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = w.done.send(Err(e));
+                        continue;
+                    }
+                },
+            };
+            let (outcome, back) = record_sqlite(&sqlite.writer, c, &w.exchange).await;
+            conn = back;
+            if outcome.is_ok() {
+                settle(sqlite, &w.exchange);
+            }
+            let _ = w.done.send(outcome);
+        }
+    }
+}
+
+/// Committed: the usage now counts, so the hold goes.
+fn settle(sqlite: &super::Sqlite, x: &Exchange) {
+    if let Some(id) = x.reservation {
+        let tokens = x.reply.prompt_tokens + x.reply.completion_tokens;
+        sqlite.holds.settle(id, tokens);
+    }
+}
+
+/// The batch's exchanges with their messages, in one transaction.
+async fn sqlite_batch(
+    conn: &mut sqlx::SqliteConnection,
+    batch: &[Waiting],
+) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("begin immediate").execute(&mut *conn).await?;
+    for w in batch {
+        let x = &w.exchange;
+        sqlite_run(&mut *conn, x, x.keep_messages, Wrap::InTransaction).await?;
+    }
+    sqlx::raw_sql("commit").execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The exchange as one SQLite script, a transaction of its own; with the messages, the inputs'
 /// parameters from $21 on, four each (at most 1,045 with the request's cap of 256 messages, far
 /// below SQLite's 32,766).
-fn sqlite_script(x: &Exchange, keep_messages: bool) -> String {
-    let mut sql = String::from("begin immediate;\n");
+fn sqlite_script(x: &Exchange, keep_messages: bool, wrap: Wrap) -> String {
+    let mut sql = String::from(match wrap {
+        Wrap::Transaction => "begin immediate;\n",
+        Wrap::InTransaction => "",
+    });
     if keep_messages {
         sql.push_str(match x.new_conversation {
             Some(_) => conversation_new!(),
@@ -268,36 +406,56 @@ fn sqlite_script(x: &Exchange, keep_messages: bool) -> String {
         day_add!(sqlite, "'{}'"),
         ";\n"
     ));
-    sql.push_str(";\ncommit;");
+    if let Wrap::Transaction = wrap {
+        sql.push_str("commit;");
+    }
     sql
 }
 
-async fn record_sqlite(pool: &sqlx::SqlitePool, x: &Exchange) -> Result<bool, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+/// Whether a script is its own transaction or runs in one already begun (a group commit).
+#[derive(Clone, Copy)]
+enum Wrap {
+    Transaction,
+    InTransaction,
+}
+
+/// One exchange on its own, in one script (with the messages, and if they cannot be kept
+/// without them). Gives back the connection, unless a failure left it unusable (closed).
+async fn record_sqlite(
+    pool: &sqlx::SqlitePool,
+    mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    x: &Exchange,
+) -> (
+    Result<bool, sqlx::Error>,
+    Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+) {
     if x.keep_messages {
-        match sqlite_run(&mut conn, x, true).await {
-            Ok(()) => return Ok(true),
+        match sqlite_run(&mut conn, x, true, Wrap::Transaction).await {
+            Ok(()) => return (Ok(true), Some(conn)),
             Err(e) => {
                 messages_not_kept(x, &e);
-                conn = sqlite_rolled_back(pool, conn).await?;
+                conn = match sqlite_rolled_back(pool, conn).await {
+                    Ok(c) => c,
+                    Err(e) => return (Err(e), None),
+                };
             }
         }
     }
-    if let Err(e) = sqlite_run(&mut conn, x, false).await {
-        sqlite_rolled_back(pool, conn).await?;
-        return Err(e);
+    match sqlite_run(&mut conn, x, false, Wrap::Transaction).await {
+        Ok(()) => (Ok(false), Some(conn)),
+        Err(e) => (Err(e), sqlite_rolled_back(pool, conn).await.ok()),
     }
-    Ok(false)
 }
 
 async fn sqlite_run(
     conn: &mut sqlx::SqliteConnection,
     x: &Exchange,
     keep_messages: bool,
+    wrap: Wrap,
 ) -> Result<(), sqlx::Error> {
     use sqlx::AssertSqlSafe;
     let mut query = bind_exchange!(
-        sqlx::query(AssertSqlSafe(sqlite_script(x, keep_messages))),
+        sqlx::query(AssertSqlSafe(sqlite_script(x, keep_messages, wrap))),
         x,
         keep_messages
     );

@@ -45,6 +45,8 @@ pub struct Sqlite {
     pub readers: SqlitePool,
     /// The reservations of sends under way (see [`quota::Holds`]).
     pub holds: std::sync::Arc<quota::Holds>,
+    /// Exchanges waiting for the writer (see [`exchanges::Commits`]).
+    pub commits: std::sync::Arc<exchanges::Commits>,
 }
 
 /// Runs the same code on whichever backend is live: `$pool` is bound to the concrete pool (on
@@ -160,6 +162,7 @@ impl Db {
                 writer,
                 readers,
                 holds: Default::default(),
+                commits: Default::default(),
             }))
         } else {
             Err(Error::internal(

@@ -7,7 +7,9 @@
 //! SQLite's busy handler, which sleeps (1, 2, 5 … 100 ms) and retries: under 16 concurrent
 //! sends the admission's first write waited up to 1.3 s. So on SQLite every write goes through
 //! one connection, and the writers queue for it in order in the pool (no sleeping, no retry);
-//! reads have a pool of their own, which WAL lets read beside the writer.
+//! reads have a pool of their own, which WAL lets read beside the writer. The send path's one
+//! write, a finished exchange, is committed in groups ([`exchanges::Commits`]), and its quota
+//! reservations stay in memory ([`quota::Holds`]).
 
 pub mod api_tokens;
 pub mod conversations;

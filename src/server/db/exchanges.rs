@@ -301,19 +301,16 @@ impl Commits {
     async fn write_waiting(
         &self,
         sqlite: &super::Sqlite,
-        conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+        mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
     ) {
         let batch: Vec<Waiting> = {
             let mut waiting = self.waiting();
             let n = waiting.len().min(MOST_IN_A_COMMIT);
             waiting.drain(..n).collect()
         };
-        let mut conn = Some(conn);
-        if batch.len() > 1 {
-            let Some(c) = conn.as_mut() else {
-                unreachable!()
-            };
-            match sqlite_batch(c, &batch).await {
+        let mut conn = match batch.len() {
+            0 | 1 => Some(conn),
+            _ => match sqlite_batch(&mut conn, &batch).await {
                 Ok(()) => {
                     for w in batch {
                         settle(sqlite, &w.exchange);
@@ -325,11 +322,10 @@ impl Commits {
                     // Each exchange's own failure, if any, is logged as it is written alone.
                     tracing::debug!(error = %e, exchanges = batch.len(),
                         "a group commit failed; writing its exchanges one by one");
-                    let c = conn.take().expect("held above");
-                    conn = sqlite_rolled_back(&sqlite.writer, c).await.ok();
+                    sqlite_rolled_back(&sqlite.writer, conn).await.ok()
                 }
-            }
-        }
+            },
+        };
         for w in batch {
             let c = match conn.take() {
                 Some(c) => c,

@@ -50,6 +50,18 @@ macro_rules! standing_sql {
     };
 }
 
+/// The standing query with `$reserved` ([`standing_sql!`]), bound to an [`Ask`] (`$4`, the
+/// time reservations must outlive, goes unused where nothing is summed over the table).
+macro_rules! standing_query {
+    ($reserved:literal, $ask:expr) => {
+        sqlx::query_as::<_, Standing>(standing_sql!($reserved))
+            .bind($ask.user_id)
+            .bind($ask.from)
+            .bind($ask.to)
+            .bind($ask.now)
+    };
+}
+
 /// Admits a send or refuses it; an admitted send's tokens are held under a new reservation id
 /// (none when nothing needs holding, i.e. unlimited).
 ///
@@ -72,14 +84,11 @@ pub async fn admit(
                 .bind(ask.user_id)
                 .execute(&mut *tx)
                 .await?;
-            let standing: Standing = sqlx::query_as(standing_sql!(
+            let standing = standing_query!(
                 "cast(coalesce((select sum(tokens) from quota_reservations
-                                where user_id = $1 and expires_at > $4), 0) as bigint)"
-            ))
-            .bind(ask.user_id)
-            .bind(ask.from)
-            .bind(ask.to)
-            .bind(ask.now)
+                                where user_id = $1 and expires_at > $4), 0) as bigint)",
+                ask
+            )
             .fetch_one(&mut *tx)
             .await?;
             let admission = match (ask.decide)(standing) {
@@ -216,12 +225,17 @@ impl Holds {
             user.admitting += 1;
             user.recorded
         };
-        let read = sqlx::query_as::<_, Standing>(standing_sql!("cast(0 as bigint)"))
-            .bind(ask.user_id)
-            .bind(ask.from)
-            .bind(ask.to)
+        // Counted out however the read ends, the send's future dropped mid-read included
+        // (a client gone): else the user's entry would never be let go.
+        let admitting = Admitting {
+            holds: self,
+            user_id: ask.user_id,
+        };
+        let read = standing_query!("cast(0 as bigint)", ask)
             .fetch_one(readers)
             .await;
+        // Read: counted out below, in the same step as the decision.
+        std::mem::forget(admitting);
         let mut inner = self.inner();
         let inner = &mut *inner;
         let user = inner.users.entry(ask.user_id).or_default();
@@ -247,10 +261,20 @@ impl Holds {
             }
             Ok((admission, id))
         });
-        if user.held.is_empty() && user.admitting == 0 {
-            inner.users.remove(&ask.user_id);
-        }
+        Self::forget_if_idle(inner, ask.user_id);
         decided
+    }
+
+    /// A user with nothing held and no admission under way takes no memory (nobody has noted
+    /// their `recorded`, so it can start again from 0).
+    fn forget_if_idle(inner: &mut HoldsInner, user_id: Uuid) {
+        if inner
+            .users
+            .get(&user_id)
+            .is_some_and(|u| u.held.is_empty() && u.admitting == 0)
+        {
+            inner.users.remove(&user_id);
+        }
     }
 
     /// The hold `id` goes: its send's usage is committed (`recorded` tokens of it), or the
@@ -264,11 +288,8 @@ impl Holds {
         if let Some(user) = inner.users.get_mut(&user_id) {
             user.held.retain(|h| h.id != id);
             user.recorded += recorded;
-            // Nobody can have noted this user's count: the entry (and its count) can go.
-            if user.held.is_empty() && user.admitting == 0 {
-                inner.users.remove(&user_id);
-            }
         }
+        Self::forget_if_idle(inner, user_id);
     }
 
     fn renew(&self, id: Uuid, until: DateTime<Utc>) {
@@ -289,5 +310,22 @@ impl Holds {
         self.inner().users.get(&user_id).map_or(0, |u| {
             u.held.iter().filter(|h| h.expires_at > now).count() as i64
         })
+    }
+}
+
+/// An admission between its note and its decision; dropped there (its send's future dropped),
+/// it counts itself out.
+struct Admitting<'a> {
+    holds: &'a Holds,
+    user_id: Uuid,
+}
+
+impl Drop for Admitting<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.holds.inner();
+        if let Some(user) = inner.users.get_mut(&self.user_id) {
+            user.admitting -= 1;
+        }
+        Holds::forget_if_idle(&mut inner, self.user_id);
     }
 }

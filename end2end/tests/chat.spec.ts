@@ -46,7 +46,11 @@ test('chat with the demo model: it streams, Stop keeps what arrived, a reload sh
   await page.getByTestId('send').click();
   const second = assistant(page).nth(1);
   await expect(second).toHaveAttribute('data-status', 'streaming');
-  await expect.poll(async () => (await second.innerText()).length).toBeGreaterThan(30);
+  // Polled often: Playwright's default back-off (up to a second between looks) let most of
+  // the reply arrive before Stop was pressed on a busy machine.
+  await expect
+    .poll(async () => (await second.innerText()).length, { intervals: [50] })
+    .toBeGreaterThan(30);
   await page.getByTestId('stop').click();
   await expect(second).toHaveAttribute('data-status', 'stopped');
   await expect(second).toContainText('Stopped');

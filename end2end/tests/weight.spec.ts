@@ -147,3 +147,29 @@ test('every page reached by a link renders without a console error or warning', 
   expect(documents, 'no page was loaded anew: the router moved between them').toBe(0);
   expect(problems).toEqual([]);
 });
+
+// The hashed files as served: precompressed, cached for a year, and with no header a cached
+// file has no use for (a first load fetches a hundred of them; their headers count too).
+test('a hashed file comes precompressed, cached for a year, with its headers kept short', async ({ page, request }) => {
+  const wasm: string[] = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.endsWith('.wasm')) wasm.push(r.url());
+  });
+  await open(page, '/');
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
+  expect(wasm.length).toBeGreaterThan(0);
+  for (const [accepted, encoding] of [['br, gzip', 'br'], ['gzip', 'gzip']]) {
+    const res = await request.get(wasm[0], { headers: { 'accept-encoding': accepted } });
+    expect(res.status()).toBe(200);
+    const headers = res.headers();
+    expect(headers['content-encoding'], accepted).toBe(encoding);
+    expect(headers['content-type']).toBe('application/wasm');
+    expect(headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    for (const unneeded of ['x-request-id', 'last-modified', 'accept-ranges']) {
+      expect(headers[unneeded], `${unneeded} on a hashed file`).toBeUndefined();
+    }
+  }
+  // Any other answer keeps its request id (the log's key to it).
+  const healthz = await request.get('/healthz');
+  expect(healthz.headers()['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+});

@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
+        .layer(axum::middleware::map_response(assets::without_request_id))
         .with_state(state)
 }
 

@@ -1,11 +1,12 @@
 //! Log-in and sign-up pages. Both are plain forms posting to server functions, so they work
 //! before the page has hydrated too.
 
-use crate::api::auth::signup_mode;
+use crate::api::auth::{signup_mode, Login, Signup};
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
-use crate::ui::common::{action_error, ErrorNotice, Field, BTN_PRIMARY};
+use crate::ui::common::{action_error, ErrorNotice, Field, Submitted, BTN_PRIMARY};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
@@ -31,7 +32,14 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <Title text="Log in"/>
         <AuthCard title="Log in" subtitle="Welcome back. Your usage is waiting.">
-            <ActionForm action=login>
+            <form method="post" action=Login::url() on:submit=move |ev| {
+                let form = Submitted::take(&ev);
+                login.dispatch(Login {
+                    email: form.text("email"),
+                    password: form.text("password"),
+                    next: form.text("next"),
+                });
+            }>
                 <div class="space-y-4">
                     <input type="hidden" name="next" prop:value=next/>
                     <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
@@ -41,7 +49,7 @@ pub fn LoginPage() -> impl IntoView {
                         {move || if login.pending().get() { "Logging in…" } else { "Log in" }}
                     </button>
                 </div>
-            </ActionForm>
+            </form>
             <p class="mt-6 text-center text-sm text-slate-600">
                 "No account yet? "
                 <A href="/signup" attr:class="font-semibold text-indigo-600 hover:text-indigo-500">"Sign up"</A>
@@ -69,7 +77,13 @@ pub fn SignupPage() -> impl IntoView {
                                 "An admin approves new accounts on this server. You can sign in once yours is approved."
                             </p>
                         })}
-                        <ActionForm action=signup>
+                        <form method="post" action=Signup::url() on:submit=move |ev| {
+                            let form = Submitted::take(&ev);
+                            signup.dispatch(Signup {
+                                email: form.text("email"),
+                                password: form.text("password"),
+                            });
+                        }>
                             <div class="space-y-4">
                                 <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
                                 <Field id="password" name="password" label="Password" kind="password" autocomplete="new-password" minlength=MIN_PASSWORD_LEN hint=format!("At least {MIN_PASSWORD_LEN} characters.")/>
@@ -78,7 +92,7 @@ pub fn SignupPage() -> impl IntoView {
                                     {move || if signup.pending().get() { "Creating account…" } else { "Create account" }}
                                 </button>
                             </div>
-                        </ActionForm>
+                        </form>
                     }.into_any(),
                 })}
             </Transition>

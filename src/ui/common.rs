@@ -15,6 +15,38 @@ pub const INPUT: &str = "block w-full rounded-lg border-0 bg-white px-3 py-2 tex
 pub const LABEL: &str = "block text-sm font-medium text-slate-700";
 pub const CARD: &str = "rounded-2xl bg-white p-6 shadow-sm ring-1 ring-slate-200";
 
+/// A plain `<form>`'s fields as they are when it is submitted, for dispatching its server
+/// function by hand: `<form method="post" action=X::url() on:submit=...>` still posts without
+/// JavaScript, and, hydrated, reads its fields here. `ActionForm` does the same with a form-data
+/// decoder of its own, some 20 KB of compressed wasm in the first load of every page with a
+/// form.
+pub struct Submitted(Option<leptos::web_sys::FormData>);
+
+impl Submitted {
+    /// Stops the browser's own post (the action is dispatched instead) and reads the form.
+    pub fn take(ev: &leptos::ev::SubmitEvent) -> Submitted {
+        use leptos::wasm_bindgen::JsCast;
+        ev.prevent_default();
+        let form = ev
+            .target()
+            .and_then(|t| t.dyn_into::<leptos::web_sys::HtmlFormElement>().ok());
+        Submitted(form.and_then(|f| leptos::web_sys::FormData::new_with_form(&f).ok()))
+    }
+
+    /// A field's text ("" when the form has no such field: the server says what is missing).
+    pub fn text(&self, name: &str) -> String {
+        self.0
+            .as_ref()
+            .and_then(|data| data.get(name).as_string())
+            .unwrap_or_default()
+    }
+
+    /// Whether a checkbox of that name was ticked (an unticked one sends nothing).
+    pub fn ticked(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|data| data.has(name))
+    }
+}
+
 /// A labelled, required input.
 #[component]
 pub fn Field(

@@ -10,10 +10,12 @@ use crate::app::use_session;
 use crate::domain::account::{Approval, Role, MIN_PASSWORD_LEN};
 use crate::domain::numbers::grouped;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Loading, BTN_PRIMARY, CARD, INPUT, LABEL,
+    action_error, reset_on_success, ErrorNotice, Field, Loading, Submitted, BTN_PRIMARY, CARD,
+    INPUT, LABEL,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn AdminUsersPage() -> impl IntoView {
@@ -56,7 +58,14 @@ pub fn AdminUsersPage() -> impl IntoView {
         <h1 class="text-2xl font-bold tracking-tight">"Users"</h1>
         <div class=format!("mt-6 {CARD}")>
             <h2 class="font-semibold">"Add a user"</h2>
-            <ActionForm action=create node_ref=form>
+            <form method="post" action=AdminCreateUser::url() node_ref=form on:submit=move |ev| {
+                let form = Submitted::take(&ev);
+                create.dispatch(AdminCreateUser {
+                    email: form.text("email"),
+                    password: form.text("password"),
+                    role: form.text("role"),
+                });
+            }>
                 <div class="mt-4 grid gap-3 sm:grid-cols-[1fr_1fr_auto_auto] sm:items-end">
                     <Field id="new-email" name="email" label="Email" kind="email" autocomplete="off"/>
                     <Field id="new-password" name="password" label="Password" kind="password" autocomplete="new-password" minlength=MIN_PASSWORD_LEN/>
@@ -68,7 +77,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                     </div>
                     <button type="submit" class=BTN_PRIMARY disabled=move || create.pending().get()>"Add user"</button>
                 </div>
-            </ActionForm>
+            </form>
             <div class="mt-3">{move || create_error().map(|message| view! { <ErrorNotice message/> })}</div>
         </div>
 
@@ -232,14 +241,14 @@ fn UserRow(
 fn UsageCell(row: AdminUserDto) -> impl IntoView {
     let text = match row.limit {
         Some(limit) => format!(
-            "{} of {} ({:.2}%)",
+            "{} of {} ({})",
             grouped(row.tokens_used),
             grouped(limit),
-            row.percentage
+            crate::ui::quota::percent_label(row.percentage)
         ),
         None => format!("{} (unlimited)", grouped(row.tokens_used)),
     };
-    let width = row.percentage.clamp(0.0, 100.0);
+    let fill = crate::ui::quota::bar(row.percentage);
     let bar = if row.is_blocked || row.is_upgrade_suggested {
         "bg-red-500"
     } else if row.is_warning {
@@ -259,7 +268,7 @@ fn UsageCell(row: AdminUserDto) -> impl IntoView {
     view! {
         <p class="whitespace-nowrap text-xs text-slate-600" data-testid="user-usage">{text}</p>
         <div class="mt-1 h-1.5 w-full rounded-full bg-slate-100">
-            <div class=format!("h-1.5 rounded-full {bar}") style=format!("width: {width}%")></div>
+            <div class=format!("h-1.5 rounded-full {bar}") style=fill.style></div>
         </div>
         {flag.map(|(label, colors)| view! {
             <span class=format!("mt-1 inline-block rounded-full px-2 py-0.5 text-xs font-medium ring-1 {colors}") data-testid="user-flag">{label}</span>

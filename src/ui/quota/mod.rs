@@ -55,9 +55,15 @@ pub fn use_usage() -> UsageState {
 }
 
 /// The percentage as people read it: "85%", "85.5%", "99.99%".
-/// Written with integers: formatting a float would put the float formatter (some 15 KB) in the
-/// browser's main module, which every page loads.
 pub fn percent_label(percentage: f64) -> String {
+    format!("{}%", percent_number(percentage))
+}
+
+/// A percentage to two places without trailing zeros: "85", "85.5", "99.99" (also for CSS
+/// widths and `aria-valuenow`). Written with integers: formatting a float (`{}` or `{:.0}` of
+/// an `f64`) puts the float formatter (some 15 KB) in the browser's main module, which every
+/// page loads.
+pub fn percent_number(percentage: f64) -> String {
     let hundredths = (percentage * 100.0).round() as i64;
     let sign = if hundredths < 0 { "-" } else { "" };
     let (whole, fraction) = (
@@ -65,9 +71,25 @@ pub fn percent_label(percentage: f64) -> String {
         hundredths.unsigned_abs() % 100,
     );
     match fraction {
-        0 => format!("{sign}{whole}%"),
-        f if f % 10 == 0 => format!("{sign}{whole}.{}%", f / 10),
-        f => format!("{sign}{whole}.{f:02}%"),
+        0 => format!("{sign}{whole}"),
+        f if f % 10 == 0 => format!("{sign}{whole}.{}", f / 10),
+        f => format!("{sign}{whole}.{f:02}"),
+    }
+}
+
+/// A progress bar's attributes for a percentage held to 0–100.
+pub struct Bar {
+    /// `style` of the filled part: "width: 85.5%".
+    pub style: String,
+    /// `aria-valuenow`, a whole number: "86".
+    pub value_now: String,
+}
+
+pub fn bar(percentage: f64) -> Bar {
+    let held = percentage.clamp(0.0, 100.0);
+    Bar {
+        style: format!("width: {}%", percent_number(held)),
+        value_now: (held.round() as i64).to_string(),
     }
 }
 
@@ -116,5 +138,17 @@ mod tests {
         assert_eq!(percent_label(80.05), "80.05%");
         assert_eq!(percent_label(33.333333), "33.33%");
         assert_eq!(percent_label(99.996), "100%");
+        let b = bar(85.5);
+        assert_eq!(
+            (b.style.as_str(), b.value_now.as_str()),
+            ("width: 85.5%", "86")
+        );
+        let b = bar(130.0);
+        assert_eq!(
+            (b.style.as_str(), b.value_now.as_str()),
+            ("width: 100%", "100")
+        );
+        let b = bar(-1.0);
+        assert_eq!((b.style.as_str(), b.value_now.as_str()), ("width: 0%", "0"));
     }
 }

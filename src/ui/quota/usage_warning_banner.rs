@@ -53,7 +53,7 @@ pub fn UsageWarningBanner(
     } else {
         "none"
     };
-    let width = percentage.clamp(0.0, 100.0);
+    let bar = super::bar(percentage);
     view! {
         <div
             class=format!("mb-6 rounded-2xl border p-4 {box_colors}")
@@ -75,9 +75,9 @@ pub fn UsageWarningBanner(
                         aria-label="Monthly quota used"
                         aria-valuemin="0"
                         aria-valuemax="100"
-                        aria-valuenow=format!("{width:.0}")
+                        aria-valuenow=bar.value_now
                     >
-                        <div class=format!("h-2 rounded-full {bar_color}") style=format!("width: {width}%")></div>
+                        <div class=format!("h-2 rounded-full {bar_color}") style=bar.style></div>
                     </div>
                     <p class="mt-1 text-xs opacity-80">
                         {format!("{} used · resets on {resets}", percent_label(percentage))}

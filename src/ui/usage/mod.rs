@@ -161,8 +161,8 @@ fn HistoryView(history: UsageHistoryDto) -> impl IntoView {
 #[component]
 pub fn QuotaCard(usage: crate::api::quota::UsageDto) -> impl IntoView {
     use crate::ui::quota::{percent_label, resets_label};
+    let fill = crate::ui::quota::bar(usage.quota.percentage);
     let q = &usage.quota;
-    let width = q.percentage.clamp(0.0, 100.0);
     let bar = if usage.is_blocked || usage.is_upgrade_suggested {
         "bg-red-500"
     } else if usage.is_warning {
@@ -192,9 +192,9 @@ pub fn QuotaCard(usage: crate::api::quota::UsageDto) -> impl IntoView {
                 aria-label="Monthly quota used"
                 aria-valuemin="0"
                 aria-valuemax="100"
-                aria-valuenow=format!("{width:.0}")
+                aria-valuenow=fill.value_now
             >
-                <div class=format!("h-2 rounded-full {bar}") style=format!("width: {width}%")></div>
+                <div class=format!("h-2 rounded-full {bar}") style=fill.style></div>
             </div>
         </div>
     }

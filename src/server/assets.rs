@@ -5,7 +5,7 @@
 //! compressing a debug build's wasm on every load would cost more than it saves).
 
 use axum::extract::Request;
-use axum::http::header::{ACCEPT_RANGES, CACHE_CONTROL, CONTENT_TYPE, LAST_MODIFIED};
+use axum::http::header::{ACCEPT_RANGES, CACHE_CONTROL, CONTENT_TYPE, LAST_MODIFIED, VARY};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -89,13 +89,21 @@ impl tower_http::compression::Predicate for Compressible {
 /// build has new names, so a second visit downloads no wasm), other files under `/pkg/`
 /// revalidated on every use, pages private and revalidated (they carry the user's data).
 /// A hashed file is never revalidated nor fetched in parts: it goes without `Last-Modified` and
-/// `Accept-Ranges` (a first load fetches a hundred such files; their headers count too).
+/// `Accept-Ranges` (a first load fetches a hundred such files; their headers count too). Every
+/// file under `/pkg/` says it `Vary`s with `Accept-Encoding` (it is served in brotli, gzip or
+/// neither as the client takes them), so that a shared cache does not hand one client's
+/// encoding to another.
 pub async fn cache_control(request: Request, next: Next) -> Response {
     let pkg = request.uri().path().starts_with("/pkg/");
     let hashed = pkg && is_hashed(request.uri().path());
     let mut response = next.run(request).await;
     if pkg {
         response.extensions_mut().insert(Uncompressed);
+        if response.status().is_success() && !response.headers().contains_key(VARY) {
+            response
+                .headers_mut()
+                .insert(VARY, HeaderValue::from_static("accept-encoding"));
+        }
     }
     if response.headers().contains_key(CACHE_CONTROL) || !response.status().is_success() {
         return response;

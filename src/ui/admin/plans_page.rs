@@ -4,7 +4,7 @@
 use crate::api::admin::AdminSavePlan;
 use crate::api::quota::{list_plans, PlanDto};
 use crate::ui::common::{
-    action_error, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL,
+    action_error, ErrorNotice, Loading, Submitted, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL,
 };
 use leptos::prelude::*;
 
@@ -35,40 +35,30 @@ pub fn AdminPlansPage() -> impl IntoView {
 fn PlanForm(plan: Option<PlanDto>, save: ServerAction<AdminSavePlan>) -> impl IntoView {
     let id = plan.as_ref().map(|p| p.id);
     let key = id.map(|i| i.to_string()).unwrap_or_else(|| "new".into());
-    let name = RwSignal::new(plan.as_ref().map(|p| p.name.clone()).unwrap_or_default());
-    let limit = RwSignal::new(
-        plan.as_ref()
-            .and_then(|p| p.monthly_token_limit)
-            .map(|l| l.to_string())
-            .unwrap_or_default(),
-    );
-    let price = RwSignal::new(
-        plan.as_ref()
-            .map(|p| p.price_label.clone())
-            .unwrap_or_default(),
-    );
-    let description = RwSignal::new(
-        plan.as_ref()
-            .map(|p| p.description.clone())
-            .unwrap_or_default(),
-    );
-    let order = RwSignal::new(
-        plan.as_ref()
-            .map(|p| p.sort_order)
-            .unwrap_or(10)
-            .to_string(),
-    );
-    let is_default = RwSignal::new(plan.as_ref().is_some_and(|p| p.is_default));
-    let problem = RwSignal::new(None::<String>);
-    let title = plan
+    // The fields start from the plan and are read when the form is submitted (no signal per
+    // field: a saved plan comes back from the server and the forms are drawn again).
+    let limit = plan
         .as_ref()
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| "New plan".into());
+        .and_then(|p| p.monthly_token_limit)
+        .map(|l| l.to_string())
+        .unwrap_or_default();
+    let order = plan.as_ref().map_or(10, |p| p.sort_order).to_string();
+    let is_default = plan.as_ref().is_some_and(|p| p.is_default);
+    let (title, name, price, description) = match plan {
+        Some(p) => (p.name.clone(), p.name, p.price_label, p.description),
+        None => (
+            "New plan".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ),
+    };
+    let problem = RwSignal::new(None::<String>);
     let field = move |suffix: &str| format!("plan-{key}-{suffix}");
     view! {
         <form class=CARD data-testid="plan-form" on:submit=move |ev| {
-            ev.prevent_default();
-            let raw = limit.get_untracked().replace([',', '_', ' '], "");
+            let form = Submitted::take(&ev);
+            let raw = form.text("monthly_token_limit").replace([',', '_', ' '], "");
             let monthly_token_limit = if raw.is_empty() {
                 None
             } else {
@@ -80,51 +70,45 @@ fn PlanForm(plan: Option<PlanDto>, save: ServerAction<AdminSavePlan>) -> impl In
                     }
                 }
             };
-            let Ok(sort_order) = order.get_untracked().trim().parse::<i64>() else {
+            let Ok(sort_order) = form.text("sort_order").trim().parse::<i64>() else {
                 problem.set(Some("The order is a whole number.".into()));
                 return;
             };
             problem.set(None);
             save.dispatch(AdminSavePlan {
                 id,
-                name: name.get_untracked(),
+                name: form.text("name"),
                 monthly_token_limit,
-                price_label: price.get_untracked(),
-                description: description.get_untracked(),
+                price_label: form.text("price_label"),
+                description: form.text("description"),
                 sort_order,
-                is_default: is_default.get_untracked(),
+                is_default: form.ticked("is_default"),
             });
         }>
             <h2 class="font-semibold">{title}</h2>
             <div class="mt-4 grid gap-3 sm:grid-cols-2 lg:grid-cols-4">
                 <div>
                     <label class=LABEL for=field("name")>"Name"</label>
-                    <input id=field("name") class=format!("mt-1 {INPUT}") maxlength="60" required
-                        prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev))/>
+                    <input id=field("name") name="name" class=format!("mt-1 {INPUT}") maxlength="60" required value=name/>
                 </div>
                 <div>
                     <label class=LABEL for=field("limit")>"Tokens a month"</label>
-                    <input id=field("limit") class=format!("mt-1 {INPUT}") inputmode="numeric" placeholder="unlimited"
-                        prop:value=move || limit.get() on:input=move |ev| limit.set(event_target_value(&ev))/>
+                    <input id=field("limit") name="monthly_token_limit" class=format!("mt-1 {INPUT}") inputmode="numeric" placeholder="unlimited" value=limit/>
                 </div>
                 <div>
                     <label class=LABEL for=field("price")>"Price label"</label>
-                    <input id=field("price") class=format!("mt-1 {INPUT}") maxlength="40"
-                        prop:value=move || price.get() on:input=move |ev| price.set(event_target_value(&ev))/>
+                    <input id=field("price") name="price_label" class=format!("mt-1 {INPUT}") maxlength="40" value=price/>
                 </div>
                 <div>
                     <label class=LABEL for=field("order")>"Order"</label>
-                    <input id=field("order") class=format!("mt-1 {INPUT}") inputmode="numeric"
-                        prop:value=move || order.get() on:input=move |ev| order.set(event_target_value(&ev))/>
+                    <input id=field("order") name="sort_order" class=format!("mt-1 {INPUT}") inputmode="numeric" value=order/>
                 </div>
                 <div class="sm:col-span-2 lg:col-span-3">
                     <label class=LABEL for=field("description")>"Description"</label>
-                    <input id=field("description") class=format!("mt-1 {INPUT}") maxlength="300"
-                        prop:value=move || description.get() on:input=move |ev| description.set(event_target_value(&ev))/>
+                    <input id=field("description") name="description" class=format!("mt-1 {INPUT}") maxlength="300" value=description/>
                 </div>
                 <label class="flex items-center gap-2 self-end text-sm">
-                    <input type="checkbox" prop:checked=move || is_default.get()
-                        on:change=move |ev| is_default.set(event_target_checked(&ev))/>
+                    <input type="checkbox" name="is_default" value="true" checked=is_default/>
                     "New users get this plan"
                 </label>
             </div>

@@ -4,9 +4,8 @@
 use crate::api::auth::{signup_mode, Login, Signup};
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
-use crate::ui::common::{action_error, ErrorNotice, Field, Submitted, BTN_PRIMARY};
+use crate::ui::common::{action_error, ErrorNotice, Field, PostForm, BTN_PRIMARY};
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
@@ -32,13 +31,10 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <Title text="Log in"/>
         <AuthCard title="Log in" subtitle="Welcome back. Your usage is waiting.">
-            <form method="post" action=Login::url() on:submit=move |ev| {
-                let form = Submitted::take(&ev);
-                login.dispatch(Login {
-                    email: form.text("email"),
-                    password: form.text("password"),
-                    next: form.text("next"),
-                });
+            <PostForm action=login read=|form| Login {
+                email: form.text("email"),
+                password: form.text("password"),
+                next: form.text("next"),
             }>
                 <div class="space-y-4">
                     <input type="hidden" name="next" prop:value=next/>
@@ -49,7 +45,7 @@ pub fn LoginPage() -> impl IntoView {
                         {move || if login.pending().get() { "Logging in…" } else { "Log in" }}
                     </button>
                 </div>
-            </form>
+            </PostForm>
             <p class="mt-6 text-center text-sm text-slate-600">
                 "No account yet? "
                 <A href="/signup" attr:class="font-semibold text-indigo-600 hover:text-indigo-500">"Sign up"</A>
@@ -77,12 +73,9 @@ pub fn SignupPage() -> impl IntoView {
                                 "An admin approves new accounts on this server. You can sign in once yours is approved."
                             </p>
                         })}
-                        <form method="post" action=Signup::url() on:submit=move |ev| {
-                            let form = Submitted::take(&ev);
-                            signup.dispatch(Signup {
-                                email: form.text("email"),
-                                password: form.text("password"),
-                            });
+                        <PostForm action=signup read=|form| Signup {
+                            email: form.text("email"),
+                            password: form.text("password"),
                         }>
                             <div class="space-y-4">
                                 <Field id="email" name="email" label="Email" kind="email" autocomplete="email"/>
@@ -92,7 +85,7 @@ pub fn SignupPage() -> impl IntoView {
                                     {move || if signup.pending().get() { "Creating account…" } else { "Create account" }}
                                 </button>
                             </div>
-                        </form>
+                        </PostForm>
                     }.into_any(),
                 })}
             </Transition>

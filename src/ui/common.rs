@@ -15,11 +15,9 @@ pub const INPUT: &str = "block w-full rounded-lg border-0 bg-white px-3 py-2 tex
 pub const LABEL: &str = "block text-sm font-medium text-slate-700";
 pub const CARD: &str = "rounded-2xl bg-white p-6 shadow-sm ring-1 ring-slate-200";
 
-/// A plain `<form>`'s fields as they are when it is submitted, for dispatching its server
-/// function by hand: `<form method="post" action=X::url() on:submit=...>` still posts without
-/// JavaScript, and, hydrated, reads its fields here. `ActionForm` does the same with a form-data
-/// decoder of its own, some 20 KB of compressed wasm in the first load of every page with a
-/// form.
+/// A form's fields as they are when it is submitted (see [`PostForm`]). `ActionForm` reads them
+/// with a form-data decoder of its own, some 20 KB of compressed wasm in the first load of every
+/// page with a form.
 pub struct Submitted(Option<leptos::web_sys::FormData>);
 
 impl Submitted {
@@ -44,6 +42,32 @@ impl Submitted {
     /// Whether a checkbox of that name was ticked (an unticked one sends nothing).
     pub fn ticked(&self, name: &str) -> bool {
         self.0.as_ref().is_some_and(|data| data.has(name))
+    }
+}
+
+/// A form posting to `action`'s server function. Without JavaScript the browser posts it;
+/// hydrated, its submit reads the fields (`read`, from [`Submitted`]) and dispatches the action,
+/// so the URL posted to and the action dispatched are the same server function by construction.
+/// What `ActionForm` does, without its form-data decoder.
+#[component]
+pub fn PostForm<I>(
+    action: ServerAction<I>,
+    /// The server function's arguments, from the submitted fields.
+    read: fn(&Submitted) -> I,
+    #[prop(optional)] node_ref: NodeRef<leptos::html::Form>,
+    #[prop(optional)] class: Option<&'static str>,
+    children: Children,
+) -> impl IntoView
+where
+    I: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    I::Output: Send + Sync + 'static,
+{
+    view! {
+        <form method="post" action=I::url() class=class node_ref=node_ref on:submit=move |ev| {
+            action.dispatch(read(&Submitted::take(&ev)));
+        }>
+            {children()}
+        </form>
     }
 }
 

@@ -2,9 +2,8 @@
 
 use crate::api::auth::Logout;
 use crate::app::use_session;
-use crate::ui::common::BTN_PRIMARY;
+use crate::ui::common::{PostForm, BTN_PRIMARY};
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
 
 const NAV_LINK: &str = "rounded-md px-3 py-2 text-sm font-medium text-slate-600 hover:bg-slate-100 hover:text-slate-900 aria-[current=page]:bg-indigo-50 aria-[current=page]:text-indigo-700";
@@ -45,7 +44,6 @@ pub fn TopBar() -> impl IntoView {
 /// and Log out.
 #[component]
 fn UserMenu(email: String, role: String) -> impl IntoView {
-    let logout = use_session().logout;
     let initial = email.chars().next().unwrap_or('?').to_ascii_uppercase();
     view! {
         <details class="group relative" data-testid="user-menu">
@@ -61,19 +59,20 @@ fn UserMenu(email: String, role: String) -> impl IntoView {
                 </div>
                 <A href="/profile" attr:class="mt-1 block rounded-md px-3 py-2 text-sm hover:bg-slate-50">"Account"</A>
                 <A href="/profile/tokens" attr:class="block rounded-md px-3 py-2 text-sm hover:bg-slate-50">"API tokens"</A>
-                // A plain form (it posts without JavaScript too) dispatching the action: an
-                // `ActionForm` here would put its form-data decoder (some 18 KB compressed) in
-                // the code every page loads, not only in the pages with forms.
-                <form method="post" action=Logout::url() on:submit=move |ev| {
-                    ev.prevent_default();
-                    logout.dispatch(Logout {});
-                }>
-                    <button type="submit" class="block w-full rounded-md px-3 py-2 text-left text-sm text-red-700 hover:bg-red-50">
-                        "Log out"
-                    </button>
-                </form>
+                <LogOut class="block w-full rounded-md px-3 py-2 text-left text-sm text-red-700 hover:bg-red-50"/>
             </div>
         </details>
+    }
+}
+
+/// Log out (the user menu's and the Account tab's): a [`PostForm`], so it posts without
+/// JavaScript too.
+#[component]
+pub fn LogOut(class: &'static str) -> impl IntoView {
+    view! {
+        <PostForm action=use_session().logout read=|_| Logout {}>
+            <button type="submit" class=class>"Log out"</button>
+        </PostForm>
     }
 }
 

@@ -8,11 +8,10 @@ use crate::api::jobs::{
 };
 use crate::domain::jobs::{JOB_STATUSES, JOB_TYPES};
 use crate::ui::common::{
-    action_error, ErrorNotice, Submitted, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT, LABEL,
+    action_error, ErrorNotice, PostForm, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT, LABEL,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
@@ -209,12 +208,9 @@ pub fn AdminJobsPage() -> impl IntoView {
             </Transition>
         </div>
         {move || action_error(start)().map(|message| view! { <div class="mt-3"><ErrorNotice message/></div> })}
-        <form method="post" action=AdminRequestReport::url() class="mt-6 flex flex-wrap items-end gap-3" on:submit=move |ev| {
-            let form = Submitted::take(&ev);
-            report.dispatch(AdminRequestReport {
-                start_date: form.text("start_date"),
-                end_date: form.text("end_date"),
-            });
+        <PostForm action=report class="mt-6 flex flex-wrap items-end gap-3" read=|form| AdminRequestReport {
+            start_date: form.text("start_date"),
+            end_date: form.text("end_date"),
         }>
             <div>
                 <label for="report-start" class=LABEL>"Report from"</label>
@@ -227,7 +223,7 @@ pub fn AdminJobsPage() -> impl IntoView {
             <button type="submit" class=BTN_SECONDARY data-testid="make-report" disabled=move || report.pending().get()>
                 "Make a usage report (CSV)"
             </button>
-        </form>
+        </PostForm>
         {move || action_error(report)().map(|message| view! { <div class="mt-3"><ErrorNotice message/></div> })}
         {move || action_error(cancel)().map(|message| view! { <div class="mt-3"><ErrorNotice message/></div> })}
         <div class="mt-6 flex flex-wrap gap-3">

@@ -10,12 +10,11 @@ use crate::app::use_session;
 use crate::domain::account::{Approval, Role, MIN_PASSWORD_LEN};
 use crate::domain::numbers::grouped;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Loading, Submitted, BTN_PRIMARY, CARD,
+    action_error, reset_on_success, ErrorNotice, Field, Loading, PostForm, BTN_PRIMARY, CARD,
     INPUT, LABEL,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn AdminUsersPage() -> impl IntoView {
@@ -58,13 +57,10 @@ pub fn AdminUsersPage() -> impl IntoView {
         <h1 class="text-2xl font-bold tracking-tight">"Users"</h1>
         <div class=format!("mt-6 {CARD}")>
             <h2 class="font-semibold">"Add a user"</h2>
-            <form method="post" action=AdminCreateUser::url() node_ref=form on:submit=move |ev| {
-                let form = Submitted::take(&ev);
-                create.dispatch(AdminCreateUser {
-                    email: form.text("email"),
-                    password: form.text("password"),
-                    role: form.text("role"),
-                });
+            <PostForm action=create node_ref=form read=|form| AdminCreateUser {
+                email: form.text("email"),
+                password: form.text("password"),
+                role: form.text("role"),
             }>
                 <div class="mt-4 grid gap-3 sm:grid-cols-[1fr_1fr_auto_auto] sm:items-end">
                     <Field id="new-email" name="email" label="Email" kind="email" autocomplete="off"/>
@@ -77,7 +73,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                     </div>
                     <button type="submit" class=BTN_PRIMARY disabled=move || create.pending().get()>"Add user"</button>
                 </div>
-            </form>
+            </PostForm>
             <div class="mt-3">{move || create_error().map(|message| view! { <ErrorNotice message/> })}</div>
         </div>
 

@@ -1,15 +1,15 @@
 //! Profile › Account: who you are on this server.
 
-use crate::api::auth::{ChangePassword, Logout};
+use crate::api::auth::ChangePassword;
 use crate::api::UserDto;
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Submitted, BTN_PRIMARY, BTN_SECONDARY, CARD,
+    action_error, reset_on_success, ErrorNotice, Field, PostForm, BTN_PRIMARY, BTN_SECONDARY, CARD,
 };
+use crate::ui::layout::LogOut;
 use crate::ui::time::format_time;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn AccountTab() -> impl IntoView {
@@ -21,7 +21,6 @@ pub fn AccountTab() -> impl IntoView {
 
 #[component]
 fn AccountDetails(user: UserDto) -> impl IntoView {
-    let logout = use_session().logout;
     view! {
         <div class=CARD>
             <dl class="grid gap-4 sm:grid-cols-3">
@@ -39,12 +38,7 @@ fn AccountDetails(user: UserDto) -> impl IntoView {
                 </div>
             </dl>
             <div class="mt-6 border-t border-slate-100 pt-6">
-                <form method="post" action=Logout::url() on:submit=move |ev| {
-                    Submitted::take(&ev);
-                    logout.dispatch(Logout {});
-                }>
-                    <button type="submit" class=BTN_SECONDARY>"Log out"</button>
-                </form>
+                <LogOut class=BTN_SECONDARY/>
             </div>
         </div>
     }
@@ -60,13 +54,10 @@ fn PasswordForm() -> impl IntoView {
         <div class=format!("mt-6 {CARD}")>
             <h2 class="font-semibold">"Change password"</h2>
             <p class="mt-1 text-sm text-slate-600">"Your other sessions are signed out when you change it."</p>
-            <form method="post" action=ChangePassword::url() node_ref=form on:submit=move |ev| {
-                let form = Submitted::take(&ev);
-                change.dispatch(ChangePassword {
-                    current_password: form.text("current_password"),
-                    new_password: form.text("new_password"),
-                    revoke_api_tokens: Some(form.ticked("revoke_api_tokens")),
-                });
+            <PostForm action=change node_ref=form read=|form| ChangePassword {
+                current_password: form.text("current_password"),
+                new_password: form.text("new_password"),
+                revoke_api_tokens: Some(form.ticked("revoke_api_tokens")),
             }>
                 <div class="mt-4 grid gap-4 sm:grid-cols-2">
                     <Field id="current-password" name="current_password" label="Current password" kind="password" autocomplete="current-password"/>
@@ -88,7 +79,7 @@ fn PasswordForm() -> impl IntoView {
                         </p>
                     })}
                 </div>
-            </form>
+            </PostForm>
             <div class="mt-3">{move || error().map(|message| view! { <ErrorNotice message/> })}</div>
         </div>
     }

@@ -4,12 +4,11 @@ use crate::api::tokens::{list_api_tokens, CreateApiToken, RevokeApiToken};
 use crate::api::ApiTokenDto;
 use crate::domain::account::MAX_TOKEN_NAME_LEN;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Loading, Submitted, BTN_DANGER,
-    BTN_PRIMARY, CARD,
+    action_error, reset_on_success, ErrorNotice, Field, Loading, PostForm, BTN_DANGER, BTN_PRIMARY,
+    CARD,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn TokensTab() -> impl IntoView {
@@ -32,15 +31,12 @@ pub fn TokensTab() -> impl IntoView {
                     "Programs send it as " <code class="rounded bg-slate-100 px-1 text-xs">"Authorization: Bearer <token>"</code>
                     " to the REST API. It acts as you, so keep it secret."
                 </p>
-                <form method="post" action=CreateApiToken::url() node_ref=form on:submit=move |ev| {
-                    let form = Submitted::take(&ev);
-                    create.dispatch(CreateApiToken { name: form.text("name") });
-                }>
+                <PostForm action=create node_ref=form read=|form| CreateApiToken { name: form.text("name") }>
                     <div class="mt-4 flex flex-col gap-3 sm:flex-row sm:items-end">
                         <Field id="token-name" name="name" label="Name" maxlength=MAX_TOKEN_NAME_LEN placeholder="e.g. laptop script"/>
                         <button type="submit" class=BTN_PRIMARY disabled=move || create.pending().get()>"Create token"</button>
                     </div>
-                </form>
+                </PostForm>
                 <div class="mt-3">{move || create_error().map(|message| view! { <ErrorNotice message/> })}</div>
                 {move || created().map(|c| view! {
                     <div class="mt-4 rounded-lg border border-emerald-200 bg-emerald-50 p-4" data-testid="new-token">

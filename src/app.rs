@@ -107,11 +107,12 @@ fn signed_in_user() -> Option<UserDto> {
         .map(|principal| principal.user)
 }
 
-/// The user the server wrote into the page head.
+/// The user the server wrote into the page head (read with `from_slice`, as everything the
+/// browser reads: one JSON decoder per type in the wasm, see `ui::common::Json`).
 #[cfg(not(feature = "ssr"))]
 fn signed_in_user() -> Option<UserDto> {
     let meta = document().query_selector("meta[name=tm-user]").ok()??;
-    serde_json::from_str(&meta.get_attribute("content")?).ok()?
+    serde_json::from_slice(meta.get_attribute("content")?.as_bytes()).ok()?
 }
 
 fn signed_in_user_json() -> String {

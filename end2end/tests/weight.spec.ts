@@ -14,22 +14,22 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open } from './helpers';
 type Route = { path: string; budget: number; pages: string[] };
 
 const VISITOR_ROUTES: Route[] = [
-  { path: '/', budget: 219_000, pages: ['home'] },
-  { path: '/login', budget: 255_000, pages: ['login'] },
-  { path: '/signup', budget: 275_000, pages: ['signup'] },
-  { path: '/signup/pending', budget: 212_000, pages: ['signup_pending'] },
-  { path: '/pricing', budget: 288_000, pages: ['pricing'] },
+  { path: '/', budget: 216_000, pages: ['home'] },
+  { path: '/login', budget: 253_000, pages: ['login'] },
+  { path: '/signup', budget: 269_000, pages: ['signup'] },
+  { path: '/signup/pending', budget: 209_000, pages: ['signup_pending'] },
+  { path: '/pricing', budget: 281_000, pages: ['pricing'] },
 ];
 const SIGNED_IN_ROUTES: Route[] = [
-  { path: '/chat', budget: 405_000, pages: ['chat'] },
-  { path: '/profile', budget: 271_000, pages: ['profile', 'profile_account'] },
-  { path: '/profile/usage', budget: 344_000, pages: ['profile', 'profile_usage'] },
-  { path: '/profile/tokens', budget: 317_000, pages: ['profile', 'profile_tokens'] },
-  { path: '/admin', budget: 259_000, pages: ['admin', 'admin_overview'] },
-  { path: '/admin/users', budget: 367_000, pages: ['admin', 'admin_users'] },
-  { path: '/admin/usage', budget: 360_000, pages: ['admin', 'admin_usage'] },
-  { path: '/admin/plans', budget: 314_000, pages: ['admin', 'admin_plans'] },
-  { path: '/admin/jobs', budget: 369_000, pages: ['admin', 'admin_jobs'] },
+  { path: '/chat', budget: 401_000, pages: ['chat'] },
+  { path: '/profile', budget: 268_000, pages: ['profile', 'profile_account'] },
+  { path: '/profile/usage', budget: 338_000, pages: ['profile', 'profile_usage'] },
+  { path: '/profile/tokens', budget: 300_000, pages: ['profile', 'profile_tokens'] },
+  { path: '/admin', budget: 253_000, pages: ['admin', 'admin_overview'] },
+  { path: '/admin/users', budget: 355_000, pages: ['admin', 'admin_users'] },
+  { path: '/admin/usage', budget: 354_000, pages: ['admin', 'admin_usage'] },
+  { path: '/admin/plans', budget: 300_000, pages: ['admin', 'admin_plans'] },
+  { path: '/admin/jobs', budget: 365_000, pages: ['admin', 'admin_jobs'] },
 ];
 
 /** Network bytes (encoded, headers included) of the wasm files `load` fetches, by Chromium's

@@ -75,7 +75,10 @@ pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
     /// Facts a client can act on, e.g. `resets_at` and `upgrade_url` of a `quota_exceeded`.
+    /// The browser's pages never read them, so the wasm skips them instead of carrying a
+    /// decoder for any JSON (maps, floats) in every page's first load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(not(feature = "ssr"), serde(skip_deserializing))]
     pub details: Option<serde_json::Value>,
 }
 

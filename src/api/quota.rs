@@ -19,8 +19,12 @@ pub struct PlanDto {
     pub is_default: bool,
 }
 
-/// A user as the admin list shows them: the account, its plan and the period's usage.
+/// A user as the admin list shows them: the account, its plan and the period's usage. On the
+/// wire the account's fields sit beside the others (`flatten`); it is read back through
+/// [`AdminUserWire`], the same fields written flat, because serde's reader for `flatten` first
+/// buffers the object as any JSON, a decoder the admin pages would otherwise load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "AdminUserWire")]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AdminUserDto {
     #[serde(flatten)]
@@ -37,6 +41,53 @@ pub struct AdminUserDto {
     pub is_blocked: bool,
     /// A plan the user asked for, not yet acted on.
     pub requested_plan: Option<RequestedPlanDto>,
+}
+
+/// [`AdminUserDto`] as it is written: [`super::UserDto`]'s fields, then the rest.
+#[derive(Deserialize)]
+struct AdminUserWire {
+    id: Uuid,
+    email: String,
+    role: crate::domain::account::Role,
+    disabled: bool,
+    approval: crate::domain::account::Approval,
+    #[serde(with = "crate::domain::time::wire")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    plan_id: Uuid,
+    plan_name: String,
+    token_limit_override: Option<i64>,
+    limit: Option<i64>,
+    tokens_used: i64,
+    percentage: f64,
+    is_warning: bool,
+    is_upgrade_suggested: bool,
+    is_blocked: bool,
+    requested_plan: Option<RequestedPlanDto>,
+}
+
+impl From<AdminUserWire> for AdminUserDto {
+    fn from(w: AdminUserWire) -> Self {
+        AdminUserDto {
+            user: super::UserDto {
+                id: w.id,
+                email: w.email,
+                role: w.role,
+                disabled: w.disabled,
+                approval: w.approval,
+                created_at: w.created_at,
+            },
+            plan_id: w.plan_id,
+            plan_name: w.plan_name,
+            token_limit_override: w.token_limit_override,
+            limit: w.limit,
+            tokens_used: w.tokens_used,
+            percentage: w.percentage,
+            is_warning: w.is_warning,
+            is_upgrade_suggested: w.is_upgrade_suggested,
+            is_blocked: w.is_blocked,
+            requested_plan: w.requested_plan,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,4 +148,56 @@ pub async fn list_plans() -> Result<Vec<PlanDto>, AppError> {
 pub async fn request_plan(plan_id: Uuid) -> Result<(), AppError> {
     let (state, me) = super::ssr::require_user().await?;
     Ok(crate::server::quota::request_plan(&state, me.user.id, plan_id).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::UserDto;
+    use crate::domain::account::{Approval, Role};
+
+    #[test]
+    fn an_admin_user_is_written_flat_and_read_back_the_same() {
+        let created_at = chrono::DateTime::parse_from_rfc3339("2026-11-30T08:15:00Z")
+            .unwrap()
+            .to_utc();
+        let row = AdminUserDto {
+            user: UserDto {
+                id: Uuid::from_u128(7),
+                email: "ada@example.com".into(),
+                role: Role::Admin,
+                disabled: false,
+                approval: Approval::Approved,
+                created_at,
+            },
+            plan_id: Uuid::from_u128(9),
+            plan_name: "Pro".into(),
+            token_limit_override: Some(5_000),
+            limit: Some(5_000),
+            tokens_used: 4_100,
+            percentage: 82.0,
+            is_warning: true,
+            is_upgrade_suggested: false,
+            is_blocked: false,
+            requested_plan: Some(RequestedPlanDto {
+                id: Uuid::from_u128(11),
+                name: "Team".into(),
+                requested_at: created_at,
+            }),
+        };
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["email"], "ada@example.com");
+        assert_eq!(json["role"], "admin");
+        assert!(json.get("user").is_none());
+        assert_eq!(serde_json::from_value::<AdminUserDto>(json).unwrap(), row);
+        let without_request = AdminUserDto {
+            requested_plan: None,
+            ..row
+        };
+        let json = serde_json::to_string(&without_request).unwrap();
+        assert_eq!(
+            serde_json::from_str::<AdminUserDto>(&json).unwrap(),
+            without_request
+        );
+    }
 }

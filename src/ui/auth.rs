@@ -4,7 +4,7 @@
 use crate::api::auth::{signup_mode, Login, Signup};
 use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
-use crate::ui::common::{action_error, ErrorNotice, Field, PostForm, BTN_PRIMARY};
+use crate::ui::common::{action_error, resource, ErrorNotice, Field, PostForm, BTN_PRIMARY};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -58,7 +58,7 @@ pub fn LoginPage() -> impl IntoView {
 pub fn SignupPage() -> impl IntoView {
     let signup = use_session().signup;
     let error = action_error(signup);
-    let mode = Resource::new(|| (), |_| signup_mode());
+    let mode = resource(|| (), |_| signup_mode());
     view! {
         <Title text="Sign up"/>
         <AuthCard title="Create your account" subtitle="Chat with any model and see exactly what it costs.">

@@ -15,6 +15,44 @@ pub const INPUT: &str = "block w-full rounded-lg border-0 bg-white px-3 py-2 tex
 pub const LABEL: &str = "block text-sm font-medium text-slate-700";
 pub const CARD: &str = "rounded-2xl bg-white p-6 shadow-sm ring-1 ring-slate-200";
 
+/// How a page's data crosses from the server's render to the browser: JSON, read the way the
+/// server functions' answers are read (`serde_json::from_slice`). Leptos' default codec reads it
+/// with `from_str`, which gave every type a page loads a second decoder in the wasm.
+pub struct Json;
+
+impl<T: serde::Serialize> codee::Encoder<T> for Json {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(value: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(value)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> codee::Decoder<T> for Json {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(text: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(text.as_bytes())
+    }
+}
+
+/// A page's data: `fetcher` runs on the server's render (and again in the browser whenever
+/// `source` changes); the browser starts from what the server sent, read by [`Json`].
+#[track_caller]
+pub fn resource<S, T, Fut>(
+    source: impl Fn() -> S + Send + Sync + 'static,
+    fetcher: impl Fn(S) -> Fut + Send + Sync + 'static,
+) -> Resource<T, Json>
+where
+    S: Send + Sync + Clone + PartialEq + 'static,
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    Resource::new_with_options(source, fetcher, false)
+}
+
 /// A form's fields as they are when it is submitted (see [`PostForm`]). `ActionForm` reads them
 /// with a form-data decoder of its own, some 20 KB of compressed wasm in the first load of every
 /// page with a form.

@@ -8,7 +8,8 @@ use crate::api::jobs::{
 };
 use crate::domain::jobs::{JOB_STATUSES, JOB_TYPES};
 use crate::ui::common::{
-    action_error, ErrorNotice, PostForm, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT, LABEL,
+    action_error, resource, ErrorNotice, PostForm, BTN_DANGER, BTN_PRIMARY, BTN_SECONDARY, INPUT,
+    LABEL,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
@@ -136,7 +137,7 @@ pub fn AdminJobsPage() -> impl IntoView {
         })
     });
     // The list as the server rendered it, then as live updates bring it.
-    let first = Resource::new(move || filter.get(), admin_list_jobs);
+    let first = resource(move || filter.get(), admin_list_jobs);
     let live = RwSignal::new(None::<JobPageDto>);
     let mode = RwSignal::new("connecting");
     Effect::new(move |_| {
@@ -460,7 +461,7 @@ mod browser {
         let on_jobs =
             Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
                 if let Some(text) = ev.data().as_string() {
-                    if let Ok(page) = serde_json::from_str::<JobPageDto>(&text) {
+                    if let Ok(page) = serde_json::from_slice::<JobPageDto>(text.as_bytes()) {
                         live.set(Some(page));
                         mode.set("live");
                     }

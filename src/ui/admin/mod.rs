@@ -16,7 +16,7 @@ pub use users_page::AdminUsersPage;
 
 use crate::api::admin::admin_user_counts;
 use crate::api::UserDto;
-use crate::ui::common::{ErrorNotice, Loading, RequireAdmin, CARD};
+use crate::ui::common::{resource, ErrorNotice, Loading, RequireAdmin, CARD};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Outlet;
@@ -36,7 +36,7 @@ pub fn AdminLayout() -> impl IntoView {
 
 #[component]
 pub fn AdminOverviewPage() -> impl IntoView {
-    let counts = Resource::new(|| (), |_| admin_user_counts());
+    let counts = resource(|| (), |_| admin_user_counts());
     view! {
         <h1 class="text-2xl font-bold tracking-tight">"Overview"</h1>
         <Transition fallback=|| view! { <Loading/> }>

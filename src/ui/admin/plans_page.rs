@@ -4,14 +4,15 @@
 use crate::api::admin::AdminSavePlan;
 use crate::api::quota::{list_plans, PlanDto};
 use crate::ui::common::{
-    action_error, ErrorNotice, Loading, Submitted, BTN_PRIMARY, BTN_SECONDARY, CARD, INPUT, LABEL,
+    action_error, resource, ErrorNotice, Loading, Submitted, BTN_PRIMARY, BTN_SECONDARY, CARD,
+    INPUT, LABEL,
 };
 use leptos::prelude::*;
 
 #[component]
 pub fn AdminPlansPage() -> impl IntoView {
     let save = ServerAction::<AdminSavePlan>::new();
-    let plans = Resource::new(move || save.version().get(), |_| list_plans());
+    let plans = resource(move || save.version().get(), |_| list_plans());
     let save_error = action_error(save);
     view! {
         <h1 class="text-2xl font-bold tracking-tight">"Plans"</h1>

@@ -4,7 +4,7 @@
 use crate::api::usage::admin_usage_analytics;
 use crate::domain::money::{format_usd, parse_usd};
 use crate::domain::numbers::{grouped, percent_tenths, tenths};
-use crate::ui::common::{ErrorNotice, Loading, BTN_PRIMARY, CARD, INPUT, LABEL};
+use crate::ui::common::{resource, ErrorNotice, Loading, BTN_PRIMARY, CARD, INPUT, LABEL};
 use crate::ui::usage::{ModelTable, TotalsCards, UsageHistoryChart};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -17,7 +17,7 @@ pub fn AdminUsagePage() -> impl IntoView {
     // The range asked for; `None`: the server's default (the last 30 days).
     let range = RwSignal::new((None::<String>, None::<String>));
     let preset = RwSignal::new(Some(30i64));
-    let analytics = Resource::new(
+    let analytics = resource(
         move || range.get(),
         |(from, to)| admin_usage_analytics(from, to),
     );

@@ -1,7 +1,7 @@
 //! `/admin/users/{id}`: one user's month and their daily usage history, with "Sync now".
 
 use crate::api::usage::{admin_sync_user_usage, admin_usage_history, admin_user_usage};
-use crate::ui::common::{ErrorNotice, BTN_SECONDARY};
+use crate::ui::common::{resource, ErrorNotice, BTN_SECONDARY};
 use crate::ui::usage::{QuotaCard, UsagePanel};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -26,7 +26,7 @@ pub fn AdminUserDetailPage() -> impl IntoView {
 #[component]
 fn UserDetail(id: Uuid) -> impl IntoView {
     let reload = RwSignal::new(0usize);
-    let user = Resource::new(move || reload.get(), move |_| admin_user_usage(id));
+    let user = resource(move || reload.get(), move |_| admin_user_usage(id));
     let sync = Action::new(move |_: &()| async move { admin_sync_user_usage(id).await });
     Effect::new(move |_| {
         if let Some(Ok(_)) = sync.value().get() {

@@ -10,8 +10,8 @@ use crate::app::use_session;
 use crate::domain::account::{Approval, Role, MIN_PASSWORD_LEN};
 use crate::domain::numbers::grouped;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Loading, PostForm, BTN_PRIMARY, CARD,
-    INPUT, LABEL,
+    action_error, reset_on_success, resource, ErrorNotice, Field, Loading, PostForm, BTN_PRIMARY,
+    CARD, INPUT, LABEL,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
@@ -24,7 +24,7 @@ pub fn AdminUsersPage() -> impl IntoView {
     let set_plan = ServerAction::<AdminSetPlan>::new();
     let set_limit = ServerAction::<AdminSetLimit>::new();
     let decide = ServerAction::<AdminDecideSignup>::new();
-    let users = Resource::new(
+    let users = resource(
         move || {
             (
                 create.version().get(),

@@ -2,14 +2,14 @@
 
 use super::ChatState;
 use crate::api::chat::list_conversations;
-use crate::ui::common::{ErrorNotice, Loading, BTN_PRIMARY};
+use crate::ui::common::{resource, ErrorNotice, Loading, BTN_PRIMARY};
 use leptos::prelude::*;
 use leptos_router::components::A;
 
 #[component]
 pub fn ConversationList(on_pick: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let state = expect_context::<ChatState>();
-    let conversations = Resource::new(move || state.list_version.get(), |_| list_conversations());
+    let conversations = resource(move || state.list_version.get(), |_| list_conversations());
     view! {
         <A href="/chat" attr:class=format!("{BTN_PRIMARY} w-full") on:click=move |_| on_pick()>
             "+ New chat"

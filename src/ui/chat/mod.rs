@@ -13,7 +13,7 @@ use crate::api::chat::{get_conversation, ThreadDto};
 use crate::api::error::AppError;
 use crate::api::UserDto;
 use crate::domain::chat::{ReplyStatus, Role};
-use crate::ui::common::{ErrorNotice, Loading, RequireUser};
+use crate::ui::common::{resource, ErrorNotice, Loading, RequireUser};
 use crate::ui::quota::{resets_label, use_usage, QuotaBlockedModal, UsageState};
 use composer::Composer;
 use conversation_list::ConversationList;
@@ -176,7 +176,7 @@ fn ChatScreen() -> impl IntoView {
 #[component]
 fn Thread() -> impl IntoView {
     let state = expect_context::<ChatState>();
-    let detail = Resource::new(
+    let detail = resource(
         move || (state.current.get(), state.detail_version.get()),
         |(id, _)| async move {
             match id {

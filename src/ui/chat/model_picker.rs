@@ -4,7 +4,7 @@
 use super::ChatState;
 use crate::api::chat::{list_models, DeleteConversation, UpdateConversation};
 use crate::domain::chat::MAX_TITLE_CHARS;
-use crate::ui::common::{action_error, BTN_DANGER, BTN_SECONDARY, INPUT};
+use crate::ui::common::{action_error, resource, BTN_DANGER, BTN_SECONDARY, INPUT};
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
@@ -116,7 +116,7 @@ pub fn ConversationHeader() -> impl IntoView {
 #[component]
 pub fn ModelPicker() -> impl IntoView {
     let state = expect_context::<ChatState>();
-    let models = Resource::new(|| (), |_| list_models());
+    let models = resource(|| (), |_| list_models());
     let switch = ServerAction::<UpdateConversation>::new();
     // A first choice once the list is known (a conversation's own model wins when it loads).
     Effect::new(move |_| {

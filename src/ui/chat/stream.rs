@@ -3,7 +3,6 @@
 //! with the same SSE decoder the server uses for its upstream. Stop aborts the fetch; the
 //! server notices the closed connection, keeps what arrived and records it.
 
-use serde_json::Value;
 use uuid::Uuid;
 
 /// What a caller asks for.
@@ -45,6 +44,53 @@ pub enum StreamEnd {
     },
 }
 
+/// One `data` payload as the server sends it: a `chat.completion.chunk`, the usage line, or an
+/// `{"error": …, "recorded": …}` event. Read into types rather than a JSON tree: the browser then
+/// carries no decoder for arbitrary JSON (maps, floats). Fields it does not use are skipped.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Event {
+    error: Option<ErrorBody>,
+    recorded: bool,
+    choices: Vec<Choice>,
+    usage: Option<UsageLine>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ErrorBody {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Choice {
+    delta: Option<Delta>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Delta {
+    content: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct UsageLine {
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost: Option<String>,
+    estimated: bool,
+}
+
+/// An answer that is not a stream: `{"error": {"code", "message"}}` when it is ours.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Envelope {
+    error: Option<ErrorBody>,
+}
+
 /// Applies one SSE `data` payload; returns the end when the payload is one.
 pub fn apply_event(
     data: &str,
@@ -61,30 +107,28 @@ pub fn apply_event(
             },
         });
     }
-    let value: Value = serde_json::from_str(data).ok()?;
-    if value["error"].is_object() {
+    let event: Event = serde_json::from_slice(data.as_bytes()).ok()?;
+    if let Some(error) = event.error {
         return Some(StreamEnd::Failed {
-            message: value["error"]["message"]
-                .as_str()
-                .unwrap_or("The reply failed.")
-                .to_string(),
-            recorded: value["recorded"].as_bool().unwrap_or(false),
-            code: value["error"]["code"]
-                .as_str()
-                .unwrap_or("upstream")
-                .to_string(),
+            message: error.message.unwrap_or_else(|| "The reply failed.".into()),
+            recorded: event.recorded,
+            code: error.code.unwrap_or_else(|| "upstream".into()),
         });
     }
-    if let Some(text) = value["choices"][0]["delta"]["content"].as_str() {
-        on_delta(text);
+    if let Some(text) = event
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|choice| choice.delta?.content)
+    {
+        on_delta(&text);
     }
-    let u = &value["usage"];
-    if u.is_object() {
+    if let Some(u) = event.usage {
         *usage = Some(EndUsage {
-            prompt_tokens: u["prompt_tokens"].as_i64().unwrap_or(0),
-            completion_tokens: u["completion_tokens"].as_i64().unwrap_or(0),
-            cost: u["cost"].as_str().map(str::to_string),
-            estimated: u["estimated"].as_bool().unwrap_or(false),
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cost: u.cost,
+            estimated: u.estimated,
         });
     }
     None
@@ -92,14 +136,13 @@ pub fn apply_event(
 
 /// The error message of an enveloped error answer, or a generic one for the status.
 pub fn error_message(status: u16, body: &str) -> (String, String) {
-    let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let code = value["error"]["code"]
-        .as_str()
-        .unwrap_or("upstream")
-        .to_string();
-    let message = value["error"]["message"]
-        .as_str()
-        .map(str::to_string)
+    let error = serde_json::from_slice::<Envelope>(body.as_bytes())
+        .ok()
+        .and_then(|envelope| envelope.error)
+        .unwrap_or_default();
+    let code = error.code.unwrap_or_else(|| "upstream".into());
+    let message = error
+        .message
         .unwrap_or_else(|| format!("The server answered HTTP {status}. Try again."));
     (message, code)
 }
@@ -289,6 +332,15 @@ mod tests {
             ),
             None
         );
+        // A chunk as the server writes it, with fields the page does not read.
+        assert_eq!(
+            apply_event(
+                r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","conversation_id":"0b6f4bd8-4ad8-4b5e-9e2b-2f4f1f4f4f4f","choices":[{"index":0,"delta":{"role":"assistant","content":" there"},"finish_reason":null}]}"#,
+                &mut push,
+                &mut usage
+            ),
+            None
+        );
         assert_eq!(
             apply_event(
                 r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":"0.00","estimated":false}}"#,
@@ -307,9 +359,9 @@ mod tests {
                 estimated: false
             })
         );
-        assert_eq!(text, "Hi");
+        assert_eq!(text, "Hi there");
         let failed = apply_event(
-            r#"{"error":{"code":"upstream","message":"cut off"},"recorded":true}"#,
+            r#"{"error":{"code":"upstream","message":"cut off"},"status":502,"recorded":true,"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":null,"estimated":true}}"#,
             &mut |_| {},
             &mut None,
         );
@@ -321,6 +373,23 @@ mod tests {
                 code: "upstream".into()
             })
         );
+    }
+
+    #[test]
+    fn payloads_that_are_not_events_change_nothing() {
+        let mut usage = None;
+        for data in [
+            "{not json",
+            "[]",
+            r#"{"choices":"x"}"#,
+            r#"{"usage":{"prompt_tokens":"many"}}"#,
+        ] {
+            assert_eq!(
+                apply_event(data, &mut |_| panic!("no text"), &mut usage),
+                None
+            );
+        }
+        assert_eq!(usage, None);
     }
 
     #[test]

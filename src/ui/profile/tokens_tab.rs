@@ -4,8 +4,8 @@ use crate::api::tokens::{list_api_tokens, CreateApiToken, RevokeApiToken};
 use crate::api::ApiTokenDto;
 use crate::domain::account::MAX_TOKEN_NAME_LEN;
 use crate::ui::common::{
-    action_error, reset_on_success, ErrorNotice, Field, Loading, PostForm, BTN_DANGER, BTN_PRIMARY,
-    CARD,
+    action_error, reset_on_success, resource, ErrorNotice, Field, Loading, PostForm, BTN_DANGER,
+    BTN_PRIMARY, CARD,
 };
 use crate::ui::time::format_time;
 use leptos::prelude::*;
@@ -14,7 +14,7 @@ use leptos::prelude::*;
 pub fn TokensTab() -> impl IntoView {
     let create = ServerAction::<CreateApiToken>::new();
     let revoke = ServerAction::<RevokeApiToken>::new();
-    let tokens = Resource::new(
+    let tokens = resource(
         move || (create.version().get(), revoke.version().get()),
         |_| list_api_tokens(),
     );

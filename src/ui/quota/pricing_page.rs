@@ -5,7 +5,7 @@ use super::use_usage;
 use crate::api::quota::{list_plans, PlanDto, RequestPlan};
 use crate::app::use_session;
 use crate::domain::numbers::grouped;
-use crate::ui::common::{action_error, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY};
+use crate::ui::common::{action_error, resource, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -19,7 +19,7 @@ fn limit_label(limit: Option<i64>) -> String {
 
 #[component]
 pub fn PricingPage() -> impl IntoView {
-    let plans = Resource::new(|| (), |_| list_plans());
+    let plans = resource(|| (), |_| list_plans());
     let request = ServerAction::<RequestPlan>::new();
     let request_error = action_error(request);
     let signed_in = use_session().user().is_some();

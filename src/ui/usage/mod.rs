@@ -10,7 +10,7 @@ use crate::api::error::AppError;
 use crate::api::usage::{ModelUsageDto, UsageDayDto, UsageHistoryDto, UsageTotalsDto};
 use crate::domain::money::{format_usd, parse_usd};
 use crate::domain::numbers::{grouped, percent_tenths, tenths};
-use crate::ui::common::{ErrorNotice, Loading, CARD};
+use crate::ui::common::{resource, ErrorNotice, Loading, CARD};
 use crate::ui::time::format_time;
 use leptos::prelude::*;
 use std::future::Future;
@@ -89,7 +89,7 @@ where
     C: Fn(i64) -> String + Copy + Send + Sync + 'static,
 {
     let days = RwSignal::new(30i64);
-    let history = Resource::new(move || (days.get(), reload.get()), move |(d, _)| load(d));
+    let history = resource(move || (days.get(), reload.get()), move |(d, _)| load(d));
     view! {
         <div class="space-y-6">
             <div class="flex flex-wrap items-center justify-between gap-3">

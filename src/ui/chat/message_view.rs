@@ -19,6 +19,9 @@ pub struct ShownMessage {
     pub completion_tokens: i64,
     pub cost: Option<String>,
     pub usage_estimated: bool,
+    /// Whether the figures above are the recorded ones. A reply stopped or cut off in the
+    /// browser has none yet: the server records it and the thread is read again.
+    pub counted: bool,
     /// `None` while the reply is still arriving.
     pub status: Option<ReplyStatus>,
     pub error: Option<String>,
@@ -35,6 +38,7 @@ impl From<ThreadMessageDto> for ShownMessage {
             completion_tokens: m.completion_tokens,
             cost: m.cost,
             usage_estimated: m.usage_estimated,
+            counted: true,
             status: Some(m.status),
             error: m.error,
         }
@@ -52,6 +56,7 @@ impl ShownMessage {
             completion_tokens: 0,
             cost: None,
             usage_estimated: false,
+            counted: true,
             status: Some(ReplyStatus::Complete),
             error: None,
         }
@@ -62,6 +67,7 @@ impl ShownMessage {
             role: Role::Assistant,
             model: Some(model),
             status: None,
+            counted: false,
             ..Self::user(String::new())
         }
     }
@@ -72,6 +78,10 @@ fn usage_line(m: &ShownMessage) -> String {
     let mut parts = Vec::new();
     if let Some(model) = &m.model {
         parts.push(model.clone());
+    }
+    if !m.counted {
+        parts.push("tokens being recorded…".into());
+        return parts.join(" · ");
     }
     parts.push(format!(
         "{} in + {} out tokens{}",
@@ -159,6 +169,10 @@ mod tests {
     #[test]
     fn the_usage_line_says_what_was_counted() {
         let mut m = ShownMessage::streaming("gpt-4o-mini".into());
+        // Stopped in the browser: the figures are the server's to give.
+        m.status = Some(ReplyStatus::Stopped);
+        assert_eq!(usage_line(&m), "gpt-4o-mini · tokens being recorded…");
+        m.counted = true;
         m.prompt_tokens = 12;
         m.completion_tokens = 30;
         m.cost = Some("0.00005".into());

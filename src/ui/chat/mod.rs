@@ -329,6 +329,8 @@ pub fn send_message(
                         p.reply.prompt_tokens = usage.prompt_tokens;
                         p.reply.completion_tokens = usage.completion_tokens;
                         p.reply.cost = usage.cost.clone();
+                        p.reply.usage_estimated = usage.estimated;
+                        p.reply.counted = true;
                     }
                 });
                 true

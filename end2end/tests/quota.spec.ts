@@ -150,6 +150,10 @@ test('an admin edits a plan and adds one; the pricing page shows them', async ({
   await fresh.getByLabel('Order').fill('9');
   await fresh.getByRole('button', { name: 'Add plan' }).click();
   await expect(page.getByRole('heading', { name })).toBeVisible();
+  // The new-plan form is empty again, ready for the next one.
+  await expect(forms.last().getByRole('heading', { name: 'New plan' })).toBeVisible();
+  await expect(forms.last().getByLabel('Name')).toHaveValue('');
+  await expect(forms.last().getByLabel('Tokens a month')).toHaveValue('');
   await snap(page, 'admin-plans');
   await open(page, '/pricing');
   await expect(page.getByTestId('plan').filter({ hasText: name })).toContainText('50,000,000 tokens a month');

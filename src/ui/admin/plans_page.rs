@@ -4,8 +4,8 @@
 use crate::api::admin::AdminSavePlan;
 use crate::api::quota::{list_plans, PlanDto};
 use crate::ui::common::{
-    action_error, resource, ErrorNotice, Loading, Submitted, BTN_PRIMARY, BTN_SECONDARY, CARD,
-    INPUT, LABEL,
+    action_error, reset_on_success, resource, ErrorNotice, Loading, Submitted, BTN_PRIMARY,
+    BTN_SECONDARY, CARD, INPUT, LABEL,
 };
 use leptos::prelude::*;
 
@@ -14,6 +14,9 @@ pub fn AdminPlansPage() -> impl IntoView {
     let save = ServerAction::<AdminSavePlan>::new();
     let plans = resource(move || save.version().get(), |_| list_plans());
     let save_error = action_error(save);
+    // The new-plan form starts empty again once a save went through (the forms of saved plans
+    // are drawn from the list read again after it).
+    let new_plan = reset_on_success(save);
     view! {
         <h1 class="text-2xl font-bold tracking-tight">"Plans"</h1>
         <p class="mt-1 text-sm text-slate-600">"Monthly token limits. Leave the limit empty for unlimited."</p>
@@ -24,7 +27,7 @@ pub fn AdminPlansPage() -> impl IntoView {
                 Ok(list) => view! {
                     <div class="mt-4 space-y-4" data-testid="plan-forms">
                         {list.into_iter().map(|p| view! { <PlanForm plan=Some(p) save/> }).collect_view()}
-                        <PlanForm plan=None save/>
+                        <PlanForm plan=None save node_ref=new_plan/>
                     </div>
                 }.into_any(),
             })}
@@ -33,7 +36,11 @@ pub fn AdminPlansPage() -> impl IntoView {
 }
 
 #[component]
-fn PlanForm(plan: Option<PlanDto>, save: ServerAction<AdminSavePlan>) -> impl IntoView {
+fn PlanForm(
+    plan: Option<PlanDto>,
+    save: ServerAction<AdminSavePlan>,
+    #[prop(optional)] node_ref: NodeRef<leptos::html::Form>,
+) -> impl IntoView {
     let id = plan.as_ref().map(|p| p.id);
     let key = id.map(|i| i.to_string()).unwrap_or_else(|| "new".into());
     // The fields start from the plan and are read when the form is submitted (no signal per
@@ -57,7 +64,7 @@ fn PlanForm(plan: Option<PlanDto>, save: ServerAction<AdminSavePlan>) -> impl In
     let problem = RwSignal::new(None::<String>);
     let field = move |suffix: &str| format!("plan-{key}-{suffix}");
     view! {
-        <form class=CARD data-testid="plan-form" on:submit=move |ev| {
+        <form class=CARD data-testid="plan-form" node_ref=node_ref on:submit=move |ev| {
             let form = Submitted::take(&ev);
             let raw = form.text("monthly_token_limit").replace([',', '_', ' '], "");
             let monthly_token_limit = if raw.is_empty() {

@@ -20,8 +20,10 @@ pub struct SendMessage {
     pub content: String,
 }
 
-/// The usage line the server sends at the end.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The usage line the server sends at the end (read from the event as it is; a field that is
+/// missing reads as zero or none).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct EndUsage {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
@@ -53,7 +55,7 @@ struct Event {
     error: Option<ErrorBody>,
     recorded: bool,
     choices: Vec<Choice>,
-    usage: Option<UsageLine>,
+    usage: Option<EndUsage>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -73,22 +75,6 @@ struct Choice {
 #[serde(default)]
 struct Delta {
     content: Option<String>,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct UsageLine {
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cost: Option<String>,
-    estimated: bool,
-}
-
-/// An answer that is not a stream: `{"error": {"code", "message"}}` when it is ours.
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct Envelope {
-    error: Option<ErrorBody>,
 }
 
 /// Applies one SSE `data` payload; returns the end when the payload is one.
@@ -123,22 +109,18 @@ pub fn apply_event(
     {
         on_delta(&text);
     }
-    if let Some(u) = event.usage {
-        *usage = Some(EndUsage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            cost: u.cost,
-            estimated: u.estimated,
-        });
+    if event.usage.is_some() {
+        *usage = event.usage;
     }
     None
 }
 
-/// The error message of an enveloped error answer, or a generic one for the status.
+/// The error message of an enveloped error answer (`{"error": {"code", "message"}}`, read as an
+/// [`Event`]), or a generic one for the status.
 pub fn error_message(status: u16, body: &str) -> (String, String) {
-    let error = serde_json::from_slice::<Envelope>(body.as_bytes())
+    let error = serde_json::from_slice::<Event>(body.as_bytes())
         .ok()
-        .and_then(|envelope| envelope.error)
+        .and_then(|answer| answer.error)
         .unwrap_or_default();
     let code = error.code.unwrap_or_else(|| "upstream".into());
     let message = error

@@ -109,6 +109,25 @@ fn a_malformed_setting_stops_with_a_message() {
     );
 }
 
+/// A log read from a file or a pipe (`make run > log`) has no colour codes in it.
+#[tokio::test]
+async fn logs_to_a_pipe_are_plain_text() {
+    let (url, _dir) = fresh_database(Backend::Sqlite).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run tokenmeter");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" DEBUG "), "no log line at all: {stdout}");
+    assert!(
+        !stdout.contains('\x1b'),
+        "colour codes in a piped log: {stdout}"
+    );
+}
+
 /// A LiteLLM that reports 42 tokens today for every user.
 async fn litellm_reporting_today() -> String {
     use axum::extract::Query;

@@ -28,7 +28,12 @@ pub fn PricingPage() -> impl IntoView {
         <section class="mx-auto max-w-5xl">
             <h1 class="text-2xl font-bold tracking-tight sm:text-3xl">"Plans"</h1>
             <p class="mt-2 text-slate-600">
-                "Every plan is a monthly token quota. Ask for another plan and an admin of this server will switch you."
+                "Every plan is a monthly token quota, counted from the first of the month. You are warned as you near it and offered a bigger plan; at the limit, sends stop until the month resets or your plan changes. "
+                {if signed_in {
+                    "Ask for another plan and an admin of this server will switch you."
+                } else {
+                    "Sign up to start on the default plan; an admin can move you to another."
+                }}
             </p>
             <div class="mt-4">{move || request_error().map(|message| view! { <ErrorNotice message/> })}</div>
             {move || request.value().get().and_then(|r| r.ok()).map(|_| view! {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 on_both_backends!(
     server_functions_answer_malformed_input_with_4xx,
     a_server_functions_error_carries_its_status,
+    every_server_function_authorizes_first,
 );
 
 /// Calls a server function with a form body; (status, body).
@@ -61,6 +62,66 @@ async fn a_server_functions_error_carries_its_status(backend: Backend) {
     // A success is untouched.
     let (got, body) = call(&app, &user, "list_conversations", "").await;
     assert_eq!(got, 200, "{body}");
+}
+
+/// The server functions a visitor may call; every other one needs a signed-in user, and those
+/// named `admin_*` an admin. A new function is covered by [`every_server_function_authorizes_first`]
+/// as it is registered: it is refused to visitors unless it is added here.
+const PUBLIC: [&str; 5] = ["signup_mode", "login", "signup", "logout", "list_plans"];
+
+/// Every registered server function, called with no input and with input of every shape the
+/// fuzzing sends: a visitor gets 401 from each that is not public, a user 403 from each admin
+/// one, before the input is even read; and a user is never refused one that is not an admin's.
+async fn every_server_function_authorizes_first(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let user = app.signed_up("bob@example.com").await;
+    let visitor = app.client();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut checked = 0;
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        let name = path.trim_start_matches("/api/fn/");
+        if name == "logout" {
+            continue;
+        }
+        let admin_only = name.starts_with("admin_");
+        for (content_type, body) in bodies(&mut rng) {
+            let send = |client: &reqwest::Client| {
+                let url = app.url(path);
+                if method.as_str() == "GET" {
+                    client.get(url)
+                } else {
+                    client
+                        .post(url)
+                        .header(CONTENT_TYPE, content_type)
+                        .body(body.clone())
+                }
+            };
+            let shown = String::from_utf8_lossy(&body)
+                .chars()
+                .take(80)
+                .collect::<String>();
+            if !PUBLIC.contains(&name) {
+                let res = send(&visitor).send().await.unwrap();
+                assert_eq!(
+                    res.status().as_u16(),
+                    401,
+                    "a visitor calling {name} with {shown:?}"
+                );
+                checked += 1;
+            }
+            let status = send(&user).send().await.unwrap().status().as_u16();
+            if admin_only {
+                assert_eq!(status, 403, "a user calling {name} with {shown:?}");
+            } else {
+                assert!(
+                    status != 401 && status != 403,
+                    "a user calling {name} with {shown:?}: {status} (only admin_* functions are an admin's)"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked} calls checked");
 }
 
 /// A small deterministic generator (xorshift), so a failure is reproduced by its seed.

@@ -8,6 +8,7 @@
 /// Where the server functions are served (each `#[server(prefix = "/api/fn", ...)]`).
 pub const SERVER_FN_PREFIX: &str = "/api/fn/";
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod chat;

@@ -359,6 +359,49 @@ pub async fn page_guard(
     next.run(request).await
 }
 
+/// For server functions (`/api/fn/<name>`): refuses a call its caller may not make (401, 403,
+/// as [`crate::api::access::server_fn`] declares), before its body is even read, in the same JSON
+/// body a refusal from inside the function has; and hands the function the caller it resolved
+/// (its own `require_user` does not look them up again).
+pub async fn fn_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use crate::api::access::{server_fn, Access};
+    let Some(name) = request
+        .uri()
+        .path()
+        .strip_prefix(crate::api::SERVER_FN_PREFIX)
+    else {
+        return next.run(request).await;
+    };
+    let access = server_fn(name);
+    if access == Access::Public {
+        return next.run(request).await;
+    }
+    let refusal = match authenticate(&state, request.headers()).await {
+        Ok(None) => AppError::unauthorized(),
+        Ok(Some(principal)) if access == Access::Admin && !principal.is_admin() => {
+            AppError::forbidden("this needs an admin account")
+        }
+        Ok(Some(principal)) => {
+            request.extensions_mut().insert(SignedIn(Some(principal)));
+            return next.run(request).await;
+        }
+        Err(err) => AppError::from(err),
+    };
+    fn_refusal(refusal)
+}
+
+/// A server function's error as the function itself would have answered it.
+fn fn_refusal(error: AppError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = http::StatusCode::from_u16(error.code.status())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(error)).into_response()
+}
+
 /// Extractor for REST handlers: the signed-in user (401 otherwise).
 pub struct AuthUser(pub Principal);
 

@@ -122,6 +122,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(error::server_fn_status))
         .layer(axum::middleware::from_fn(input::guard))
+        // Before the body is read: a call its caller may not make is refused on its headers.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::fn_guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::request_timeout,

@@ -8,6 +8,7 @@ use crate::ui::admin::{
 };
 use crate::ui::auth::{LoginPage, SignupPage, SignupPendingPage};
 use crate::ui::chat::ChatPage;
+use crate::ui::common::Guarded;
 use crate::ui::layout::{Footer, TopBar};
 use crate::ui::pages::{HomePage, NotFoundPage};
 use crate::ui::profile::{AccountTab, ProfilePage, TokensTab, UsageTab};
@@ -174,7 +175,8 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Declares a route whose page is loaded on demand: in the release build (`--split`) the
+/// Declares a route whose page is loaded on demand, behind [`Guarded`] (who may see it: see
+/// `api::access::PAGES`): in the release build (`--split`) the
 /// page's code is a wasm file of its own, fetched when the route is first shown (and
 /// preloaded by the server's `<link rel=modulepreload>` when the page is loaded directly), so
 /// no page downloads the code of the pages it does not show.
@@ -189,7 +191,7 @@ macro_rules! lazy_pages {
             }
 
             fn view(_this: Self) -> AnyView {
-                view! { <$page/> }.into_any()
+                view! { <Guarded><$page/></Guarded> }.into_any()
             }
         }
     )*};

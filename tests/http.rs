@@ -19,6 +19,7 @@ on_both_backends!(
     admin_manages_users,
     health_pages_and_unknown_routes,
     protected_pages_redirect_visitors_and_refuse_users,
+    every_route_answers_as_its_access_says,
     changing_the_password_signs_out_other_sessions,
     answers_are_compressed_but_streams_are_not,
 );
@@ -516,6 +517,82 @@ async fn protected_pages_redirect_visitors_and_refuse_users(backend: Backend) {
     let (status, _, html) = page(app.admin().await, "/admin/users").await;
     assert_eq!(status, 200);
     assert!(html.contains(ADMIN_EMAIL), "{html}");
+}
+
+/// Every route Leptos serves, taken from the app's own route table, has its access declared in
+/// `api::access::PAGES` (and every declared route is served), and answers as declared: a
+/// visitor is sent to log in from each user or admin page, a user sees the user pages and gets
+/// 403 on the admin ones, an admin sees them all. A route added without a line in the table
+/// fails here.
+async fn every_route_answers_as_its_access_says(backend: Backend) {
+    use tokenmeter::api::access::{page, Access, PAGES};
+    let app = TestApp::start(backend).await;
+    let mut routes: Vec<String> = leptos_axum::generate_route_list(tokenmeter::app::App)
+        .iter()
+        .map(|listing| listing.path().to_string())
+        .collect();
+    routes.sort();
+    routes.dedup();
+    // Leptos writes a parameter as axum does (`{id}`), the table as the route table (`:id`).
+    let as_declared = |route: &str| {
+        route
+            .split('/')
+            .map(|segment| match segment.strip_prefix('{') {
+                Some(name) => format!(":{}", name.trim_end_matches('}')),
+                None => segment.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut declared: Vec<String> = PAGES.iter().map(|(route, _)| route.to_string()).collect();
+    declared.sort();
+    let mut served: Vec<String> = routes.iter().map(|r| as_declared(r)).collect();
+    served.sort();
+    assert_eq!(
+        served, declared,
+        "the routes served and the routes declared"
+    );
+
+    let user = app.signed_up("walker@example.com").await;
+    let admin = app.admin().await;
+    let visitor = app.client();
+    let get = |client: &reqwest::Client, path: &str| {
+        client
+            .get(app.url(path))
+            .header("accept", "text/html")
+            .send()
+    };
+    for route in &declared {
+        // A parameter gets an id nobody has: the page may say "not found", never more.
+        let path = route.replace(":id", "6f1c2a7e-0000-4000-8000-000000000000");
+        let access = page(&path).expect("declared");
+        let res = get(&visitor, &path).await.unwrap();
+        let status = res.status().as_u16();
+        if access == Access::Public {
+            assert_eq!(status, 200, "a visitor at {path}");
+        } else {
+            assert_eq!(status, 302, "a visitor at {path}");
+            let to = res.headers()["location"].to_str().unwrap().to_string();
+            assert!(
+                to.starts_with("/login?next="),
+                "a visitor at {path} goes to {to}"
+            );
+        }
+        let status = get(&user, &path).await.unwrap().status().as_u16();
+        match access {
+            Access::Admin => assert_eq!(status, 403, "a user at {path}"),
+            _ if route.contains(':') => {
+                assert!(matches!(status, 200 | 404), "a user at {path}: {status}")
+            }
+            _ => assert_eq!(status, 200, "a user at {path}"),
+        }
+        let status = get(&admin, &path).await.unwrap().status().as_u16();
+        if route.contains(':') {
+            assert!(matches!(status, 200 | 404), "an admin at {path}: {status}");
+        } else {
+            assert_eq!(status, 200, "an admin at {path}");
+        }
+    }
 }
 
 async fn changing_the_password_signs_out_other_sessions(backend: Backend) {

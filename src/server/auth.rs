@@ -307,10 +307,10 @@ pub fn rate_limit_key(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Pages that need a signed-in user.
+/// Pages that need a signed-in user (user and admin pages: see [`crate::api::access::PAGES`]).
 fn needs_sign_in(path: &str) -> bool {
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    under("/profile") || under("/admin") || under("/chat")
+    use crate::api::access::{page, Access};
+    page(path).is_some_and(|access| access != Access::Public)
 }
 
 /// Who made a page request, resolved once before rendering (`None` for visitors).
@@ -450,7 +450,9 @@ mod tests {
             "/profile/tokens",
             "/admin",
             "/admin/users",
+            "/admin/users/6f1c2a7e-0000-4000-8000-000000000000",
             "/chat",
+            "/chat/6f1c2a7e-0000-4000-8000-000000000000",
         ] {
             assert!(needs_sign_in(path), "{path}");
         }

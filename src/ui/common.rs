@@ -2,7 +2,6 @@
 //! and the utility-class sets for buttons and inputs.
 
 use crate::api::error::{AppError, ErrorCode};
-use crate::api::UserDto;
 use crate::app::use_session;
 use crate::domain::account::encode_next;
 use leptos::prelude::*;
@@ -222,43 +221,27 @@ pub fn Loading() -> impl IntoView {
     }
 }
 
-/// Renders `render` with the signed-in user; sends visitors to the log-in page (on the server,
-/// `page_guard` already answered them with a 302; this covers navigation in the browser).
+/// A route's page, shown to whoever may see it by the access `api::access::PAGES` declares for
+/// the path: visitors of a signed-in page go to log in (on the server, `page_guard` already
+/// answered them with a 302; this covers navigation in the browser), a user on an admin page
+/// gets a 403 page. The route table wraps every page in it (`app.rs`), so no page can forget.
 #[component]
-pub fn RequireUser<F, V>(render: F) -> impl IntoView
-where
-    F: Fn(UserDto) -> V + Clone + Send + Sync + 'static,
-    V: IntoView + 'static,
-{
-    match use_session().user() {
-        Some(user) => render(user).into_any(),
-        None => {
-            let path = leptos_router::hooks::use_location()
-                .pathname
-                .get_untracked();
+pub fn Guarded(children: Children) -> impl IntoView {
+    use crate::api::access::{page, Access};
+    let path = leptos_router::hooks::use_location()
+        .pathname
+        .get_untracked();
+    let user = use_session().user();
+    match (page(&path).unwrap_or(Access::Public), user) {
+        (Access::Public, _) => children().into_any(),
+        (_, None) => {
             let login = format!("/login?next={}", encode_next(&path));
             view! { <Redirect path=login/> }.into_any()
         }
-    }
-}
-
-/// Renders `view` for admins; visitors go to log in, other users see a 403 page.
-#[component]
-pub fn RequireAdmin<F, V>(render: F) -> impl IntoView
-where
-    F: Fn(UserDto) -> V + Clone + Send + Sync + 'static,
-    V: IntoView + 'static,
-{
-    view! {
-        <RequireUser render=move |user: UserDto| {
-            if user.is_admin() {
-                render(user).into_any()
-            } else {
-                view! {
-                    <ErrorPage error=AppError::forbidden("The admin area is for admins only.")/>
-                }
-                .into_any()
-            }
-        }/>
+        (Access::Admin, Some(user)) if !user.is_admin() => view! {
+            <ErrorPage error=AppError::forbidden("The admin area is for admins only.")/>
+        }
+        .into_any(),
+        (_, Some(_)) => children().into_any(),
     }
 }

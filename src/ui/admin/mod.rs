@@ -15,8 +15,7 @@ pub use user_detail_page::AdminUserDetailPage;
 pub use users_page::AdminUsersPage;
 
 use crate::api::admin::admin_user_counts;
-use crate::api::UserDto;
-use crate::ui::common::{resource, ErrorNotice, Loading, RequireAdmin, CARD};
+use crate::ui::common::{resource, ErrorNotice, Loading, CARD};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Outlet;
@@ -25,12 +24,10 @@ use leptos_router::components::Outlet;
 pub fn AdminLayout() -> impl IntoView {
     view! {
         <Title text="Admin"/>
-        <RequireAdmin render=|_admin: UserDto| view! {
-            <div class="flex flex-col gap-6 lg:flex-row">
-                <AdminSidebar/>
-                <div class="min-w-0 flex-1"><Outlet/></div>
-            </div>
-        }/>
+        <div class="flex flex-col gap-6 lg:flex-row">
+            <AdminSidebar/>
+            <div class="min-w-0 flex-1"><Outlet/></div>
+        </div>
     }
 }
 

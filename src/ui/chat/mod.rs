@@ -11,9 +11,8 @@ pub mod stream;
 
 use crate::api::chat::{get_conversation, ThreadDto};
 use crate::api::error::AppError;
-use crate::api::UserDto;
 use crate::domain::chat::{ReplyStatus, Role};
-use crate::ui::common::{resource, ErrorNotice, Loading, RequireUser};
+use crate::ui::common::{resource, ErrorNotice, Loading};
 use crate::ui::quota::{resets_label, use_usage, QuotaBlockedModal, UsageState};
 use composer::Composer;
 use conversation_list::ConversationList;
@@ -79,7 +78,7 @@ impl ChatState {
 pub fn ChatPage() -> impl IntoView {
     view! {
         <Title text="Chat"/>
-        <RequireUser render=|_user: UserDto| view! { <ChatScreen/> }/>
+        <ChatScreen/>
     }
 }
 

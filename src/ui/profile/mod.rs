@@ -8,8 +8,7 @@ pub use account_tab::AccountTab;
 pub use tokens_tab::TokensTab;
 pub use usage_tab::UsageTab;
 
-use crate::api::UserDto;
-use crate::ui::common::RequireUser;
+use crate::app::use_session;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Outlet, A};
@@ -20,17 +19,15 @@ const TAB: &str = "whitespace-nowrap border-b-2 border-transparent px-1 pb-3 tex
 pub fn ProfilePage() -> impl IntoView {
     view! {
         <Title text="Profile"/>
-        <RequireUser render=|user: UserDto| view! {
-            <section>
+        <section>
                 <h1 class="text-2xl font-bold tracking-tight sm:text-3xl">"Profile"</h1>
-                <p class="mt-1 text-sm text-slate-600">{user.email}</p>
+                <p class="mt-1 text-sm text-slate-600">{use_session().user().map(|user| user.email)}</p>
                 <nav aria-label="Profile" class="mt-6 flex gap-6 overflow-x-auto border-b border-slate-200">
                     <A href="/profile" exact=true attr:class=TAB>"Account"</A>
                     <A href="/profile/usage" attr:class=TAB>"Usage"</A>
                     <A href="/profile/tokens" attr:class=TAB>"API tokens"</A>
                 </nav>
                 <div class="mt-6"><Outlet/></div>
-            </section>
-        }/>
+        </section>
     }
 }

@@ -449,7 +449,13 @@ async fn a_days_models_add_up_as_the_domain_rule_says(backend: Backend) {
         let cost = (i % 5 != 3 || model == "demo").then_some(i * 1_000_003);
         add_model_usage(&mut expected, model, prompt, completion, cost);
         let exchange = usage_only(alice_id, model, prompt, completion, cost);
-        assert!(!record(&app.db, exchange).await.unwrap());
+        assert!(
+            !record(&app.db, exchange)
+                .await
+                .unwrap()
+                .announce(&app.state)
+                .await
+        );
     }
     let days = usage_days(&app, alice_id).await;
     assert_eq!(days.len(), 1);
@@ -518,11 +524,10 @@ async fn exchanges_recorded_together_keep_their_own_outcomes(backend: Backend) {
         }];
         x
     });
-    let kept: Vec<bool> = futures_util::future::join_all(exchanges.map(|x| record(&app.db, x)))
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
+    let mut kept = Vec::new();
+    for written in futures_util::future::join_all(exchanges.map(|x| record(&app.db, x))).await {
+        kept.push(written.unwrap().announce(&app.state).await);
+    }
     let expected: Vec<bool> = (0..12).map(|i| i % 4 != 3).collect();
     assert_eq!(kept, expected);
     let (_, thread) = app

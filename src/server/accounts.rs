@@ -9,7 +9,6 @@ use crate::domain::account::{
 };
 use crate::domain::text::for_log;
 use crate::server::auth::{self, new_secret, Principal, TOKEN_PREFIX};
-use crate::server::cache::{self, Change};
 use crate::server::config::SignupMode;
 use crate::server::db::{self, api_tokens, login_failures, sessions, signup_attempts, users, Db};
 use crate::server::error::{is_unique_violation, Error, Result};
@@ -130,9 +129,12 @@ pub async fn decide_signup(
     } else {
         Approval::Rejected
     };
-    match users::decide_approval(&state.db, id, decision.as_str(), db::now()).await? {
+    match users::decide_approval(&state.db, id, decision.as_str(), db::now())
+        .await?
+        .announce(state)
+        .await
+    {
         Some(row) => {
-            cache::changed(state, Change::User(id)).await;
             tracing::info!(user_id = %id, decision = decision.as_str(), "sign-up decided");
             Ok(row.into())
         }
@@ -243,8 +245,10 @@ pub async fn logout(state: &AppState, principal: Option<&Principal>) -> Result<(
         ..
     }) = principal
     {
-        sessions::delete(&state.db, id_hash).await?;
-        cache::changed(state, Change::Session(id_hash.clone())).await;
+        sessions::delete(&state.db, id_hash)
+            .await?
+            .announce(state)
+            .await;
     }
     Ok(())
 }
@@ -281,8 +285,9 @@ pub async fn change_password(
     };
     let ended = users::set_password(&state.db, row.id, &hash, keep, revoke_api_tokens, db::now())
         .await?
+        .announce(state)
+        .await
         .ok_or_else(|| AppError::not_found("user"))?;
-    cache::changed(state, Change::User(row.id)).await;
     tracing::info!(
         ended_sessions = ended.sessions,
         revoked_api_tokens = ended.api_tokens,
@@ -351,8 +356,9 @@ pub async fn update_user(
     check_user_change(actor, id, role, disabled)?;
     let row = users::update(&state.db, id, role.map(Role::as_str), disabled, db::now())
         .await?
+        .announce(state)
+        .await
         .ok_or_else(|| AppError::not_found("user"))?;
-    cache::changed(state, Change::User(id)).await;
     tracing::info!(user_id = %id, ?role, ?disabled, "user updated");
     Ok(row.into())
 }
@@ -419,12 +425,13 @@ pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<UserDt
         None => create_user(db, &normalized, password, Role::Admin, Approval::Approved).await,
         Some(existing) => {
             let hash = auth::hash_password(password.to_string()).await?;
-            let row = users::promote_to_admin(db, existing.id, &hash, db::now())
-                .await?
-                .ok_or_else(|| Error::internal("user vanished while promoting"))?;
             // Run from the command line: running servers on PostgreSQL hear of it (its
             // sessions were ended with the promotion).
-            cache::tell_others(db, &Change::User(row.id)).await;
+            let row = users::promote_to_admin(db, existing.id, &hash, db::now())
+                .await?
+                .announce_to_servers(db)
+                .await
+                .ok_or_else(|| Error::internal("user vanished while promoting"))?;
             Ok(row.into())
         }
     }

@@ -4,8 +4,9 @@
 //! and a PostgreSQL round trip five times that; the usage banner is read on every page.
 //!
 //! Correctness comes first:
-//! - Every write that changes what is cached announces a [`Change`] after it commits
-//!   ([`changed`]): this instance forgets the entries at once, and on PostgreSQL a
+//! - Every write that changes what is cached announces a [`Change`] after it commits: the
+//!   database functions that make such writes return [`Changed`], whose value is only had by
+//!   announcing it ([`Changed::announce`]). This instance forgets the entries at once, and on PostgreSQL a
 //!   `NOTIFY tokenmeter_cache` tells the other instances, whose [`listen`] task forgets them too.
 //!   While an instance is not listening (starting, or its listening connection was lost) it
 //!   caches nothing, and it forgets everything when it starts listening again.
@@ -232,6 +233,58 @@ impl Caches {
 
     fn set_live(&self, live: bool) {
         self.live.store(live, Ordering::Release);
+    }
+}
+
+/// What a committed write returned, with the change it made to what the caches hold. The write
+/// functions of the database layer that change cached data (sessions, users, plans, usage)
+/// return this, and only [`Changed::announce`] gives their value back: a write path cannot
+/// forget to announce. Leaving one unused does not compile (`must_use`, under `-D warnings`).
+#[must_use = "a write that changed cached data must be announced: `.announce(state).await`"]
+pub struct Changed<T> {
+    value: T,
+    change: Option<Change>,
+}
+
+impl<T> Changed<T> {
+    /// `value`, written with `change`.
+    pub fn new(value: T, change: Change) -> Self {
+        Changed {
+            value,
+            change: Some(change),
+        }
+    }
+
+    /// `value`, with `change` only if `wrote` (an update that found no row changed nothing).
+    pub fn when(wrote: bool, value: T, change: Change) -> Self {
+        Changed {
+            value,
+            change: wrote.then_some(change),
+        }
+    }
+
+    /// `value`, from a write that changed nothing after all.
+    pub fn nothing(value: T) -> Self {
+        Changed {
+            value,
+            change: None,
+        }
+    }
+
+    /// Forgets the change here and tells the other instances; the write's value.
+    pub async fn announce(self, state: &AppState) -> T {
+        if let Some(change) = self.change {
+            changed(state, change).await;
+        }
+        self.value
+    }
+
+    /// From a process with no caches of its own (a command line): tells the running servers.
+    pub async fn announce_to_servers(self, db: &Db) -> T {
+        if let Some(change) = self.change {
+            tell_others(db, &change).await;
+        }
+        self.value
     }
 }
 

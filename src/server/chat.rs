@@ -13,7 +13,6 @@ use crate::domain::chat::{
 };
 use crate::domain::money::decimal_usd;
 use crate::domain::text::for_log;
-use crate::server::cache::Change;
 use crate::server::db::conversations::{ConversationRow, MessageRow};
 use crate::server::db::exchanges::{Exchange, NewMessage, Reply};
 use crate::server::db::{self, conversations};
@@ -716,8 +715,10 @@ impl Recorder {
             keep_messages,
             upstream_call_id: self.upstream_call_id.clone(),
         };
-        db::exchanges::record(&self.state.db, exchange).await?;
-        crate::server::cache::changed(&self.state, Change::Usage(self.user_id)).await;
+        db::exchanges::record(&self.state.db, exchange)
+            .await?
+            .announce(&self.state)
+            .await;
         Ok(())
     }
 }

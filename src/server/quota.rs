@@ -6,7 +6,7 @@ use crate::api::quota::{AdminUserDto, PlanDto, QuotaDto, RequestedPlanDto, Usage
 use crate::domain::money::decimal_usd;
 use crate::domain::period::{month_period, Period};
 use crate::domain::quota::{admit, quota_status, Refusal};
-use crate::server::cache::{self, CachedUsage, Change};
+use crate::server::cache::CachedUsage;
 use crate::server::db::{self, plans, quota};
 use crate::server::error::{Error, Result};
 use crate::server::state::AppState;
@@ -305,8 +305,9 @@ async fn store_plan(state: &AppState, id: Option<Uuid>, input: PlanInput) -> Res
             Error::from(e)
         }
     })?
+    .announce(state)
+    .await
     .ok_or_else(|| AppError::not_found("plan"))?;
-    cache::changed(state, Change::Plans).await;
     Ok(plan_dto(&saved))
 }
 
@@ -321,10 +322,11 @@ pub async fn set_user_quota(
     check_user_quota(state, plan, limit_override).await?;
     if !crate::server::db::users::set_quota(&state.db, user_id, plan, limit_override, db::now())
         .await?
+        .announce(state)
+        .await
     {
         return Err(AppError::not_found("user").into());
     }
-    cache::changed(state, Change::Usage(user_id)).await;
     tracing::info!(%user_id, ?plan, ?limit_override, "quota settings changed");
     Ok(())
 }

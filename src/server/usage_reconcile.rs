@@ -7,7 +7,6 @@
 //! figures within seconds. A call LiteLLM has not logged within [`GIVE_UP_AFTER`] stays
 //! estimated; the daily sync then sets its day to LiteLLM's figures.
 
-use crate::server::cache::{self, Change};
 use crate::server::db::{self, usage_records};
 use crate::server::error::Result;
 use crate::server::state::AppState;
@@ -69,7 +68,6 @@ pub async fn reconcile_estimates(state: &AppState) -> Result<Pass> {
             .iter()
             .filter_map(|l| l.call_id.as_deref().map(|id| (id, l)))
             .collect();
-        let mut changed = false;
         for call in &calls {
             let Some(log) = logged.get(call.upstream_call_id.as_str()) else {
                 continue;
@@ -79,18 +77,16 @@ pub async fn reconcile_estimates(state: &AppState) -> Result<Pass> {
                 completion_tokens: log.usage.completion_tokens,
                 cost_nanos: log.usage.cost_nanos,
             };
-            if let Some(tokens) =
-                usage_records::reconcile(&state.db, call.id, upstream, db::now()).await?
+            if let Some(tokens) = usage_records::reconcile(&state.db, call.id, upstream, db::now())
+                .await?
+                .announce(state)
+                .await
             {
                 tracing::info!(%user_id, call = %call.upstream_call_id, tokens,
                     "estimated call corrected to the upstream's figures");
                 pass.corrected += 1;
                 pass.tokens += tokens;
-                changed = true;
             }
-        }
-        if changed {
-            cache::changed(state, Change::Usage(user_id)).await;
         }
     }
     Ok(pass)

@@ -15,7 +15,6 @@ use crate::domain::usage::{
     check_history_days, csv_field, history_range, parse_day_range, sync_range, totals, zero_filled,
     DayUsage, HistoryDay,
 };
-use crate::server::cache::{self, Change};
 use crate::server::db::{self, usage_history};
 use crate::server::error::{Error, Result};
 use crate::server::state::AppState;
@@ -74,8 +73,10 @@ async fn sync_range_of(
         .iter()
         .map(|(date, usage)| usage_history::SyncedDay { date: *date, usage })
         .collect();
-    usage_history::write_sync(&state.db, user_id, from, to, &synced, db::now()).await?;
-    cache::changed(state, Change::Usage(user_id)).await;
+    usage_history::write_sync(&state.db, user_id, from, to, &synced, db::now())
+        .await?
+        .announce(state)
+        .await;
     Ok(UserSync {
         from,
         to,

@@ -7,6 +7,7 @@
 
 use super::conversations::ConversationRow;
 use super::Db;
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -221,11 +222,13 @@ fn messages_not_kept(x: &Exchange, e: &sqlx::Error) {
 /// `begin` to `commit`. PostgreSQL takes one statement per round trip, so the exchange is one
 /// statement of data-modifying `with` clauses (one statement is one transaction). When the
 /// messages cannot be written, the usage is written without them, in one call again.
-pub async fn record(db: &Db, exchange: Exchange) -> Result<bool, sqlx::Error> {
-    match db {
+pub async fn record(db: &Db, exchange: Exchange) -> Result<Changed<bool>, sqlx::Error> {
+    let user_id = exchange.user_id;
+    let kept = match db {
         Db::Sqlite(sqlite) => sqlite.commits.record(sqlite, exchange).await,
         Db::Postgres(pool) => record_postgres(pool, &exchange).await,
-    }
+    }?;
+    Ok(Changed::new(kept, Change::Usage(user_id)))
 }
 
 /// SQLite's group commit: exchanges waiting for the one writer are written by whichever of

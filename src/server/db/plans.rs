@@ -1,6 +1,7 @@
 //! The `plans` table and each user's effective plan (their own, else the default one).
 
 use super::{with_db, with_db_read, Db};
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -76,8 +77,8 @@ pub async fn upsert(
     fields: PlanFields<'_>,
     now: DateTime<Utc>,
     create: bool,
-) -> Result<Option<PlanRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+) -> Result<Changed<Option<PlanRow>>, sqlx::Error> {
+    let row = with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         if fields.is_default {
             sqlx::query("update plans set is_default = false, updated_at = $2 where is_default and id <> $1")
@@ -111,8 +112,9 @@ pub async fn upsert(
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(row)
-    })
+        Ok::<_, sqlx::Error>(row)
+    })?;
+    Ok(Changed::when(row.is_some(), row, Change::Plans))
 }
 
 /// A user's plan, override and usage from `from` to `to`, in one query (the usage endpoint's

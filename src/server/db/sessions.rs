@@ -3,6 +3,7 @@
 
 use super::users::UserRow;
 use super::{with_db, with_db_read, Db};
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -56,13 +57,13 @@ pub async fn find_user(
     })
 }
 
-pub async fn delete(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(db: &Db, id_hash: &str) -> Result<Changed<()>, sqlx::Error> {
     with_db!(db, |pool| {
         sqlx::query("delete from sessions where id_hash = $1")
             .bind(id_hash)
             .execute(pool)
             .await?;
-        Ok(())
+        Ok(Changed::new((), Change::Session(id_hash.to_string())))
     })
 }
 

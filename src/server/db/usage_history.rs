@@ -4,6 +4,7 @@
 use super::{with_db, with_db_read, Db};
 use crate::domain::chat::ModelUsageMap;
 use crate::domain::usage::{DayUsage, HistoryDay};
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -91,7 +92,7 @@ pub async fn write_sync(
     to: NaiveDate,
     days: &[SyncedDay<'_>],
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Changed<()>, sqlx::Error> {
     with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         // A write first: PostgreSQL locks the user's row (admissions wait for the sync, and
@@ -179,7 +180,8 @@ pub async fn write_sync(
         .execute(&mut *tx)
         .await?;
         tx.commit().await
-    })
+    })?;
+    Ok(Changed::new((), Change::Usage(user_id)))
 }
 
 /// Records why a user's sync failed (their usage is left as it was).

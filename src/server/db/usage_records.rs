@@ -4,6 +4,7 @@
 
 use super::{with_db, with_db_read, Db};
 use crate::domain::chat::{correct_model_usage, ModelUsageMap};
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -87,8 +88,8 @@ pub async fn reconcile(
     id: Uuid,
     upstream: Upstream,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, sqlx::Error> {
-    with_db!(db, |pool| {
+) -> Result<Changed<Option<i64>>, sqlx::Error> {
+    let corrected = with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         // A write first, guarded by the state it changes: of two instances one corrects, the
         // other finds nothing (PostgreSQL locks the row, SQLite takes its write lock). It
@@ -104,7 +105,7 @@ pub async fn reconcile(
         .await?
         else {
             tx.rollback().await?;
-            return Ok(None);
+            return Ok(Changed::nothing(None));
         };
         sqlx::query(
             "update usage_records set prompt_tokens = $2, completion_tokens = $3,
@@ -192,6 +193,8 @@ pub async fn reconcile(
             .await?;
         }
         tx.commit().await?;
-        Ok(Some(d_prompt + d_completion))
-    })
+        Ok::<_, sqlx::Error>((old.user_id, d_prompt + d_completion))
+    })?;
+    let (user_id, tokens) = corrected;
+    Ok(Changed::new(Some(tokens), Change::Usage(user_id)))
 }

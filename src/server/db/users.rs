@@ -1,6 +1,7 @@
 //! The `users` table.
 
 use super::{with_db, with_db_read, Db};
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -120,8 +121,8 @@ pub async fn decide_approval(
     id: Uuid,
     approval: &str,
     now: DateTime<Utc>,
-) -> Result<Option<UserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+) -> Result<Changed<Option<UserRow>>, sqlx::Error> {
+    let row = with_db!(db, |pool| {
         sqlx::query_as(concat!(
             "update users set approval = $2, updated_at = $3
              where id = $1 and approval = 'pending'
@@ -133,7 +134,8 @@ pub async fn decide_approval(
         .bind(now)
         .fetch_optional(pool)
         .await
-    })
+    })?;
+    Ok(Changed::when(row.is_some(), row, Change::User(id)))
 }
 
 /// Changes role and/or the disabled flag; `None` leaves a field as it is. Disabling also ends
@@ -144,8 +146,8 @@ pub async fn update(
     role: Option<&str>,
     disabled: Option<bool>,
     now: DateTime<Utc>,
-) -> Result<Option<UserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+) -> Result<Changed<Option<UserRow>>, sqlx::Error> {
+    let row = with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         let row: Option<UserRow> = sqlx::query_as(concat!(
             "update users set role = coalesce($2, role), disabled = coalesce($3, disabled),
@@ -167,8 +169,9 @@ pub async fn update(
                 .await?;
         }
         tx.commit().await?;
-        Ok(row)
-    })
+        Ok::<_, sqlx::Error>(row)
+    })?;
+    Ok(Changed::when(row.is_some(), row, Change::User(id)))
 }
 
 /// Makes an existing user an enabled, approved admin with a new password and ends their
@@ -178,8 +181,8 @@ pub async fn promote_to_admin(
     id: Uuid,
     password_hash: &str,
     now: DateTime<Utc>,
-) -> Result<Option<UserRow>, sqlx::Error> {
-    with_db!(db, |pool| {
+) -> Result<Changed<Option<UserRow>>, sqlx::Error> {
+    let row = with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         let row: Option<UserRow> = sqlx::query_as(concat!(
             "update users set role = 'admin', disabled = false, approval = 'approved',
@@ -199,8 +202,9 @@ pub async fn promote_to_admin(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(row)
-    })
+        Ok::<_, sqlx::Error>(row)
+    })?;
+    Ok(Changed::when(row.is_some(), row, Change::User(id)))
 }
 
 /// What a password change ended besides the old password.
@@ -220,8 +224,8 @@ pub async fn set_password(
     keep_session: Option<&str>,
     revoke_api_tokens: bool,
     now: DateTime<Utc>,
-) -> Result<Option<Ended>, sqlx::Error> {
-    with_db!(db, |pool| {
+) -> Result<Changed<Option<Ended>>, sqlx::Error> {
+    let ended = with_db!(db, |pool| {
         let mut tx = pool.begin().await?;
         let done =
             sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
@@ -231,7 +235,7 @@ pub async fn set_password(
                 .execute(&mut *tx)
                 .await?;
         if done.rows_affected() != 1 {
-            return Ok(None);
+            return Ok(Changed::when(false, None, Change::User(id)));
         }
         let sessions = sqlx::query(
             "delete from sessions where user_id = $1 and ($2 is null or id_hash <> $2)",
@@ -254,11 +258,12 @@ pub async fn set_password(
             0
         };
         tx.commit().await?;
-        Ok(Some(Ended {
+        Ok::<_, sqlx::Error>(Some(Ended {
             sessions,
             api_tokens,
         }))
-    })
+    })?;
+    Ok(Changed::when(ended.is_some(), ended, Change::User(id)))
 }
 
 /// Changes a user's plan (`Some(None)`: back to the default plan) and/or personal limit
@@ -270,7 +275,7 @@ pub async fn set_quota(
     plan: Option<Option<Uuid>>,
     limit_override: Option<Option<i64>>,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Changed<bool>, sqlx::Error> {
     let done = with_db!(db, |pool| {
         sqlx::query(
             "update users set
@@ -291,7 +296,7 @@ pub async fn set_quota(
         .await?
         .rows_affected()
     });
-    Ok(done == 1)
+    Ok(Changed::when(done == 1, done == 1, Change::Usage(id)))
 }
 
 /// Records that the user asks for another plan (replacing an earlier request).

@@ -8,5 +8,6 @@ pub mod layout;
 pub mod pages;
 pub mod profile;
 pub mod quota;
+pub mod session;
 pub mod time;
 pub mod usage;

@@ -1,14 +1,14 @@
 //! The admin area: its layout with the sidebar, the overview and user management.
 
 mod admin_sidebar;
-mod jobs_page;
+mod jobs;
 mod plans_page;
 mod usage_page;
 mod user_detail_page;
 mod users_page;
 
 pub use admin_sidebar::AdminSidebar;
-pub use jobs_page::AdminJobsPage;
+pub use jobs::AdminJobsPage;
 pub use plans_page::AdminPlansPage;
 pub use usage_page::AdminUsagePage;
 pub use user_detail_page::AdminUserDetailPage;

@@ -6,13 +6,13 @@ use crate::api::admin::{
     AdminSetPlan, AdminSetRole,
 };
 use crate::api::quota::{AdminUserDto, PlanDto};
-use crate::app::use_session;
 use crate::domain::account::{Approval, Role, MIN_PASSWORD_LEN};
 use crate::domain::numbers::grouped;
 use crate::ui::common::{
     action_error, reset_on_success, resource, ErrorNotice, Field, Loading, PostForm, BTN_PRIMARY,
     CARD, INPUT, LABEL,
 };
+use crate::ui::session::use_session;
 use crate::ui::time::format_time;
 use leptos::prelude::*;
 

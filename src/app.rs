@@ -1,7 +1,5 @@
 //! The HTML shell, the root component and the route table: every page of the app is here.
 
-use crate::api::auth::{Login, Logout, Signup};
-use crate::api::UserDto;
 use crate::ui::admin::{
     AdminJobsPage, AdminLayout, AdminOverviewPage, AdminPlansPage, AdminUsagePage,
     AdminUserDetailPage, AdminUsersPage,
@@ -13,6 +11,7 @@ use crate::ui::layout::{Footer, TopBar};
 use crate::ui::pages::{HomePage, NotFoundPage};
 use crate::ui::profile::{AccountTab, ProfilePage, TokensTab, UsageTab};
 use crate::ui::quota::{provide_usage, PricingPage, UsageBanner};
+use crate::ui::session::{signed_in_user_json, Session};
 use crate::ui::time::{zone_name, DisplayZone};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -52,29 +51,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Who is signed in, and the actions that change it. Provided once by [`App`]; every page that
-/// needs the user reads it from context.
-///
-/// The user is known before rendering starts: the server resolves it once per page request
-/// (`server::auth::page_guard`) and writes it into the page head; the browser reads it back from
-/// there before hydrating. No page waits on it, and log-in, sign-up and log-out end in a full
-/// page load (see `hydrate`), so it never goes stale. (It used to be a `Resource` read under
-/// several `<Transition>`s, which leptos 0.8 sometimes never finishes streaming: leptos #4851.)
-#[derive(Clone, Copy)]
-pub struct Session {
-    me: StoredValue<Option<UserDto>>,
-    pub login: ServerAction<Login>,
-    pub signup: ServerAction<Signup>,
-    pub logout: ServerAction<Logout>,
-}
-
-impl Session {
-    /// The signed-in user, if any.
-    pub fn user(&self) -> Option<UserDto> {
-        self.me.get_value()
-    }
-}
-
 /// Whether the page has hydrated (provided in the browser only). Hydration waits for the code of
 /// the page shown (pages are loaded lazily), and the parts of the frame hydrated before it are
 /// live meanwhile: whatever would change what the server rendered (data fetched by the frame,
@@ -88,50 +64,17 @@ impl Hydrated {
     pub fn get() -> bool {
         use_context::<Hydrated>().is_none_or(|h| h.0.get())
     }
-}
 
-pub fn use_session() -> Session {
-    expect_context::<Session>()
-}
-
-/// The user of this request, as the server resolved it.
-#[cfg(feature = "ssr")]
-fn signed_in_user() -> Option<UserDto> {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| {
-            parts
-                .extensions
-                .get::<crate::server::auth::SignedIn>()
-                .cloned()
-        })
-        .and_then(|signed_in| signed_in.0)
-        .map(|principal| principal.user)
-}
-
-/// The user the server wrote into the page head (read with `from_slice`, as everything the
-/// browser reads: one JSON decoder per type in the wasm, see `ui::common::Json`).
-#[cfg(not(feature = "ssr"))]
-fn signed_in_user() -> Option<UserDto> {
-    let meta = document().query_selector("meta[name=tm-user]").ok()??;
-    serde_json::from_slice(meta.get_attribute("content")?.as_bytes()).ok()?
-}
-
-fn signed_in_user_json() -> String {
-    serde_json::to_string(&signed_in_user()).unwrap_or_else(|_| "null".into())
+    /// The same, untracked.
+    pub fn get_untracked() -> bool {
+        use_context::<Hydrated>().is_none_or(|h| h.0.get_untracked())
+    }
 }
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let login = ServerAction::<Login>::new();
-    let signup = ServerAction::<Signup>::new();
-    let logout = ServerAction::<Logout>::new();
-    provide_context(Session {
-        me: StoredValue::new(signed_in_user()),
-        login,
-        signup,
-        logout,
-    });
+    Session::provide();
     provide_usage();
     provide_context(DisplayZone(zone_name()));
 

@@ -2,9 +2,9 @@
 //! before the page has hydrated too.
 
 use crate::api::auth::{signup_mode, Login, Signup};
-use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
 use crate::ui::common::{action_error, resource, ErrorNotice, Field, PostForm, BTN_PRIMARY};
+use crate::ui::session::use_session;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;

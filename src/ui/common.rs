@@ -2,10 +2,9 @@
 //! and the utility-class sets for buttons and inputs.
 
 use crate::api::error::{AppError, ErrorCode};
-use crate::app::use_session;
-use crate::domain::account::encode_next;
+use crate::ui::session::use_session;
 use leptos::prelude::*;
-use leptos_router::components::{Redirect, A};
+use leptos_router::components::A;
 
 pub const BTN_PRIMARY: &str = "inline-flex items-center justify-center gap-2 rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white shadow-sm hover:bg-indigo-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600 disabled:cursor-not-allowed disabled:opacity-60";
 pub const BTN_SECONDARY: &str = "inline-flex items-center justify-center gap-2 rounded-lg bg-white px-4 py-2 text-sm font-semibold text-slate-700 shadow-sm ring-1 ring-inset ring-slate-300 hover:bg-slate-50 disabled:cursor-not-allowed disabled:opacity-60";
@@ -196,7 +195,7 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
             "You don't have access to this page",
             "Ask an admin if you think you should.",
         ),
-        ErrorCode::NotFound => ("Not found", "It may have been removed."),
+        ErrorCode::NotFound => ("Page not found", "It may have been removed."),
         ErrorCode::Unauthorized => ("Please sign in", "Your session may have ended."),
         _ => ("Something went wrong", "Try again in a moment."),
     };
@@ -222,9 +221,13 @@ pub fn Loading() -> impl IntoView {
 }
 
 /// A route's page, shown to whoever may see it by the access `api::access::PAGES` declares for
-/// the path: visitors of a signed-in page go to log in (on the server, `page_guard` already
-/// answered them with a 302; this covers navigation in the browser), a user on an admin page
-/// gets a 403 page. The route table wraps every page in it (`app.rs`), so no page can forget.
+/// the path. The route table wraps every page in it (`app.rs`), so no page can forget.
+///
+/// Whoever may not see the page never gets it from the server: `page_guard` sends visitors to
+/// log in with a 302 before rendering, and a user on an admin page gets this 403 page, rendered
+/// and hydrated like any other. In the browser, a refusal can only come from a link followed
+/// there; the address is then loaded from the server, which answers as it does for everybody.
+/// (No router redirect: this wraps every page, so every page's first load would carry it.)
 #[component]
 pub fn Guarded(children: Children) -> impl IntoView {
     use crate::api::access::{page, Access};
@@ -232,16 +235,23 @@ pub fn Guarded(children: Children) -> impl IntoView {
         .pathname
         .get_untracked();
     let user = use_session().user();
-    match (page(&path).unwrap_or(Access::Public), user) {
-        (Access::Public, _) => children().into_any(),
-        (_, None) => {
-            let login = format!("/login?next={}", encode_next(&path));
-            view! { <Redirect path=login/> }.into_any()
-        }
-        (Access::Admin, Some(user)) if !user.is_admin() => view! {
-            <ErrorPage error=AppError::forbidden("The admin area is for admins only.")/>
-        }
-        .into_any(),
-        (_, Some(_)) => children().into_any(),
+    let allowed = match page(&path).unwrap_or(Access::Public) {
+        Access::Public => true,
+        Access::User => user.is_some(),
+        Access::Admin => user.as_ref().is_some_and(|u| u.is_admin()),
+    };
+    if allowed {
+        return children();
     }
+    let error = match user {
+        None => AppError::unauthorized(),
+        Some(_) => AppError::forbidden("The admin area is for admins only."),
+    };
+    #[cfg(not(feature = "ssr"))]
+    if !crate::app::Hydrated::get_untracked() {
+        // Hydrating the server's own answer (its 403 page): it stays.
+    } else if let Err(e) = window().location().assign(&path) {
+        leptos::logging::error!("cannot load {path}: {e:?}");
+    }
+    view! { <ErrorPage error/> }.into_any()
 }

@@ -1,8 +1,8 @@
 //! The frame around every page: the top bar (navigation and user menu) and the footer.
 
 use crate::api::auth::Logout;
-use crate::app::use_session;
 use crate::ui::common::{PostForm, BTN_PRIMARY};
+use crate::ui::session::use_session;
 use leptos::prelude::*;
 use leptos_router::components::A;
 

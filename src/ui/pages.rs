@@ -1,8 +1,9 @@
 //! The simple pages: home, chat, pricing, 404.
 
+use crate::api::error::{AppError, ErrorCode};
 use crate::api::UserDto;
-use crate::app::use_session;
-use crate::ui::common::{BTN_PRIMARY, BTN_SECONDARY, CARD};
+use crate::ui::common::{ErrorPage, BTN_PRIMARY, BTN_SECONDARY, CARD};
+use crate::ui::session::use_session;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -79,22 +80,11 @@ fn Shortcut(href: &'static str, title: &'static str, text: &'static str) -> impl
     }
 }
 
-/// Plans and quotas arrive with the quota issue; until then the page says so plainly.
+/// Any address that is no page: a 404, said as every error page says it ([`ErrorPage`]).
 #[component]
 pub fn NotFoundPage() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(http::StatusCode::NOT_FOUND);
-        }
-    }
     view! {
         <Title text="Not found"/>
-        <section class="mx-auto max-w-lg py-16 text-center">
-            <p class="text-sm font-semibold text-indigo-600">"404"</p>
-            <h1 class="mt-2 text-3xl font-bold tracking-tight">"Page not found"</h1>
-            <p class="mt-3 text-slate-600">"There is nothing at this address."</p>
-            <div class="mt-8"><A href="/" attr:class=BTN_SECONDARY>"Back to the start"</A></div>
-        </section>
+        <ErrorPage error=AppError::new(ErrorCode::NotFound, "There is nothing at this address.")/>
     }
 }

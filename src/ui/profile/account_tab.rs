@@ -2,12 +2,12 @@
 
 use crate::api::auth::ChangePassword;
 use crate::api::UserDto;
-use crate::app::use_session;
 use crate::domain::account::MIN_PASSWORD_LEN;
 use crate::ui::common::{
     action_error, reset_on_success, ErrorNotice, Field, PostForm, BTN_PRIMARY, BTN_SECONDARY, CARD,
 };
 use crate::ui::layout::LogOut;
+use crate::ui::session::use_session;
 use crate::ui::time::format_time;
 use leptos::prelude::*;
 

@@ -8,7 +8,7 @@ pub use account_tab::AccountTab;
 pub use tokens_tab::TokensTab;
 pub use usage_tab::UsageTab;
 
-use crate::app::use_session;
+use crate::ui::session::use_session;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Outlet, A};

@@ -11,7 +11,7 @@ pub use quota_blocked_modal::QuotaBlockedModal;
 pub use usage_warning_banner::UsageWarningBanner;
 
 use crate::api::quota::{get_usage, UsageDto};
-use crate::app::use_session;
+use crate::ui::session::use_session;
 use leptos::prelude::*;
 
 /// The signed-in user's usage, shared by the banner, the chat and the pricing page.

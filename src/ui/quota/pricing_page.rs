@@ -3,9 +3,9 @@
 
 use super::use_usage;
 use crate::api::quota::{list_plans, PlanDto, RequestPlan};
-use crate::app::use_session;
 use crate::domain::numbers::grouped;
 use crate::ui::common::{action_error, resource, ErrorNotice, Loading, BTN_PRIMARY, BTN_SECONDARY};
+use crate::ui::session::use_session;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;

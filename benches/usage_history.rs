@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokenmeter::server::config::Config;
 use tokenmeter::server::db::Db;
 use tokenmeter::server::state::AppState;
-use tokenmeter::server::usage_sync;
+use tokenmeter::server::{usage_analytics, usage_sync};
 use uuid::Uuid;
 
 const USERS: i64 = 10_000;
@@ -255,7 +255,7 @@ async fn main() {
     for i in 0..2_000 {
         let id = ids[(i * 7919) % ids.len()];
         let t = Instant::now();
-        let h = usage_sync::get_user_usage_history(&state, id, 365)
+        let h = usage_analytics::get_user_usage_history(&state, id, 365)
             .await
             .unwrap();
         times.push(t.elapsed());

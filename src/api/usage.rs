@@ -76,14 +76,14 @@ pub struct UsageHistoryDto {
 #[server(prefix = "/api/fn", endpoint = "get_usage_history")]
 pub async fn get_usage_history(days: i64) -> Result<UsageHistoryDto, AppError> {
     let (state, me) = super::ssr::require_user().await?;
-    Ok(crate::server::usage_sync::own_usage_history(&state, me.user.id, days).await?)
+    Ok(crate::server::usage_analytics::own_usage_history(&state, me.user.id, days).await?)
 }
 
 /// Anyone's history, for admins.
 #[server(prefix = "/api/fn", endpoint = "admin_usage_history")]
 pub async fn admin_usage_history(user_id: Uuid, days: i64) -> Result<UsageHistoryDto, AppError> {
     let (state, _admin) = super::ssr::require_admin().await?;
-    Ok(crate::server::usage_sync::get_user_usage_history(&state, user_id, days).await?)
+    Ok(crate::server::usage_analytics::get_user_usage_history(&state, user_id, days).await?)
 }
 
 /// A user as the admin's usage page heads it: who, their month, and whether there is a
@@ -148,5 +148,8 @@ pub async fn admin_usage_analytics(
     to: Option<String>,
 ) -> Result<UsageAnalyticsDto, AppError> {
     let (state, _admin) = super::ssr::require_admin().await?;
-    Ok(crate::server::usage_sync::usage_analytics(&state, from.as_deref(), to.as_deref()).await?)
+    Ok(
+        crate::server::usage_analytics::usage_analytics(&state, from.as_deref(), to.as_deref())
+            .await?,
+    )
 }

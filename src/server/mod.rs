@@ -20,6 +20,7 @@ pub mod rest;
 pub mod secret;
 pub mod state;
 pub mod telemetry;
+pub mod usage_analytics;
 pub mod usage_reconcile;
 pub mod usage_sync;
 pub mod work;

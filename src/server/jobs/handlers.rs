@@ -3,7 +3,7 @@
 
 use crate::server::db::jobs::JobRow;
 use crate::server::state::AppState;
-use crate::server::usage_sync;
+use crate::server::{usage_analytics, usage_sync};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -100,7 +100,7 @@ pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
 pub async fn run_report_job(ctx: &JobContext) -> Result<Done, JobError> {
     let meta = &ctx.job.metadata.0;
     let (from, to) = (meta["start_date"].as_str(), meta["end_date"].as_str());
-    let (from, to, csv) = usage_sync::usage_export_csv(&ctx.state, from, to)
+    let (from, to, csv) = usage_analytics::usage_export_csv(&ctx.state, from, to)
         .await
         .map_err(|e| JobError::Failed(crate::api::error::AppError::from(e).message))?;
     if ctx.cancel.load(Ordering::Relaxed) {

@@ -1,25 +1,26 @@
 //! The LLM upstream: a LiteLLM proxy (with a virtual key per user), any OpenAI-compatible
 //! endpoint (one shared key), or the built-in demo model. Replies are always streamed from the
 //! upstream (with `stream_options.include_usage`), so one code path serves the chat page and
-//! both shapes of `POST /api/chat/completions`.
+//! both shapes of `POST /api/chat/completions`. Here: the client (models, prices, opening a
+//! stream, the demo model); `keys`: each user's LiteLLM key; `sse`: reading a streamed reply.
 
 pub mod activity;
+mod keys;
+mod sse;
 pub mod tokens;
 
 use crate::api::error::{AppError, ErrorCode};
 use crate::domain::chat::{demo_reply, DEMO_MODEL};
-use crate::domain::money::{usd_f64_to_nanos, ModelPrice};
-use crate::domain::sse::SseDecoder;
+use crate::domain::money::ModelPrice;
 use crate::server::config::{Config, Upstream};
-use crate::server::db::{self, Db};
 use crate::server::error::{Error, Result};
 use crate::server::secret::SecretBox;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use sse::sse_events;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// How long the model list is reused before asking the upstream again.
 const MODELS_TTL: Duration = Duration::from_secs(60);
@@ -301,93 +302,6 @@ impl Llm {
         serde_json::from_str(&text).map_err(|e| UpstreamError::Malformed(e.to_string()))
     }
 
-    /// The key a user's requests go upstream with: none for the demo, the shared key for a
-    /// plain OpenAI-compatible endpoint, the user's own LiteLLM virtual key (created on first
-    /// use) for LiteLLM.
-    #[tracing::instrument(skip(self, db))]
-    pub async fn user_key(&self, db: &Db, user_id: Uuid) -> Result<Option<String>> {
-        let (base, master) = match &self.upstream {
-            Upstream::Demo => return Ok(None),
-            Upstream::OpenAi { api_key, .. } => return Ok(api_key.clone()),
-            Upstream::LiteLlm {
-                base_url,
-                master_key,
-            } => (base_url, master_key),
-        };
-        if let Some(sealed) = db::llm_keys::find_sealed(db, user_id).await? {
-            return self.open_key(&sealed).map(Some);
-        }
-        let _one_at_a_time = self.provisioning.lock().await;
-        if let Some(sealed) = db::llm_keys::find_sealed(db, user_id).await? {
-            return self.open_key(&sealed).map(Some);
-        }
-        let id = user_id.to_string();
-        let post = |path: &str, body: Value| {
-            self.http
-                .post(format!("{base}{path}"))
-                .bearer_auth(master)
-                .json(&body)
-        };
-        match self
-            .json(post(
-                "/user/new",
-                json!({"user_id": id, "auto_create_key": false}),
-            ))
-            .await
-        {
-            Ok(_) | Err(UpstreamError::Status { status: 409, .. }) => {}
-            Err(e) => return Err(provisioning_failed(e)),
-        }
-        let generated = self
-            .json(post(
-                "/key/generate",
-                json!({"user_id": id, "metadata": {"created_by": "tokenmeter"}}),
-            ))
-            .await
-            .map_err(provisioning_failed)?;
-        let key = generated["key"]
-            .as_str()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| provisioning_failed(UpstreamError::Malformed("no key".into())))?
-            .to_string();
-        let hint: String = key
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let sealed = self.secrets.seal(key.as_bytes());
-        let delete_ours = || async {
-            if let Err(e) = self.json(post("/key/delete", json!({"keys": [key]}))).await {
-                tracing::warn!(error = %e, key_hint = %hint, "could not delete a LiteLLM key we do not keep");
-            }
-        };
-        match db::llm_keys::insert_if_absent(db, user_id, &sealed, &hint, db::now()).await {
-            Ok(true) => {
-                tracing::info!(%user_id, key_hint = %hint, "created a LiteLLM key");
-                return Ok(Some(key));
-            }
-            // Not stored: a key nobody holds must not stay valid at LiteLLM.
-            Err(e) => {
-                delete_ours().await;
-                return Err(e.into());
-            }
-            // Another instance stored a key first: use that one and drop ours.
-            Ok(false) => delete_ours().await,
-        }
-        let sealed = db::llm_keys::find_sealed(db, user_id)
-            .await?
-            .ok_or_else(|| Error::internal("LiteLLM key vanished after a conflict"))?;
-        self.open_key(&sealed).map(Some)
-    }
-
-    fn open_key(&self, sealed: &[u8]) -> Result<String> {
-        String::from_utf8(self.secrets.open(sealed)?)
-            .map_err(|_| Error::internal("stored LiteLLM key is not text"))
-    }
-
     /// Starts a streamed completion. An error here means nothing arrived; errors inside the
     /// stream come after some of the reply did.
     pub async fn stream(
@@ -480,7 +394,7 @@ impl Llm {
     }
 }
 
-fn request_error(secs: u64) -> impl Fn(reqwest::Error) -> UpstreamError {
+pub(super) fn request_error(secs: u64) -> impl Fn(reqwest::Error) -> UpstreamError {
     move |e| {
         if e.is_timeout() {
             UpstreamError::Timeout(secs)
@@ -490,20 +404,11 @@ fn request_error(secs: u64) -> impl Fn(reqwest::Error) -> UpstreamError {
     }
 }
 
-fn provisioning_failed(err: UpstreamError) -> Error {
-    tracing::warn!(error = %err, "LiteLLM key provisioning failed");
-    let detail = AppError::from(&err).message;
-    Error::App(AppError::new(
-        ErrorCode::Upstream,
-        format!("Could not create your LiteLLM key. {detail}"),
-    ))
-}
-
 /// The upstream's own error message (OpenAI shape `{"error": {"message"}}`), shortened.
 /// A summary of an upstream's error answer for people: its `error.message` (else the body),
 /// first line only, control characters dropped, at most 200 characters. An HTML error page or
 /// a stack trace is not shown raw.
-fn error_message(body: &str) -> String {
+pub(super) fn error_message(body: &str) -> String {
     let message = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| match &v["error"] {
@@ -527,117 +432,6 @@ fn error_message(body: &str) -> String {
     } else {
         summary
     }
-}
-
-/// Reads an upstream SSE body as events: deltas, usage, the end. A body that ends without
-/// `[DONE]` or a finish reason was cut.
-fn sse_events(
-    bytes: BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
-    timeout: Duration,
-) -> EventStream {
-    struct State {
-        bytes: BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
-        decoder: SseDecoder,
-        ready: VecDeque<Result<Event, UpstreamError>>,
-        finished: bool,
-        over: bool,
-    }
-    let state = State {
-        bytes,
-        decoder: SseDecoder::new(),
-        ready: VecDeque::new(),
-        finished: false,
-        over: false,
-    };
-    stream::unfold(state, move |mut st| async move {
-        loop {
-            if let Some(item) = st.ready.pop_front() {
-                if item.is_err() {
-                    st.over = true;
-                    st.ready.clear();
-                }
-                return Some((item, st));
-            }
-            if st.over {
-                return None;
-            }
-            let next = tokio::time::timeout(timeout, st.bytes.next()).await;
-            match next {
-                Err(_) => {
-                    st.ready
-                        .push_back(Err(UpstreamError::Timeout(timeout.as_secs())));
-                }
-                Ok(None) => {
-                    st.over = true;
-                    if !st.finished {
-                        return Some((Err(UpstreamError::Cut), st));
-                    }
-                }
-                Ok(Some(Err(_))) => st.ready.push_back(Err(UpstreamError::Cut)),
-                Ok(Some(Ok(chunk))) => {
-                    for data in st.decoder.push(&chunk) {
-                        if data.trim() == "[DONE]" {
-                            st.finished = true;
-                            st.over = true;
-                            break;
-                        }
-                        match parse_chunk(&data) {
-                            Ok((events, finished)) => {
-                                st.finished |= finished;
-                                st.ready.extend(events.into_iter().map(Ok));
-                            }
-                            Err(e) => {
-                                st.ready.push_back(Err(e));
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    })
-    .boxed()
-}
-
-/// One `chat.completion.chunk`: its text, its usage (LiteLLM adds `usage.cost`), and whether
-/// it carries a finish reason. An `{"error": ...}` event is an upstream failure.
-fn parse_chunk(data: &str) -> Result<(Vec<Event>, bool), UpstreamError> {
-    let value: Value =
-        serde_json::from_str(data).map_err(|e| UpstreamError::Malformed(e.to_string()))?;
-    if !value["error"].is_null() {
-        return Err(UpstreamError::Status {
-            status: value["error"]["code"]
-                .as_str()
-                .and_then(|c| c.parse().ok())
-                .or_else(|| value["error"]["code"].as_u64().map(|c| c as u16))
-                .unwrap_or(502),
-            message: error_message(data),
-        });
-    }
-    let mut events = Vec::new();
-    let mut finished = false;
-    if let Some(choice) = value["choices"].as_array().and_then(|c| c.first()) {
-        if let Some(text) = choice["delta"]["content"].as_str() {
-            if !text.is_empty() {
-                events.push(Event::Delta(text.to_string()));
-            }
-        }
-        finished = !choice["finish_reason"].is_null();
-    }
-    let usage = &value["usage"];
-    if usage.is_object() {
-        let count = |name: &str| usage[name].as_i64().filter(|n| *n >= 0);
-        if let (Some(prompt_tokens), Some(completion_tokens)) =
-            (count("prompt_tokens"), count("completion_tokens"))
-        {
-            events.push(Event::Usage(ReportedUsage {
-                prompt_tokens,
-                completion_tokens,
-                cost_nanos: usage["cost"].as_f64().and_then(usd_f64_to_nanos),
-            }));
-        }
-    }
-    Ok((events, finished))
 }
 
 #[cfg(test)]
@@ -669,59 +463,6 @@ mod error_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_litellm_chunks() {
-        let (events, finished) = parse_chunk(
-            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(events, vec![Event::Delta("Hel".into())]);
-        assert!(!finished);
-        let (events, finished) =
-            parse_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#).unwrap();
-        assert!(events.is_empty() && finished);
-        let (events, _) = parse_chunk(
-            r#"{"choices":[{"index":0,"delta":{}}],"usage":{"completion_tokens":10,"prompt_tokens":9,"total_tokens":19,"cost":0.000029}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            events,
-            vec![Event::Usage(ReportedUsage {
-                prompt_tokens: 9,
-                completion_tokens: 10,
-                cost_nanos: Some(29_000)
-            })]
-        );
-        // OpenAI's own usage chunk has an empty choices array and no cost.
-        let (events, _) =
-            parse_chunk(r#"{"choices":[],"usage":{"completion_tokens":1,"prompt_tokens":2}}"#)
-                .unwrap();
-        assert_eq!(
-            events,
-            vec![Event::Usage(ReportedUsage {
-                prompt_tokens: 2,
-                completion_tokens: 1,
-                cost_nanos: None
-            })]
-        );
-    }
-
-    #[test]
-    fn error_events_and_garbage_are_failures() {
-        let err = parse_chunk(r#"{"error":{"message":"boom","code":"429"}}"#).unwrap_err();
-        assert_eq!(
-            err,
-            UpstreamError::Status {
-                status: 429,
-                message: "boom".into()
-            }
-        );
-        assert!(matches!(
-            parse_chunk("not json"),
-            Err(UpstreamError::Malformed(_))
-        ));
-    }
 
     #[test]
     fn every_upstream_failure_has_a_clear_message() {

@@ -8,7 +8,7 @@ use crate::api::error::AppError;
 use crate::domain::usage::{history_csv, parse_history_days};
 use crate::server::auth::{AdminUser, AuthUser};
 use crate::server::state::AppState;
-use crate::server::usage_sync;
+use crate::server::{usage_analytics, usage_sync};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -69,14 +69,14 @@ async fn history(
     match format {
         Format::Json => {
             let dto = if own {
-                usage_sync::own_usage_history(state, user_id, days).await?
+                usage_analytics::own_usage_history(state, user_id, days).await?
             } else {
-                usage_sync::get_user_usage_history(state, user_id, days).await?
+                usage_analytics::get_user_usage_history(state, user_id, days).await?
             };
             Ok(ok(dto).into_response())
         }
         Format::Csv => {
-            let history = usage_sync::history_days(state, user_id, days).await?;
+            let history = usage_analytics::history_days(state, user_id, days).await?;
             let (from, to) = (history.from, history.to);
             Ok(csv_download(
                 &format!("usage-{from}-to-{to}.csv"),
@@ -177,10 +177,10 @@ pub async fn analytics(
     let (from, to) = (q.from.as_deref(), q.to.as_deref());
     match parse_format(q.format.as_deref())? {
         Format::Json => {
-            Ok(ok(usage_sync::usage_analytics(&state, from, to).await?).into_response())
+            Ok(ok(usage_analytics::usage_analytics(&state, from, to).await?).into_response())
         }
         Format::Csv => {
-            let (from, to, csv) = usage_sync::usage_export_csv(&state, from, to).await?;
+            let (from, to, csv) = usage_analytics::usage_export_csv(&state, from, to).await?;
             Ok(csv_download(&format!("usage-all-{from}-to-{to}.csv"), csv))
         }
     }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenmeter::api::jobs::JobDto;
-use tokenmeter::domain::jobs::JobType;
+use tokenmeter::domain::jobs::{JobStatus, JobType};
 use tokenmeter::server::jobs::runner::Runner;
 use tokenmeter::server::jobs::{self, Created};
 use uuid::Uuid;
@@ -129,7 +129,7 @@ async fn a_usage_sync_and_a_report_run_to_completion(backend: Backend) {
     let runner = Runner::start(&app.state).unwrap();
     let started = Instant::now();
     let job = new_job(&app, JobType::UsageSync, json!({})).await;
-    let job = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let job = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "woken by the enqueue, not a poll"
@@ -149,7 +149,7 @@ async fn a_usage_sync_and_a_report_run_to_completion(backend: Backend) {
         json!({"start_date": today, "end_date": today}),
     )
     .await;
-    let report = wait_for(&app, report.id, |j| j.status == "completed").await;
+    let report = wait_for(&app, report.id, |j| j.status == JobStatus::Completed).await;
     assert!(report.has_result);
     assert_eq!(report.metadata["summary"]["rows"], 4);
     let csv = tokenmeter::server::db::jobs::find_result(&app.db, report.id)
@@ -170,7 +170,7 @@ async fn a_users_failure_is_in_the_summary_and_the_rest_are_synced(backend: Back
     *fake.failing_user.lock().unwrap() = Some(bad_id.to_string());
     let runner = Runner::start(&app.state).unwrap();
     let job = new_job(&app, JobType::UsageSync, json!({})).await;
-    let job = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let job = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     let summary = &job.metadata["summary"];
     assert_eq!(
         (&summary["users"], &summary["failed"]),
@@ -193,7 +193,7 @@ async fn a_sync_in_which_every_user_fails_is_a_failed_job(backend: Backend) {
     *fake.failing_user.lock().unwrap() = Some("*".into());
     let runner = Runner::start(&app.state).unwrap();
     let job = new_job(&app, JobType::UsageSync, json!({})).await;
-    let job = wait_for(&app, job.id, |j| j.status == "failed").await;
+    let job = wait_for(&app, job.id, |j| j.status == JobStatus::Failed).await;
     assert_eq!(job.attempts, 3, "retried, then failed");
     let error = job.error.unwrap();
     assert!(error.starts_with("every user's sync failed (3)"), "{error}");
@@ -210,7 +210,7 @@ async fn failures_are_retried_with_backoff_until_the_last_attempt(backend: Backe
         json!({"start_date": "not a date", "end_date": "2026-11-28"}),
     )
     .await;
-    let job = wait_for(&app, job.id, |j| j.status == "failed").await;
+    let job = wait_for(&app, job.id, |j| j.status == JobStatus::Failed).await;
     assert_eq!(job.attempts, 3, "three attempts, then failed");
     assert!(job.error.unwrap().contains("from must be a date"));
     assert!(job.completed_at.is_some());
@@ -230,7 +230,7 @@ async fn slow_sync_running(
     fake.delay_ms.store(delay_ms, Ordering::SeqCst);
     let runner = Runner::start(&app.state).unwrap();
     let job = new_job(&app, JobType::UsageSync, json!({})).await;
-    wait_for(&app, job.id, |j| j.status == "running").await;
+    wait_for(&app, job.id, |j| j.status == JobStatus::Running).await;
     (app, fake, runner, job)
 }
 
@@ -238,7 +238,7 @@ async fn a_running_job_is_cancelled_on_request(backend: Backend) {
     let (app, fake, runner, job) = slow_sync_running(backend, &[], 5, 300).await;
     let asked = jobs::cancel_job(&app.state, job.id).await.unwrap();
     assert!(asked.cancel_requested);
-    let job = wait_for(&app, job.id, |j| j.status == "cancelled").await;
+    let job = wait_for(&app, job.id, |j| j.status == JobStatus::Cancelled).await;
     assert!(
         fake.reads.load(Ordering::SeqCst) < 6,
         "stopped before syncing everyone"
@@ -255,7 +255,7 @@ async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Bac
     // Another instance on the same database takes over once the lease has run out.
     let other = app.another_instance().await;
     let second = Runner::start(&other.state).unwrap();
-    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(
         done.attempts, 2,
         "rescued once, completed by the second attempt"
@@ -296,7 +296,7 @@ async fn a_job_whose_heartbeat_cannot_be_written_is_stopped_within_its_lease(bac
     release.send(()).unwrap();
     held.await.unwrap();
     fake.delay_ms.store(0, Ordering::SeqCst);
-    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(
         done.attempts, 2,
         "rescued once, completed by the second attempt"
@@ -380,7 +380,7 @@ async fn a_killed_server_process_s_job_is_rescued_by_another_instance(backend: B
     let mut child = KillOnDrop(child);
     let job = new_job(&app, JobType::UsageSync, json!({})).await;
     // The other process claims it (this one runs no runner yet).
-    let running = wait_for(&app, job.id, |j| j.status == "running").await;
+    let running = wait_for(&app, job.id, |j| j.status == JobStatus::Running).await;
     assert_eq!(running.attempts, 1);
     child.0.kill().expect("SIGKILL");
     child.0.wait().unwrap();
@@ -388,7 +388,7 @@ async fn a_killed_server_process_s_job_is_rescued_by_another_instance(backend: B
     assert!(read_before < 4, "killed mid-job, not after it");
     fake.delay_ms.store(0, Ordering::SeqCst);
     let runner = Runner::start(&app.state).unwrap();
-    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(
         done.attempts, 2,
         "rescued once, completed by the second attempt"
@@ -409,12 +409,12 @@ async fn a_shutdown_hands_the_job_back(backend: Backend) {
     let (app, fake, runner, job) = slow_sync_running(backend, &[], 5, 300).await;
     runner.stop().await; // SIGTERM: the server stops its runner before closing the database
     let back = jobs::get_job(&app.state, job.id).await.unwrap();
-    assert_eq!(back.status, "pending", "{back:?}");
+    assert_eq!(back.status, JobStatus::Pending, "{back:?}");
     assert_eq!(back.attempts, 0, "an interrupted attempt does not count");
     assert!(back.error.unwrap().contains("shutdown"));
     fake.delay_ms.store(0, Ordering::SeqCst);
     let again = Runner::start(&app.state).unwrap();
-    let done = wait_for(&app, job.id, |j| j.status == "completed").await;
+    let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(done.attempts, 1);
     again.stop().await;
 }
@@ -433,7 +433,7 @@ async fn the_daily_sync_is_enqueued_once_by_several_instances(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(page.total, 1, "{:?}", page.jobs);
-    let job = wait_for(&app, page.jobs[0].id, |j| j.status == "completed").await;
+    let job = wait_for(&app, page.jobs[0].id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(
         job.metadata["scheduled_for"],
         chrono::Utc::now().date_naive().to_string()
@@ -475,7 +475,7 @@ async fn postgres_an_enqueue_on_one_instance_wakes_another() {
         json!({"start_date": today, "end_date": today}),
     )
     .await;
-    wait_for(&app, job.id, |j| j.status == "completed").await;
+    wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert!(
         enqueued.elapsed() < Duration::from_secs(5),
         "woken by the other instance's NOTIFY, not a poll: {:?}",

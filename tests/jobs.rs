@@ -17,7 +17,7 @@ use tokenmeter::server::error::Error;
 use tokenmeter::server::jobs::{self, Created};
 use uuid::Uuid;
 
-async fn insert(app: &TestApp, kind: &str) -> Uuid {
+async fn insert(app: &TestApp, kind: JobType) -> Uuid {
     let metadata = json!({});
     let t = now();
     let row = repo::insert(
@@ -57,7 +57,7 @@ fn code(err: Error) -> ErrorCode {
 async fn eight_claimers_take_each_of_1000_jobs_exactly_once(backend: Backend) {
     let app = TestApp::start(backend).await;
     for _ in 0..1000 {
-        insert(&app, "report_generation").await;
+        insert(&app, JobType::ReportGeneration).await;
     }
     let claimed = Arc::new(Mutex::new(Vec::new()));
     let claimers = (0..8).map(|_| {
@@ -68,7 +68,7 @@ async fn eight_claimers_take_each_of_1000_jobs_exactly_once(backend: Backend) {
                 .await
                 .unwrap()
             {
-                assert_eq!(job.status, "running");
+                assert_eq!(job.status, JobStatus::Running);
                 assert_eq!(job.attempts, 1);
                 let metadata = json!({"by": "test"});
                 let ended = repo::end_attempt(
@@ -112,7 +112,7 @@ async fn eight_claimers_take_each_of_1000_jobs_exactly_once(backend: Backend) {
 async fn moves_follow_the_state_machine_and_the_attempt(backend: Backend) {
     let app = TestApp::start(backend).await;
     let s = &app.state;
-    let id = insert(&app, "report_generation").await;
+    let id = insert(&app, JobType::ReportGeneration).await;
     // pending -> completed is not a move.
     let err = jobs::update_job_status(s, id, JobStatus::Completed, None, None)
         .await
@@ -178,16 +178,16 @@ async fn moves_follow_the_state_machine_and_the_attempt(backend: Backend) {
 async fn cancelling_depends_on_where_the_job_is(backend: Backend) {
     let app = TestApp::start(backend).await;
     let s = &app.state;
-    let pending = insert(&app, "report_generation").await;
+    let pending = insert(&app, JobType::ReportGeneration).await;
     let job = jobs::cancel_job(s, pending).await.unwrap();
-    assert_eq!(job.status, "cancelled");
+    assert_eq!(job.status, JobStatus::Cancelled);
     assert!(job.completed_at.is_some());
     assert_eq!(
         code(jobs::cancel_job(s, pending).await.unwrap_err()),
         ErrorCode::Conflict
     );
 
-    let running = insert(&app, "report_generation").await;
+    let running = insert(&app, JobType::ReportGeneration).await;
     let claimed = jobs::claim_next(s, Duration::seconds(60))
         .await
         .unwrap()
@@ -206,7 +206,10 @@ async fn cancelling_depends_on_where_the_job_is(backend: Backend) {
     assert!(repo::end_attempt(&s.db, running, 1, End::Cancelled, now())
         .await
         .unwrap());
-    assert_eq!(jobs::get_job(s, running).await.unwrap().status, "cancelled");
+    assert_eq!(
+        jobs::get_job(s, running).await.unwrap().status,
+        JobStatus::Cancelled
+    );
     // A lost attempt hears nothing.
     assert_eq!(
         repo::heartbeat(&s.db, running, 1, now(), now())
@@ -219,7 +222,7 @@ async fn cancelling_depends_on_where_the_job_is(backend: Backend) {
 async fn expired_leases_are_rescued_and_old_jobs_cleaned_up(backend: Backend) {
     let app = TestApp::start(backend).await;
     let s = &app.state;
-    let id = insert(&app, "report_generation").await; // two attempts
+    let id = insert(&app, JobType::ReportGeneration).await; // two attempts
     let first = jobs::claim_next(s, Duration::milliseconds(1))
         .await
         .unwrap()
@@ -228,7 +231,7 @@ async fn expired_leases_are_rescued_and_old_jobs_cleaned_up(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(repo::rescue_expired(&s.db, now()).await.unwrap(), 1);
     let job = jobs::get_job(s, id).await.unwrap();
-    assert_eq!(job.status, "pending");
+    assert_eq!(job.status, JobStatus::Pending);
     assert!(job.error.unwrap().contains("lease expired"));
     // The dead worker's attempt can no longer write.
     assert!(!repo::end_attempt(&s.db, id, 1, End::Cancelled, now())
@@ -243,18 +246,21 @@ async fn expired_leases_are_rescued_and_old_jobs_cleaned_up(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(repo::rescue_expired(&s.db, now()).await.unwrap(), 1);
     let job = jobs::get_job(s, id).await.unwrap();
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(job.error.unwrap().contains("last attempt"));
 
     // Cleanup removes finished jobs older than the retention, nothing else.
-    let pending = insert(&app, "report_generation").await;
+    let pending = insert(&app, JobType::ReportGeneration).await;
     assert_eq!(jobs::cleanup_old_jobs(s, 1).await.unwrap(), 0);
     assert_eq!(jobs::cleanup_old_jobs(s, -1).await.unwrap(), 1);
     assert_eq!(
         code(jobs::get_job(s, id).await.unwrap_err()),
         ErrorCode::NotFound
     );
-    assert_eq!(jobs::get_job(s, pending).await.unwrap().status, "pending");
+    assert_eq!(
+        jobs::get_job(s, pending).await.unwrap().status,
+        JobStatus::Pending
+    );
 }
 
 async fn one_usage_sync_at_a_time_and_no_unsupported_types(backend: Backend) {
@@ -325,4 +331,31 @@ on_both_backends!(
     cancelling_depends_on_where_the_job_is,
     expired_leases_are_rescued_and_old_jobs_cleaned_up,
     one_usage_sync_at_a_time_and_no_unsupported_types,
+    the_claim_leaves_types_without_a_handler_alone,
 );
+
+/// A job of a type the runner cannot do (written behind the service's back, which refuses to
+/// create one) is never claimed; a job due after it still is.
+async fn the_claim_leaves_types_without_a_handler_alone(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let s = &app.state;
+    assert!(!JobType::DocumentProcessing.has_handler());
+    let reserved = insert(&app, JobType::DocumentProcessing).await;
+    let report = insert(&app, JobType::ReportGeneration).await;
+    let claimed = jobs::claim_next(s, Duration::seconds(60))
+        .await
+        .unwrap()
+        .expect("the report is claimed");
+    assert_eq!(
+        (claimed.id, claimed.kind),
+        (report, JobType::ReportGeneration)
+    );
+    assert!(jobs::claim_next(s, Duration::seconds(60))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        jobs::get_job(s, reserved).await.unwrap().status,
+        JobStatus::Pending
+    );
+}

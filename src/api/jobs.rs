@@ -1,5 +1,6 @@
 //! Background jobs as clients see them.
 
+use crate::domain::jobs::{JobStatus, JobType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,8 +11,8 @@ use uuid::Uuid;
 pub struct JobDto {
     pub id: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
+    pub kind: JobType,
+    pub status: JobStatus,
     pub progress: i64,
     pub user_id: Option<Uuid>,
     /// Who asked for it (their e-mail now).
@@ -46,7 +47,7 @@ impl JobDto {
         {
             summary.remove("failures");
         }
-        if self.kind == crate::domain::jobs::JobType::UsageSync.as_str() && self.error.is_some() {
+        if self.kind == JobType::UsageSync && self.error.is_some() {
             self.error = Some("the usage sync failed; an admin can see why".into());
         }
         self

@@ -12,7 +12,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// A job's type: of its row, its DTO and the page alike. Adding one makes the compiler name the
+/// places that need it: `as_str` and `has_handler` here, the runner's dispatch
+/// (`server::jobs::handlers::run`), `POST /api/admin/jobs` (`server::rest::jobs::create`), the
+/// admin page's label for its summary (`ui::admin::jobs::row`), and `JOB_TYPES` below (whose
+/// length the compiler checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
     UsageSync,
@@ -37,7 +43,27 @@ impl JobType {
 
     /// Whether the runner can do jobs of this type (`document_processing` is reserved).
     pub fn has_handler(self) -> bool {
-        !matches!(self, JobType::DocumentProcessing)
+        match self {
+            JobType::UsageSync | JobType::ReportGeneration => true,
+            JobType::DocumentProcessing => false,
+        }
+    }
+
+    /// The types the runner cannot do: the claim leaves their jobs alone.
+    pub fn without_handler() -> Vec<&'static str> {
+        JOB_TYPES
+            .into_iter()
+            .filter(|t| !t.has_handler())
+            .map(JobType::as_str)
+            .collect()
+    }
+}
+
+/// A stored type that is not one of ours is an error of the database, not of a client.
+impl TryFrom<String> for JobType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -58,6 +84,7 @@ impl FromStr for JobType {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Pending,
@@ -98,6 +125,13 @@ impl JobStatus {
 impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for JobStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

@@ -4,6 +4,7 @@
 //! changed. The claim is the one statement written per dialect.
 
 use super::{with_db, with_db_read, Db};
+use crate::domain::jobs::{JobStatus, JobType};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -12,9 +13,10 @@ use uuid::Uuid;
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct JobRow {
     pub id: Uuid,
-    #[sqlx(rename = "type")]
-    pub kind: String,
-    pub status: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub kind: JobType,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub progress: i32,
     pub user_id: Option<Uuid>,
     /// The e-mail of `user_id` as it is now.
@@ -47,7 +49,7 @@ macro_rules! columns {
 
 pub struct NewJob<'a> {
     pub id: Uuid,
-    pub kind: &'a str,
+    pub kind: JobType,
     pub user_id: Option<Uuid>,
     pub metadata: &'a Value,
     pub max_attempts: i32,
@@ -70,7 +72,7 @@ pub async fn insert(db: &Db, job: &NewJob<'_>) -> Result<Option<JobRow>, sqlx::E
             columns!()
         ))
         .bind(job.id)
-        .bind(job.kind)
+        .bind(job.kind.as_str())
         .bind(job.user_id)
         .bind(Json(job.metadata))
         .bind(job.max_attempts)
@@ -188,7 +190,8 @@ pub async fn list_pending(db: &Db, kind: &str) -> Result<Vec<JobRow>, sqlx::Erro
     })
 }
 
-/// Takes the oldest due pending job (of a type the runner can do): it becomes `running`, its
+/// Takes the oldest due pending job (of a type the runner can do: `JobType::has_handler`, bound
+/// as a list, not written into the SQL): it becomes `running`, its
 /// attempt number goes up, and it is leased until `lease_until`. Concurrent claimers never take
 /// the same job: PostgreSQL skips rows another claimer has locked; SQLite runs one writing
 /// statement at a time and the update re-checks the status.
@@ -204,7 +207,7 @@ pub async fn claim_next(
                      started_at = coalesce(started_at, $1), updated_at = $1
                  where id = (select id from jobs
                              where status = 'pending' and run_at <= $1
-                               and type <> 'document_processing'
+                               and type <> all($3)
                              order by run_at, created_at
                              for update skip locked
                              limit 1)
@@ -214,6 +217,7 @@ pub async fn claim_next(
             ))
             .bind(now)
             .bind(lease_until)
+            .bind(JobType::without_handler())
             .fetch_optional(pool)
             .await
         }
@@ -224,7 +228,7 @@ pub async fn claim_next(
                      started_at = coalesce(started_at, $1), updated_at = $1
                  where id = (select id from jobs
                              where status = 'pending' and run_at <= $1
-                               and type <> 'document_processing'
+                               and type not in (select value from json_each($3))
                              order by run_at, created_at
                              limit 1)
                    and status = 'pending'
@@ -233,6 +237,7 @@ pub async fn claim_next(
             ))
             .bind(now)
             .bind(lease_until)
+            .bind(serde_json::Value::from(JobType::without_handler()).to_string())
             .fetch_optional(pool)
             .await
         }

@@ -1,6 +1,7 @@
 //! What each type of job does. A handler reports progress through its context, checks its
 //! cancel flag between steps, and returns the job's summary (and a result, for reports).
 
+use crate::domain::jobs::JobType;
 use crate::server::db::jobs::JobRow;
 use crate::server::state::AppState;
 use crate::server::{usage_analytics, usage_sync};
@@ -34,10 +35,14 @@ pub enum JobError {
 }
 
 pub async fn run(ctx: JobContext) -> Result<Done, JobError> {
-    match ctx.job.kind.as_str() {
-        "usage_sync" => run_usage_sync_job(&ctx).await,
-        "report_generation" => run_report_job(&ctx).await,
-        other => Err(JobError::Failed(format!("no handler for {other} jobs"))),
+    match ctx.job.kind {
+        JobType::UsageSync => run_usage_sync_job(&ctx).await,
+        JobType::ReportGeneration => run_report_job(&ctx).await,
+        // Never claimed (`JobType::has_handler`).
+        JobType::DocumentProcessing => Err(JobError::Failed(format!(
+            "no handler for {} jobs",
+            ctx.job.kind
+        ))),
     }
 }
 

@@ -43,12 +43,6 @@ impl From<JobRow> for JobDto {
     }
 }
 
-pub fn status_of(row: &JobRow) -> Result<JobStatus> {
-    row.status
-        .parse()
-        .map_err(|e: String| crate::server::error::Error::internal(e))
-}
-
 /// A type or status named by a client (`None`: any); an unknown name is a 400 listing the
 /// valid ones.
 pub fn parse_name<T: std::str::FromStr<Err = String>>(raw: Option<&str>) -> Result<Option<T>> {
@@ -115,7 +109,7 @@ pub async fn create_job_with(
     let now = db::now();
     let new = NewJob {
         id: Uuid::new_v4(),
-        kind: kind.as_str(),
+        kind,
         user_id,
         metadata: &metadata,
         max_attempts,
@@ -148,7 +142,7 @@ pub async fn update_job_status(
     let row = jobs::find(&state.db, id)
         .await?
         .ok_or_else(|| AppError::not_found("job"))?;
-    let from = status_of(&row)?;
+    let from = row.status;
     check_move(from, to).map_err(|e| conflict(e.to_string()))?;
     if to == JobStatus::Running {
         return Err(conflict("a job starts running only when a worker claims it").into());
@@ -269,7 +263,7 @@ pub async fn cancel_job(state: &AppState, id: Uuid) -> Result<JobDto> {
         let row = jobs::find(&state.db, id)
             .await?
             .ok_or_else(|| AppError::not_found("job"))?;
-        let status = status_of(&row)?;
+        let status = row.status;
         let done = match cancel(status) {
             Cancel::Now => jobs::cancel_pending(&state.db, id, db::now()).await?,
             Cancel::Requested => jobs::request_cancel(&state.db, id, db::now()).await?,
@@ -321,7 +315,7 @@ pub async fn start_usage_sync(state: &AppState, user: &crate::api::UserDto) -> R
 #[tracing::instrument(skip(state), err)]
 pub async fn report_result(state: &AppState, id: Uuid) -> Result<(String, String)> {
     let job = get_job(state, id).await?;
-    if job.status != JobStatus::Completed.as_str() || !job.has_result {
+    if job.status != JobStatus::Completed || !job.has_result {
         return Err(conflict(format!(
             "the job is {} and has no result to download",
             job.status

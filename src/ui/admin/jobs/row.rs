@@ -2,6 +2,7 @@
 //! cancel button.
 
 use crate::api::jobs::{AdminCancelJob, JobDto};
+use crate::domain::jobs::JobStatus;
 use crate::ui::common::BTN_DANGER;
 use crate::ui::time::format_time;
 use leptos::prelude::*;
@@ -10,13 +11,13 @@ use leptos::prelude::*;
 const TD: &str = "block py-1 md:table-cell md:px-4 md:py-3 md:align-top";
 
 /// Status badge colours.
-fn badge(status: &str) -> &'static str {
+fn badge(status: JobStatus) -> &'static str {
     match status {
-        "pending" => "bg-slate-100 text-slate-700 ring-slate-200",
-        "running" => "bg-indigo-50 text-indigo-700 ring-indigo-200",
-        "completed" => "bg-emerald-50 text-emerald-700 ring-emerald-200",
-        "failed" => "bg-red-50 text-red-700 ring-red-200",
-        _ => "bg-amber-50 text-amber-800 ring-amber-200",
+        JobStatus::Pending => "bg-slate-100 text-slate-700 ring-slate-200",
+        JobStatus::Running => "bg-indigo-50 text-indigo-700 ring-indigo-200",
+        JobStatus::Completed => "bg-emerald-50 text-emerald-700 ring-emerald-200",
+        JobStatus::Failed => "bg-red-50 text-red-700 ring-red-200",
+        JobStatus::Cancelled => "bg-amber-50 text-amber-800 ring-amber-200",
     }
 }
 
@@ -82,7 +83,7 @@ pub fn duration_label(ms: i64) -> String {
 #[component]
 pub fn JobRow(job: JobDto, cancel: ServerAction<AdminCancelJob>) -> impl IntoView {
     let id = job.id;
-    let active = matches!(job.status.as_str(), "pending" | "running");
+    let active = !job.status.is_finished();
     let duration = match (job.started_at, job.completed_at) {
         (Some(s), Some(c)) => Some(duration_label((c - s).num_milliseconds())),
         _ => None,
@@ -94,9 +95,9 @@ pub fn JobRow(job: JobDto, cancel: ServerAction<AdminCancelJob>) -> impl IntoVie
         .map(failure_lines)
         .unwrap_or_default();
     view! {
-        <tr class="block px-4 py-3 md:table-row md:p-0" data-testid="job-row" data-job-id=id.to_string() data-type=job.kind.clone() data-status=job.status.clone()>
+        <tr class="block px-4 py-3 md:table-row md:p-0" data-testid="job-row" data-job-id=id.to_string() data-type=job.kind.as_str() data-status=job.status.as_str()>
             <td class=TD>
-                <p class="font-medium">{job.kind.clone()}</p>
+                <p class="font-medium">{job.kind.as_str()}</p>
                 <p class="font-mono text-xs text-slate-500">{id.to_string()[..8].to_string()}</p>
                 {job.user_id.map(|u| {
                     let who = job.user_email.clone().unwrap_or_else(|| u.to_string()[..8].to_string());
@@ -108,8 +109,8 @@ pub fn JobRow(job: JobDto, cancel: ServerAction<AdminCancelJob>) -> impl IntoVie
                 })}
             </td>
             <td class=TD>
-                <span class=format!("inline-block rounded-full px-2 py-0.5 text-xs font-medium ring-1 {}", badge(&job.status)) data-testid="job-status">
-                    {job.status.clone()}
+                <span class=format!("inline-block rounded-full px-2 py-0.5 text-xs font-medium ring-1 {}", badge(job.status)) data-testid="job-status">
+                    {job.status.as_str()}
                 </span>
                 {job.cancel_requested.then(|| view! { <p class="mt-1 text-xs text-amber-700">"stopping…"</p> })}
                 <p class="mt-1 text-xs text-slate-500">{attempts_label(job.attempts, job.max_attempts)}</p>

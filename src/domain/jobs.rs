@@ -145,6 +145,141 @@ impl FromStr for JobStatus {
     }
 }
 
+/// What a job was asked to do: the fields of its `metadata` object, by type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobInput {
+    /// Asked for by someone (their e-mail), or the day's scheduled sync.
+    UsageSync {
+        requested_by: Option<String>,
+        scheduled_for: Option<String>,
+    },
+    /// Every user's days from `start_date` to `end_date` (`YYYY-MM-DD`, checked when asked).
+    Report {
+        start_date: String,
+        end_date: String,
+    },
+    /// Reserved: no handler, nothing read.
+    DocumentProcessing,
+}
+
+impl JobInput {
+    pub fn kind(&self) -> JobType {
+        match self {
+            JobInput::UsageSync { .. } => JobType::UsageSync,
+            JobInput::Report { .. } => JobType::ReportGeneration,
+            JobInput::DocumentProcessing => JobType::DocumentProcessing,
+        }
+    }
+
+    /// The job's `metadata` as stored and sent (the same JSON as before these types).
+    pub fn to_metadata(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        let mut put = |key: &str, value: &Option<String>| {
+            if let Some(value) = value {
+                object.insert(key.into(), value.clone().into());
+            }
+        };
+        match self {
+            JobInput::UsageSync {
+                requested_by,
+                scheduled_for,
+            } => {
+                put("requested_by", requested_by);
+                put("scheduled_for", scheduled_for);
+            }
+            JobInput::Report {
+                start_date,
+                end_date,
+            } => {
+                put("start_date", &Some(start_date.clone()));
+                put("end_date", &Some(end_date.clone()));
+            }
+            JobInput::DocumentProcessing => {}
+        }
+        object.into()
+    }
+
+    /// A job's input read from its metadata, by its type (a missing field reads as empty).
+    pub fn read(kind: JobType, metadata: &serde_json::Value) -> Self {
+        let text = |key: &str| metadata[key].as_str().map(str::to_string);
+        match kind {
+            JobType::UsageSync => JobInput::UsageSync {
+                requested_by: text("requested_by"),
+                scheduled_for: text("scheduled_for"),
+            },
+            JobType::ReportGeneration => JobInput::Report {
+                start_date: text("start_date").unwrap_or_default(),
+                end_date: text("end_date").unwrap_or_default(),
+            },
+            JobType::DocumentProcessing => JobInput::DocumentProcessing,
+        }
+    }
+}
+
+/// What a finished job found: its `metadata.summary`, by type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobSummary {
+    UsageSync(UsageSyncSummary),
+    Report(ReportSummary),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSyncSummary {
+    pub users: i64,
+    pub days_written: i64,
+    pub failed: i64,
+    /// The first 20 users whose sync failed (admins only: see `JobDto::for_non_admin`).
+    #[serde(default)]
+    pub failures: Vec<SyncFailure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncFailure {
+    pub user_id: String,
+    /// The e-mail the admin knows the user by (`None`: the user is gone).
+    pub email: Option<String>,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    pub from: String,
+    pub to: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+impl JobSummary {
+    /// A job's summary read from its metadata by its type: `None` before it has one (or for a
+    /// type that has none).
+    pub fn read(kind: JobType, metadata: &serde_json::Value) -> Option<Self> {
+        let summary = metadata.get("summary")?;
+        match kind {
+            JobType::UsageSync => UsageSyncSummary::deserialize(summary)
+                .ok()
+                .map(JobSummary::UsageSync),
+            JobType::ReportGeneration => ReportSummary::deserialize(summary)
+                .ok()
+                .map(JobSummary::Report),
+            JobType::DocumentProcessing => None,
+        }
+    }
+
+    /// Puts the summary into a job's metadata (beside its input).
+    pub fn write_into(&self, metadata: &mut serde_json::Value) {
+        let summary = match self {
+            JobSummary::UsageSync(s) => serde_json::to_value(s),
+            JobSummary::Report(s) => serde_json::to_value(s),
+        };
+        if metadata.is_null() {
+            *metadata = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let (Some(object), Ok(summary)) = (metadata.as_object_mut(), summary) {
+            object.insert("summary".into(), summary);
+        }
+    }
+}
+
 fn one_of<const N: usize>(field: &str, got: &str, valid: [&str; N]) -> String {
     format!(
         "{field} must be one of: {} (got {})",
@@ -206,6 +341,55 @@ pub fn retry_delay_secs(attempt: i64, max_attempts: i64, base_secs: i64) -> Opti
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inputs_and_summaries_keep_the_json_they_had() {
+        let asked = JobInput::UsageSync {
+            requested_by: Some("a@example.com".into()),
+            scheduled_for: None,
+        };
+        assert_eq!(
+            asked.to_metadata(),
+            serde_json::json!({"requested_by": "a@example.com"})
+        );
+        let report = JobInput::Report {
+            start_date: "2026-11-01".into(),
+            end_date: "2026-11-30".into(),
+        };
+        let mut metadata = report.to_metadata();
+        assert_eq!(
+            metadata,
+            serde_json::json!({"start_date": "2026-11-01", "end_date": "2026-11-30"})
+        );
+        assert_eq!(JobInput::read(JobType::ReportGeneration, &metadata), report);
+        assert_eq!(report.kind(), JobType::ReportGeneration);
+        assert_eq!(JobSummary::read(JobType::ReportGeneration, &metadata), None);
+        let summary = JobSummary::Report(ReportSummary {
+            from: "2026-11-01".into(),
+            to: "2026-11-30".into(),
+            rows: 4,
+            bytes: 120,
+        });
+        summary.write_into(&mut metadata);
+        assert_eq!(
+            metadata["summary"],
+            serde_json::json!({"from": "2026-11-01", "to": "2026-11-30", "rows": 4, "bytes": 120})
+        );
+        assert_eq!(metadata["start_date"], "2026-11-01");
+        assert_eq!(
+            JobSummary::read(JobType::ReportGeneration, &metadata),
+            Some(summary)
+        );
+        // Read by the job's type, not guessed from the keys.
+        assert_eq!(JobSummary::read(JobType::UsageSync, &metadata), None);
+        let sync = serde_json::json!({"summary": {"users": 2, "days_written": 3, "failed": 1,
+            "failures": [{"user_id": "u1", "email": null, "error": "boom"}]}});
+        let Some(JobSummary::UsageSync(read)) = JobSummary::read(JobType::UsageSync, &sync) else {
+            panic!("a usage sync's summary");
+        };
+        assert_eq!((read.users, read.days_written, read.failed), (2, 3, 1));
+        assert_eq!(read.failures[0].email, None);
+    }
+
     use super::*;
     use JobStatus::*;
 

@@ -1,11 +1,13 @@
 //! What each type of job does. A handler reports progress through its context, checks its
 //! cancel flag between steps, and returns the job's summary (and a result, for reports).
 
-use crate::domain::jobs::JobType;
+use crate::domain::jobs::{
+    JobInput, JobSummary, JobType, ReportSummary, SyncFailure, UsageSyncSummary,
+};
 use crate::server::db::jobs::JobRow;
 use crate::server::state::AppState;
 use crate::server::{usage_analytics, usage_sync};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
@@ -85,15 +87,20 @@ pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
             .ok()
             .flatten()
             .map(|u| u.email);
-        failures.push(json!({"user_id": user, "email": email, "error": error}));
+        failures.push(SyncFailure {
+            user_id: user.to_string(),
+            email,
+            error: error.clone(),
+        });
     }
     let mut metadata = ctx.job.metadata.0.clone();
-    metadata["summary"] = json!({
-        "users": report.users,
-        "days_written": report.days_reported,
-        "failed": report.failures.len(),
-        "failures": failures,
-    });
+    JobSummary::UsageSync(UsageSyncSummary {
+        users: report.users as i64,
+        days_written: report.days_reported as i64,
+        failed: report.failures.len() as i64,
+        failures,
+    })
+    .write_into(&mut metadata);
     Ok(Done {
         metadata,
         result: None,
@@ -104,20 +111,31 @@ pub async fn run_usage_sync_job(ctx: &JobContext) -> Result<Done, JobError> {
 #[tracing::instrument(skip_all, fields(job = %ctx.job.id))]
 pub async fn run_report_job(ctx: &JobContext) -> Result<Done, JobError> {
     let meta = &ctx.job.metadata.0;
-    let (from, to) = (meta["start_date"].as_str(), meta["end_date"].as_str());
-    let (from, to, csv) = usage_analytics::usage_export_csv(&ctx.state, from, to)
-        .await
-        .map_err(|e| JobError::Failed(crate::api::error::AppError::from(e).message))?;
+    let JobInput::Report {
+        start_date,
+        end_date,
+    } = JobInput::read(ctx.job.kind, meta)
+    else {
+        return Err(JobError::Failed(format!(
+            "not a report: a {} job",
+            ctx.job.kind
+        )));
+    };
+    let (from, to, csv) =
+        usage_analytics::usage_export_csv(&ctx.state, Some(&start_date), Some(&end_date))
+            .await
+            .map_err(|e| JobError::Failed(crate::api::error::AppError::from(e).message))?;
     if ctx.cancel.load(Ordering::Relaxed) {
         return Err(JobError::Cancelled);
     }
     let mut metadata = meta.clone();
-    metadata["summary"] = json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "rows": csv.lines().count().saturating_sub(1),
-        "bytes": csv.len(),
-    });
+    JobSummary::Report(ReportSummary {
+        from: from.to_string(),
+        to: to.to_string(),
+        rows: csv.lines().count().saturating_sub(1) as i64,
+        bytes: csv.len() as i64,
+    })
+    .write_into(&mut metadata);
     Ok(Done {
         metadata,
         result: Some(csv),

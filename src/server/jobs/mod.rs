@@ -7,7 +7,7 @@ pub mod runner;
 
 use crate::api::error::{AppError, ErrorCode};
 use crate::api::jobs::{JobDto, JobPageDto};
-use crate::domain::jobs::{cancel, check_move, Cancel, JobStatus, JobType};
+use crate::domain::jobs::{cancel, check_move, Cancel, JobInput, JobStatus, JobType};
 use crate::server::db::jobs::{self, Filter, JobRow, NewJob};
 use crate::server::db::{self};
 use crate::server::error::Result;
@@ -307,8 +307,11 @@ pub async fn list_filtered(
 /// Starts a usage sync of everyone for `user` (recorded as who asked), or gives the one
 /// pending or running.
 pub async fn start_usage_sync(state: &AppState, user: &crate::api::UserDto) -> Result<Created> {
-    let metadata = serde_json::json!({"requested_by": user.email});
-    create_job(state, JobType::UsageSync, Some(user.id), metadata).await
+    let input = JobInput::UsageSync {
+        requested_by: Some(user.email.clone()),
+        scheduled_for: None,
+    };
+    create_job(state, input.kind(), Some(user.id), input.to_metadata()).await
 }
 
 /// A completed report's file name and CSV; 409 while it is not done (or has none).
@@ -326,9 +329,14 @@ pub async fn report_result(state: &AppState, id: Uuid) -> Result<(String, String
         .await?
         .flatten()
         .unwrap_or_default();
-    let from = job.metadata["start_date"].as_str().unwrap_or("from");
-    let to = job.metadata["end_date"].as_str().unwrap_or("to");
-    Ok((format!("usage-report-{from}-to-{to}.csv"), csv))
+    let name = match JobInput::read(job.kind, &job.metadata) {
+        JobInput::Report {
+            start_date,
+            end_date,
+        } => format!("usage-report-{start_date}-to-{end_date}.csv"),
+        _ => format!("{}-{}.csv", job.kind, job.id),
+    };
+    Ok((name, csv))
 }
 
 /// Asks for a CSV usage report of every user's days from `start` to `end` (`YYYY-MM-DD`),
@@ -347,12 +355,9 @@ pub async fn request_report(
         ("start_date", "end_date"),
     )
     .map_err(AppError::validation)?;
-    let metadata = serde_json::json!({"start_date": from.to_string(), "end_date": to.to_string()});
-    create_job(
-        state,
-        JobType::ReportGeneration,
-        Some(requested_by),
-        metadata,
-    )
-    .await
+    let input = JobInput::Report {
+        start_date: from.to_string(),
+        end_date: to.to_string(),
+    };
+    create_job(state, input.kind(), Some(requested_by), input.to_metadata()).await
 }

@@ -360,7 +360,11 @@ async fn maintenance(state: AppState, mut stopped: watch::Receiver<bool>) {
 /// job's dedupe key). True once the day's job exists.
 async fn schedule_daily(state: &AppState, day: chrono::NaiveDate) -> bool {
     let key = format!("usage_sync:{day}");
-    let metadata = serde_json::json!({"scheduled_for": day.to_string()});
+    let metadata = crate::domain::jobs::JobInput::UsageSync {
+        requested_by: None,
+        scheduled_for: Some(day.to_string()),
+    }
+    .to_metadata();
     match super::create_job_with(
         state,
         JobType::UsageSync,

@@ -2,7 +2,7 @@
 //! cancel button.
 
 use crate::api::jobs::{AdminCancelJob, JobDto};
-use crate::domain::jobs::JobStatus;
+use crate::domain::jobs::{JobStatus, JobSummary};
 use crate::ui::common::BTN_DANGER;
 use crate::ui::time::format_time;
 use leptos::prelude::*;
@@ -22,42 +22,29 @@ fn badge(status: JobStatus) -> &'static str {
 }
 
 /// A finished job's summary as people read it.
-pub fn summary_label(summary: &serde_json::Value) -> String {
-    let n = |k: &str| summary[k].as_i64().unwrap_or(0);
-    if summary.get("users").is_some() {
-        format!(
+pub fn summary_label(summary: &JobSummary) -> String {
+    match summary {
+        JobSummary::UsageSync(s) => format!(
             "{} user(s) synced, {} day(s) with use, {} failed",
-            n("users"),
-            n("days_written"),
-            n("failed")
-        )
-    } else if summary.get("rows").is_some() {
-        format!(
-            "{} row(s), {} to {}",
-            n("rows"),
-            summary["from"].as_str().unwrap_or("?"),
-            summary["to"].as_str().unwrap_or("?")
-        )
-    } else {
-        summary.to_string()
+            s.users, s.days_written, s.failed
+        ),
+        JobSummary::Report(s) => format!("{} row(s), {} to {}", s.rows, s.from, s.to),
     }
 }
 
 /// A usage sync's failed users as (user id, e-mail or id, error).
-pub fn failure_lines(summary: &serde_json::Value) -> Vec<(String, String, String)> {
-    summary["failures"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|f| {
-                    let id = f["user_id"].as_str()?.to_string();
-                    let who = f["email"].as_str().unwrap_or(&id).to_string();
-                    let error = f["error"].as_str().unwrap_or_default().to_string();
-                    Some((id, who, error))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+pub fn failure_lines(summary: &JobSummary) -> Vec<(String, String, String)> {
+    match summary {
+        JobSummary::UsageSync(s) => s
+            .failures
+            .iter()
+            .map(|f| {
+                let who = f.email.clone().unwrap_or_else(|| f.user_id.clone());
+                (f.user_id.clone(), who, f.error.clone())
+            })
+            .collect(),
+        JobSummary::Report(_) => Vec::new(),
+    }
 }
 
 /// "attempt 2 of 3", or "up to 3 attempts" before the first.
@@ -88,12 +75,9 @@ pub fn JobRow(job: JobDto, cancel: ServerAction<AdminCancelJob>) -> impl IntoVie
         (Some(s), Some(c)) => Some(duration_label((c - s).num_milliseconds())),
         _ => None,
     };
-    let summary = job.metadata.get("summary").map(summary_label);
-    let failures = job
-        .metadata
-        .get("summary")
-        .map(failure_lines)
-        .unwrap_or_default();
+    let found = JobSummary::read(job.kind, &job.metadata);
+    let summary = found.as_ref().map(summary_label);
+    let failures = found.as_ref().map(failure_lines).unwrap_or_default();
     view! {
         <tr class="block px-4 py-3 md:table-row md:p-0" data-testid="job-row" data-job-id=id.to_string() data-type=job.kind.as_str() data-status=job.status.as_str()>
             <td class=TD>
@@ -167,29 +151,41 @@ pub fn JobRow(job: JobDto, cancel: ServerAction<AdminCancelJob>) -> impl IntoVie
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::jobs::JobType;
     use serde_json::json;
 
     #[test]
     fn summaries_and_durations_read_well() {
+        let read = |kind, summary| JobSummary::read(kind, &json!({ "summary": summary })).unwrap();
+        let sync = read(
+            JobType::UsageSync,
+            json!({"users": 4, "days_written": 9, "failed": 1}),
+        );
         assert_eq!(
-            summary_label(&json!({"users": 4, "days_written": 9, "failed": 1})),
+            summary_label(&sync),
             "4 user(s) synced, 9 day(s) with use, 1 failed"
         );
+        let report = read(
+            JobType::ReportGeneration,
+            json!({"rows": 12, "from": "2026-11-01", "to": "2026-11-28", "bytes": 300}),
+        );
         assert_eq!(
-            summary_label(&json!({"rows": 12, "from": "2026-11-01", "to": "2026-11-28"})),
+            summary_label(&report),
             "12 row(s), 2026-11-01 to 2026-11-28"
         );
-        assert_eq!(summary_label(&json!({"x": 1})), r#"{"x":1}"#);
         for (ms, want) in [(850, "850 ms"), (1500, "1.5 s"), (65_000, "1 min 5 s")] {
             assert_eq!(duration_label(ms), want);
         }
         assert_eq!(attempts_label(0, 3), "up to 3 attempt(s)");
-        let summary = json!({"users": 2, "days_written": 0, "failed": 2, "failures": [
-            {"user_id": "u1", "email": "a@example.com", "error": "LiteLLM said 500"},
-            {"user_id": "u2", "email": null, "error": "timeout"},
-        ]});
+        let failed = read(
+            JobType::UsageSync,
+            json!({"users": 2, "days_written": 0, "failed": 2, "failures": [
+                {"user_id": "u1", "email": "a@example.com", "error": "LiteLLM said 500"},
+                {"user_id": "u2", "email": null, "error": "timeout"},
+            ]}),
+        );
         assert_eq!(
-            failure_lines(&summary),
+            failure_lines(&failed),
             vec![
                 (
                     "u1".into(),
@@ -199,7 +195,7 @@ mod tests {
                 ("u2".into(), "u2".into(), "timeout".into()),
             ]
         );
-        assert!(failure_lines(&json!({"rows": 3})).is_empty());
+        assert!(failure_lines(&report).is_empty());
         assert_eq!(attempts_label(2, 3), "attempt 2 of 3");
     }
 }

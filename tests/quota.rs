@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_error, my_id, usage_days, Backend, TestApp};
 use serde_json::{json, Value};
-use tokenmeter::server::cache::{changed, Change};
+use tokenmeter::server::cache::{Change, Changed};
 use uuid::Uuid;
 
 const PRO: &str = "afdcac68-a1ab-52f6-b371-b4a3489815e1";
@@ -43,7 +43,9 @@ async fn use_tokens(app: &TestApp, user: Uuid, tokens: i64) {
         .map(|_| ()))
     .unwrap();
     // Written behind the server's back: say so, as the app's own writes do.
-    changed(&app.state, Change::Usage(user)).await;
+    Changed::new((), Change::Usage(user))
+        .announce(&app.state)
+        .await;
 }
 
 /// The user's reservations holding tokens now (SQLite's are in the server's memory).

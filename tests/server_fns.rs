@@ -64,15 +64,13 @@ async fn a_server_functions_error_carries_its_status(backend: Backend) {
     assert_eq!(got, 200, "{body}");
 }
 
-/// The server functions a visitor may call; every other one needs a signed-in user, and those
-/// named `admin_*` an admin. A new function is covered by [`every_server_function_authorizes_first`]
-/// as it is registered: it is refused to visitors unless it is added here.
-const PUBLIC: [&str; 5] = ["signup_mode", "login", "signup", "logout", "list_plans"];
-
 /// Every registered server function, called with no input and with input of every shape the
-/// fuzzing sends: a visitor gets 401 from each that is not public, a user 403 from each admin
-/// one, before the input is even read; and a user is never refused one that is not an admin's.
+/// fuzzing sends, answers as `api::access::server_fn` declares it: a visitor gets 401 from each
+/// that is not public, a user 403 from each admin one, before the input is even read; and a
+/// user is never refused one that is not an admin's. A new function is covered as it is
+/// registered.
 async fn every_server_function_authorizes_first(backend: Backend) {
+    use tokenmeter::api::access::{server_fn, Access};
     let app = TestApp::start(backend).await;
     let user = app.signed_up("bob@example.com").await;
     let visitor = app.client();
@@ -83,7 +81,7 @@ async fn every_server_function_authorizes_first(backend: Backend) {
         if name == "logout" {
             continue;
         }
-        let admin_only = name.starts_with("admin_");
+        let access = server_fn(name);
         for (content_type, body) in bodies(&mut rng) {
             let send = |client: &reqwest::Client| {
                 let url = app.url(path);
@@ -100,7 +98,7 @@ async fn every_server_function_authorizes_first(backend: Backend) {
                 .chars()
                 .take(80)
                 .collect::<String>();
-            if !PUBLIC.contains(&name) {
+            if access != Access::Public {
                 let res = send(&visitor).send().await.unwrap();
                 assert_eq!(
                     res.status().as_u16(),
@@ -110,7 +108,7 @@ async fn every_server_function_authorizes_first(backend: Backend) {
                 checked += 1;
             }
             let status = send(&user).send().await.unwrap().status().as_u16();
-            if admin_only {
+            if access == Access::Admin {
                 assert_eq!(status, 403, "a user calling {name} with {shown:?}");
             } else {
                 assert!(

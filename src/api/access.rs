@@ -23,6 +23,17 @@ pub enum Access {
     Admin,
 }
 
+impl Access {
+    /// Whether `user` (`None`: a visitor) may use what has this access.
+    pub fn allows(self, user: Option<&crate::api::UserDto>) -> bool {
+        match self {
+            Access::Public => true,
+            Access::User => user.is_some(),
+            Access::Admin => user.is_some_and(|u| u.is_admin()),
+        }
+    }
+}
+
 /// Every page's route (as written in the route table) and who may see it.
 pub const PAGES: [(&str, Access); 16] = [
     ("/", Access::Public),

@@ -145,12 +145,16 @@ impl FromStr for JobStatus {
     }
 }
 
-/// What a job was asked to do: the fields of its `metadata` object, by type.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a job was asked to do: the fields of its `metadata` object, by type (serialized as that
+/// object: untagged, the type is the job's own column).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum JobInput {
     /// Asked for by someone (their e-mail), or the day's scheduled sync.
     UsageSync {
+        #[serde(skip_serializing_if = "Option::is_none")]
         requested_by: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         scheduled_for: Option<String>,
     },
     /// Every user's days from `start_date` to `end_date` (`YYYY-MM-DD`, checked when asked).
@@ -159,7 +163,7 @@ pub enum JobInput {
         end_date: String,
     },
     /// Reserved: no handler, nothing read.
-    DocumentProcessing,
+    DocumentProcessing {},
 }
 
 impl JobInput {
@@ -167,36 +171,13 @@ impl JobInput {
         match self {
             JobInput::UsageSync { .. } => JobType::UsageSync,
             JobInput::Report { .. } => JobType::ReportGeneration,
-            JobInput::DocumentProcessing => JobType::DocumentProcessing,
+            JobInput::DocumentProcessing {} => JobType::DocumentProcessing,
         }
     }
 
     /// The job's `metadata` as stored and sent (the same JSON as before these types).
     pub fn to_metadata(&self) -> serde_json::Value {
-        let mut object = serde_json::Map::new();
-        let mut put = |key: &str, value: &Option<String>| {
-            if let Some(value) = value {
-                object.insert(key.into(), value.clone().into());
-            }
-        };
-        match self {
-            JobInput::UsageSync {
-                requested_by,
-                scheduled_for,
-            } => {
-                put("requested_by", requested_by);
-                put("scheduled_for", scheduled_for);
-            }
-            JobInput::Report {
-                start_date,
-                end_date,
-            } => {
-                put("start_date", &Some(start_date.clone()));
-                put("end_date", &Some(end_date.clone()));
-            }
-            JobInput::DocumentProcessing => {}
-        }
-        object.into()
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// A job's input read from its metadata, by its type (a missing field reads as empty).
@@ -211,7 +192,7 @@ impl JobInput {
                 start_date: text("start_date").unwrap_or_default(),
                 end_date: text("end_date").unwrap_or_default(),
             },
-            JobType::DocumentProcessing => JobInput::DocumentProcessing,
+            JobType::DocumentProcessing => JobInput::DocumentProcessing {},
         }
     }
 }
@@ -341,6 +322,9 @@ pub fn retry_delay_secs(attempt: i64, max_attempts: i64, base_secs: i64) -> Opti
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use JobStatus::*;
+
     #[test]
     fn inputs_and_summaries_keep_the_json_they_had() {
         let asked = JobInput::UsageSync {
@@ -362,6 +346,10 @@ mod tests {
         );
         assert_eq!(JobInput::read(JobType::ReportGeneration, &metadata), report);
         assert_eq!(report.kind(), JobType::ReportGeneration);
+        assert_eq!(
+            JobInput::DocumentProcessing {}.to_metadata(),
+            serde_json::json!({})
+        );
         assert_eq!(JobSummary::read(JobType::ReportGeneration, &metadata), None);
         let summary = JobSummary::Report(ReportSummary {
             from: "2026-11-01".into(),
@@ -389,9 +377,6 @@ mod tests {
         assert_eq!((read.users, read.days_written, read.failed), (2, 3, 1));
         assert_eq!(read.failures[0].email, None);
     }
-
-    use super::*;
-    use JobStatus::*;
 
     #[test]
     fn only_legal_moves_are_allowed() {

@@ -309,8 +309,7 @@ pub fn rate_limit_key(ip: std::net::IpAddr) -> String {
 
 /// Pages that need a signed-in user (user and admin pages: see [`crate::api::access::PAGES`]).
 fn needs_sign_in(path: &str) -> bool {
-    use crate::api::access::{page, Access};
-    page(path).is_some_and(|access| access != Access::Public)
+    crate::api::access::page(path).is_some_and(|access| !access.allows(None))
 }
 
 /// Who made a page request, resolved once before rendering (`None` for visitors).
@@ -360,38 +359,42 @@ pub async fn page_guard(
 }
 
 /// For server functions (`/api/fn/<name>`): refuses a call its caller may not make (401, 403,
-/// as [`crate::api::access::server_fn`] declares), before its body is even read, in the same JSON
-/// body a refusal from inside the function has; and hands the function the caller it resolved
-/// (its own `require_user` does not look them up again).
+/// as [`crate::api::access::server_fn`] declares, by [`require_user`] and [`require_admin`]),
+/// before its body is even read, in the same JSON body a refusal from inside the function has;
+/// and hands the function the caller it resolved (its own `require_user` does not look them up
+/// again).
 pub async fn fn_guard(
     axum::extract::State(state): axum::extract::State<AppState>,
-    mut request: axum::extract::Request,
+    request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use crate::api::access::{server_fn, Access};
-    let Some(name) = request
+    let access = match request
         .uri()
         .path()
         .strip_prefix(crate::api::SERVER_FN_PREFIX)
-    else {
-        return next.run(request).await;
+    {
+        Some(name) => server_fn(name),
+        None => Access::Public,
     };
-    let access = server_fn(name);
-    if access == Access::Public {
-        return next.run(request).await;
+    let (mut parts, body) = request.into_parts();
+    let allowed = match access {
+        Access::Public => {
+            return next
+                .run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Access::User => require_user(&state, &parts).await,
+        Access::Admin => require_admin(&state, &parts).await,
+    };
+    match allowed {
+        Ok(principal) => {
+            parts.extensions.insert(SignedIn(Some(principal)));
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(err) => fn_refusal(AppError::from(err)),
     }
-    let refusal = match authenticate(&state, request.headers()).await {
-        Ok(None) => AppError::unauthorized(),
-        Ok(Some(principal)) if access == Access::Admin && !principal.is_admin() => {
-            AppError::forbidden("this needs an admin account")
-        }
-        Ok(Some(principal)) => {
-            request.extensions_mut().insert(SignedIn(Some(principal)));
-            return next.run(request).await;
-        }
-        Err(err) => AppError::from(err),
-    };
-    fn_refusal(refusal)
 }
 
 /// A server function's error as the function itself would have answered it.

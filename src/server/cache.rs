@@ -6,8 +6,9 @@
 //! Correctness comes first:
 //! - Every write that changes what is cached announces a [`Change`] after it commits: the
 //!   database functions that make such writes return [`Changed`], whose value is only had by
-//!   announcing it ([`Changed::announce`]). This instance forgets the entries at once, and on PostgreSQL a
-//!   `NOTIFY tokenmeter_cache` tells the other instances, whose [`listen`] task forgets them too.
+//!   announcing it ([`Changed::announce`]; there is no other way to announce). This instance
+//!   forgets the entries at once, and on PostgreSQL a `NOTIFY tokenmeter_cache` tells the other
+//!   instances, whose [`listen`] task forgets them too.
 //!   While an instance is not listening (starting, or its listening connection was lost) it
 //!   caches nothing, and it forgets everything when it starts listening again.
 //! - A value read from the database is only kept if no change was announced while it was read
@@ -290,14 +291,14 @@ impl<T> Changed<T> {
 
 /// Announces a committed change: forgotten here at once, and by the other instances when
 /// they hear of it (PostgreSQL).
-pub async fn changed(state: &AppState, change: Change) {
+async fn changed(state: &AppState, change: Change) {
     state.caches.forget(&change);
     tell_others(&state.db, &change).await;
 }
 
 /// Tells the other instances (PostgreSQL; a no-op on SQLite). A failure is logged, not
 /// returned: the write it follows has committed, and the entries end with their time to live.
-pub async fn tell_others(db: &Db, change: &Change) {
+async fn tell_others(db: &Db, change: &Change) {
     if let Db::Postgres(pool) = db {
         let sent = sqlx::query("select pg_notify($1, $2)")
             .bind(CHANNEL)

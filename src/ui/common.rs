@@ -235,12 +235,7 @@ pub fn Guarded(children: Children) -> impl IntoView {
         .pathname
         .get_untracked();
     let user = use_session().user();
-    let allowed = match page(&path).unwrap_or(Access::Public) {
-        Access::Public => true,
-        Access::User => user.is_some(),
-        Access::Admin => user.as_ref().is_some_and(|u| u.is_admin()),
-    };
-    if allowed {
+    if page(&path).unwrap_or(Access::Public).allows(user.as_ref()) {
         return children();
     }
     let error = match user {

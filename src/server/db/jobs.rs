@@ -177,14 +177,14 @@ pub async fn count(db: &Db, filter: &Filter<'_>) -> Result<i64, sqlx::Error> {
 }
 
 /// Pending jobs of a type, due or not, oldest first.
-pub async fn list_pending(db: &Db, kind: &str) -> Result<Vec<JobRow>, sqlx::Error> {
+pub async fn list_pending(db: &Db, kind: JobType) -> Result<Vec<JobRow>, sqlx::Error> {
     with_db_read!(db, |pool| {
         sqlx::query_as(concat!(
             "select ",
             columns!(),
             " from jobs where status = 'pending' and type = $1 order by run_at, created_at"
         ))
-        .bind(kind)
+        .bind(kind.as_str())
         .fetch_all(pool)
         .await
     })

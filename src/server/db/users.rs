@@ -235,7 +235,7 @@ pub async fn set_password(
                 .execute(&mut *tx)
                 .await?;
         if done.rows_affected() != 1 {
-            return Ok(Changed::when(false, None, Change::User(id)));
+            return Ok(Changed::nothing(None));
         }
         let sessions = sqlx::query(
             "delete from sessions where user_id = $1 and ($2 is null or id_hash <> $2)",

@@ -240,7 +240,7 @@ pub async fn list_jobs(
 /// Pending jobs of a type, oldest first.
 #[tracing::instrument(skip(state))]
 pub async fn get_pending_jobs(state: &AppState, kind: JobType) -> Result<Vec<JobDto>> {
-    Ok(jobs::list_pending(&state.db, kind.as_str())
+    Ok(jobs::list_pending(&state.db, kind)
         .await?
         .into_iter()
         .map(JobDto::from)

@@ -404,8 +404,8 @@ pub(super) fn request_error(secs: u64) -> impl Fn(reqwest::Error) -> UpstreamErr
     }
 }
 
-/// The upstream's own error message (OpenAI shape `{"error": {"message"}}`), shortened.
-/// A summary of an upstream's error answer for people: its `error.message` (else the body),
+/// A summary of an upstream's error answer for people: its `error.message` (OpenAI's shape
+/// `{"error": {"message"}}`, else the body),
 /// first line only, control characters dropped, at most 200 characters. An HTML error page or
 /// a stack trace is not shown raw.
 pub(super) fn error_message(body: &str) -> String {

@@ -17,15 +17,10 @@
 #[macro_use]
 mod common;
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use chrono::NaiveDate;
+use common::fake_litellm::{metrics, FakeLiteLlm, Unrecorded};
 use common::Backend;
-use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use tokenmeter::server::config::Config;
 use tokenmeter::server::db::Db;
@@ -127,34 +122,6 @@ async fn add_days(db: &Db, prefix: &str, from_day: i64, to_day: i64) {
     );
 }
 
-/// A fake LiteLLM: every read waits 2 ms, then reports one record a day of the range.
-async fn fake_litellm(reads: Arc<AtomicUsize>) -> String {
-    async fn activity(
-        State(reads): State<Arc<AtomicUsize>>,
-        Query(q): Query<HashMap<String, String>>,
-    ) -> Json<Value> {
-        reads.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(LATENCY).await;
-        let from: NaiveDate = q["start_date"].parse().unwrap();
-        let to: NaiveDate = q["end_date"].parse().unwrap();
-        let metrics = json!({"spend": 0.00005, "prompt_tokens": 40, "completion_tokens": 61,
-                             "total_tokens": 101, "successful_requests": 1});
-        let results: Vec<Value> = from
-            .iter_days()
-            .take_while(|d| *d <= to)
-            .map(|d| {
-                json!({"date": d.to_string(), "metrics": metrics,
-                       "breakdown": {"model_groups": {"gpt-4o-mini": {"metrics": metrics}}}})
-            })
-            .collect();
-        Json(json!({"results": results, "metadata": {"has_more": false, "page": 1}}))
-    }
-    let app = Router::new()
-        .route("/user/daily/activity", get(activity))
-        .with_state(reads);
-    format!("http://{}", common::serve_on_loopback(app).await)
-}
-
 async fn state_for(url: &str, litellm: &str, extra: &[(&str, &str)]) -> AppState {
     let mut vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", url.to_string()),
@@ -181,8 +148,8 @@ async fn forget_syncs(db: &Db) {
     common::exec_sql(db, "update users set usage_synced_at = null").await;
 }
 
-async fn sync_everyone(state: &AppState, reads: &AtomicUsize, concurrency: usize) {
-    reads.store(0, Ordering::Relaxed);
+async fn sync_everyone(state: &AppState, litellm: &FakeLiteLlm, concurrency: usize) {
+    litellm.reset_reads();
     let started = Instant::now();
     let report = usage_sync::sync_all_users_usage(state, &|_| {}, &AtomicBool::new(false))
         .await
@@ -196,7 +163,7 @@ async fn sync_everyone(state: &AppState, reads: &AtomicUsize, concurrency: usize
     println!(
         "sync, concurrency {concurrency:>2}: {} users, {} upstream requests, {} days written, {wall:.1} s ({:.0} users/s; 2 ms latency alone: {:.1} s)",
         report.users,
-        reads.load(Ordering::Relaxed),
+        litellm.reads(),
         report.days_reported,
         report.users as f64 / wall,
         report.users as f64 * LATENCY.as_secs_f64() / concurrency as f64
@@ -208,13 +175,16 @@ async fn main() {
     let backend = Backend::from_args();
     println!("backend: {backend:?}");
     let (url, _dir) = common::fresh_database(backend).await;
-    let reads = Arc::new(AtomicUsize::new(0));
-    let litellm = fake_litellm(reads.clone()).await;
+    // Every read waits 2 ms, then reports one record a day of the range.
+    let fake = FakeLiteLlm::start().await;
+    fake.script().delay = LATENCY;
+    fake.script().unrecorded = Unrecorded::EveryDay(metrics(40, 61, 0.00005));
+    let litellm = fake.url.clone();
 
     // 1. The sync.
     let state = state_for(&url, &litellm, &[]).await;
     populate(&state.db, 30).await;
-    sync_everyone(&state, &reads, state.config.usage_sync_concurrency).await;
+    sync_everyone(&state, &fake, state.config.usage_sync_concurrency).await;
     let wide = state_for(
         &url,
         &litellm,
@@ -222,16 +192,16 @@ async fn main() {
     )
     .await;
     forget_syncs(&wide.db).await;
-    sync_everyone(&wide, &reads, 32).await;
+    sync_everyone(&wide, &fake, 32).await;
     // Synced again right away: yesterday and today only.
-    reads.store(0, Ordering::Relaxed);
+    fake.reset_reads();
     let started = Instant::now();
     let report = usage_sync::sync_all_users_usage(&wide, &|_| {}, &AtomicBool::new(false))
         .await
         .unwrap();
     println!(
         "sync again (yesterday and today), concurrency 32: {} upstream requests, {} days written, {:.1} s",
-        reads.load(Ordering::Relaxed),
+        fake.reads(),
         report.days_reported,
         started.elapsed().as_secs_f64()
     );

@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::fake_litellm::{metrics, FakeLiteLlm, Unrecorded, MASTER_KEY};
 use common::{fresh_database, Backend};
 use std::process::Command;
 use tokenmeter::server::db::{users, Db};
@@ -128,24 +129,11 @@ async fn logs_to_a_pipe_are_plain_text() {
     );
 }
 
-/// A LiteLLM that reports 42 tokens today for every user.
-async fn litellm_reporting_today() -> String {
-    use axum::extract::Query;
-    use axum::routing::get;
-    use std::collections::HashMap;
-    let app = axum::Router::new().route(
-        "/user/daily/activity",
-        get(|Query(q): Query<HashMap<String, String>>| async move {
-            let metrics = serde_json::json!({"spend": 0.0, "prompt_tokens": 40,
-                "completion_tokens": 2, "total_tokens": 42, "successful_requests": 1});
-            axum::Json(serde_json::json!({
-                "results": [{"date": q["end_date"], "metrics": metrics,
-                             "breakdown": {"model_groups": {"m": {"metrics": metrics}}}}],
-                "metadata": {"has_more": false},
-            }))
-        }),
-    );
-    format!("http://{}", common::serve_on_loopback(app).await)
+/// The fake LiteLLM, reporting 40 + 2 tokens today for every user.
+async fn litellm_reporting_today() -> FakeLiteLlm {
+    let fake = FakeLiteLlm::start().await;
+    fake.script().unrecorded = Unrecorded::LastDay(metrics(40, 2, 0.0));
+    fake
 }
 
 async fn sync_usage_from_the_command_line(backend: Backend) {
@@ -171,7 +159,7 @@ async fn sync_usage_from_the_command_line(backend: Backend) {
             if let Some(base) = litellm {
                 command
                     .env("LITELLM_URL", base)
-                    .env("LITELLM_MASTER_KEY", "sk-master");
+                    .env("LITELLM_MASTER_KEY", MASTER_KEY);
             }
             command.output().expect("run tokenmeter")
         })
@@ -183,7 +171,7 @@ async fn sync_usage_from_the_command_line(backend: Backend) {
         String::from_utf8_lossy(&out.stderr).contains("no LiteLLM proxy is configured"),
         "{out:?}"
     );
-    let litellm = litellm_reporting_today().await;
+    let litellm = litellm_reporting_today().await.url;
     let out = run(&["sync-usage"], Some(litellm.clone())).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);

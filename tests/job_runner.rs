@@ -1,4 +1,4 @@
-//! The job runner on both databases, with a fake LiteLLM whose usage reads can be slowed down:
+//! The job runner on both databases, with the fake LiteLLM's usage reads slowed down at times:
 //! a usage sync and a report run to completion, failures are retried with backoff up to the
 //! last attempt, a running job is cancelled, a killed worker's job is rescued after its lease
 //! and completes exactly once, a shutdown hands a job back, and the daily sync is enqueued
@@ -7,83 +7,23 @@
 #[macro_use]
 mod common;
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use common::fake_litellm::{metrics, FakeLiteLlm, Unrecorded, MASTER_KEY};
 use common::{my_id, Backend, TestApp};
-use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use serde_json::json;
 use std::time::{Duration, Instant};
 use tokenmeter::api::jobs::JobDto;
-use tokenmeter::domain::jobs::{JobStatus, JobType};
+use tokenmeter::domain::jobs::{JobInput, JobStatus, JobType};
 use tokenmeter::server::jobs::runner::Runner;
 use tokenmeter::server::jobs::{self, Created};
 use uuid::Uuid;
 
-#[derive(Default)]
-struct Fake {
-    /// Each usage read waits this long (ms).
-    delay_ms: AtomicU64,
-    reads: AtomicUsize,
-    /// Reads whose caller went away before the answer.
-    dropped: Arc<AtomicUsize>,
-    /// The user whose reads answer 500 (`*`: everybody's).
-    failing_user: std::sync::Mutex<Option<String>>,
-}
-
-async fn fake_litellm(fake: Arc<Fake>) -> String {
-    async fn activity(
-        State(fake): State<Arc<Fake>>,
-        Query(q): Query<HashMap<String, String>>,
-    ) -> Result<Json<Value>, axum::http::StatusCode> {
-        fake.reads.fetch_add(1, Ordering::SeqCst);
-        // Counts the read as dropped unless it gets to answer.
-        struct Pending(Option<Arc<AtomicUsize>>);
-        impl Drop for Pending {
-            fn drop(&mut self) {
-                if let Some(dropped) = self.0.take() {
-                    dropped.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        }
-        let mut pending = Pending(Some(fake.dropped.clone()));
-        tokio::time::sleep(Duration::from_millis(fake.delay_ms.load(Ordering::SeqCst))).await;
-        pending.0 = None;
-        let failing = fake.failing_user.lock().unwrap().clone();
-        if failing.is_some_and(|f| f == "*" || Some(&f) == q.get("user_id")) {
-            return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        }
-        let metrics = json!({"spend": 0.0, "prompt_tokens": 3, "completion_tokens": 4,
-                             "total_tokens": 7, "successful_requests": 1});
-        Ok(Json(json!({
-            "results": [{"date": q["end_date"], "metrics": metrics,
-                         "breakdown": {"model_groups": {"m": {"metrics": metrics}}}}],
-            "metadata": {"has_more": false},
-        })))
-    }
-    let app = Router::new()
-        .route("/user/daily/activity", get(activity))
-        .with_state(fake);
-    format!("http://{}", common::serve_on_loopback(app).await)
-}
-
-async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Arc<Fake>) {
-    let (app, fake, _) = start_with_litellm(backend, extra).await;
-    (app, fake)
-}
-
-/// [`start`], also giving the fake LiteLLM's address.
-async fn start_with_litellm(
-    backend: Backend,
-    extra: &[(&str, &str)],
-) -> (TestApp, Arc<Fake>, String) {
-    let fake = Arc::new(Fake::default());
-    let base = fake_litellm(fake.clone()).await;
+async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, FakeLiteLlm) {
+    let fake = FakeLiteLlm::start().await;
+    // Every user used 3 + 4 tokens on the last day of the range.
+    fake.script().unrecorded = Unrecorded::LastDay(metrics(3, 4, 0.0));
     let mut vars = vec![
-        ("LITELLM_URL", base.as_str()),
-        ("LITELLM_MASTER_KEY", "sk-master"),
+        ("LITELLM_URL", fake.url.as_str()),
+        ("LITELLM_MASTER_KEY", MASTER_KEY),
         ("TOKENMETER_JOB_POLL_MS", "50"),
         ("TOKENMETER_JOB_RETRY_BASE_SECONDS", "0"),
         ("TOKENMETER_USAGE_SYNC_AT", "off"),
@@ -91,7 +31,7 @@ async fn start_with_litellm(
     ];
     vars.extend_from_slice(extra);
     let app = TestApp::start_with(backend, &vars).await;
-    (app, fake, base)
+    (app, fake)
 }
 
 /// Waits until the job satisfies `done` (or fails the test after 20 s).
@@ -107,11 +47,22 @@ async fn wait_for(app: &TestApp, id: Uuid, done: impl Fn(&JobDto) -> bool) -> Jo
     }
 }
 
-async fn new_job(app: &TestApp, kind: JobType, metadata: Value) -> JobDto {
-    match jobs::create_job(&app.state, kind, None, metadata)
-        .await
-        .unwrap()
-    {
+fn sync_input() -> JobInput {
+    JobInput::UsageSync {
+        requested_by: None,
+        scheduled_for: None,
+    }
+}
+
+fn report_input(start_date: &str, end_date: &str) -> JobInput {
+    JobInput::Report {
+        start_date: start_date.into(),
+        end_date: end_date.into(),
+    }
+}
+
+async fn new_job(app: &TestApp, input: JobInput) -> JobDto {
+    match jobs::create_job(&app.state, &input, None).await.unwrap() {
         Created::New(job) => job,
         Created::Existing(job) => panic!("exists: {job:?}"),
     }
@@ -128,7 +79,7 @@ async fn a_usage_sync_and_a_report_run_to_completion(backend: Backend) {
     users(&app, 3).await;
     let runner = Runner::start(&app.state).unwrap();
     let started = Instant::now();
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = new_job(&app, sync_input()).await;
     let job = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -140,15 +91,10 @@ async fn a_usage_sync_and_a_report_run_to_completion(backend: Backend) {
     assert_eq!(job.metadata["summary"]["users"], 4);
     assert_eq!(job.metadata["summary"]["failed"], 0);
     assert_eq!(job.metadata["summary"]["days_written"], 4);
-    assert_eq!(fake.reads.load(Ordering::SeqCst), 4);
+    assert_eq!(fake.reads(), 4);
 
     let today = chrono::Utc::now().date_naive().to_string();
-    let report = new_job(
-        &app,
-        JobType::ReportGeneration,
-        json!({"start_date": today, "end_date": today}),
-    )
-    .await;
+    let report = new_job(&app, report_input(&today, &today)).await;
     let report = wait_for(&app, report.id, |j| j.status == JobStatus::Completed).await;
     assert!(report.has_result);
     assert_eq!(report.metadata["summary"]["rows"], 4);
@@ -167,9 +113,9 @@ async fn a_users_failure_is_in_the_summary_and_the_rest_are_synced(backend: Back
     users(&app, 3).await;
     let bad = app.signed_up("broken@example.com").await;
     let bad_id = my_id(&app, &bad).await;
-    *fake.failing_user.lock().unwrap() = Some(bad_id.to_string());
+    fake.script().failing = vec![bad_id.to_string()];
     let runner = Runner::start(&app.state).unwrap();
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = new_job(&app, sync_input()).await;
     let job = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     let summary = &job.metadata["summary"];
     assert_eq!(
@@ -190,9 +136,9 @@ async fn a_users_failure_is_in_the_summary_and_the_rest_are_synced(backend: Back
 async fn a_sync_in_which_every_user_fails_is_a_failed_job(backend: Backend) {
     let (app, fake) = start(backend, &[]).await;
     users(&app, 2).await;
-    *fake.failing_user.lock().unwrap() = Some("*".into());
+    fake.script().failing = vec!["*".into()];
     let runner = Runner::start(&app.state).unwrap();
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = new_job(&app, sync_input()).await;
     let job = wait_for(&app, job.id, |j| j.status == JobStatus::Failed).await;
     assert_eq!(job.attempts, 3, "retried, then failed");
     let error = job.error.unwrap();
@@ -204,12 +150,7 @@ async fn a_sync_in_which_every_user_fails_is_a_failed_job(backend: Backend) {
 async fn failures_are_retried_with_backoff_until_the_last_attempt(backend: Backend) {
     let (app, _fake) = start(backend, &[]).await;
     let runner = Runner::start(&app.state).unwrap();
-    let job = new_job(
-        &app,
-        JobType::ReportGeneration,
-        json!({"start_date": "not a date", "end_date": "2026-11-28"}),
-    )
-    .await;
+    let job = new_job(&app, report_input("not a date", "2026-11-28")).await;
     let job = wait_for(&app, job.id, |j| j.status == JobStatus::Failed).await;
     assert_eq!(job.attempts, 3, "three attempts, then failed");
     assert!(job.error.unwrap().contains("from must be a date"));
@@ -224,12 +165,12 @@ async fn slow_sync_running(
     extra: &[(&str, &str)],
     users_n: usize,
     delay_ms: u64,
-) -> (TestApp, Arc<Fake>, Runner, JobDto) {
+) -> (TestApp, FakeLiteLlm, Runner, JobDto) {
     let (app, fake) = start(backend, extra).await;
     users(&app, users_n).await;
-    fake.delay_ms.store(delay_ms, Ordering::SeqCst);
+    fake.script().delay = Duration::from_millis(delay_ms);
     let runner = Runner::start(&app.state).unwrap();
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = new_job(&app, sync_input()).await;
     wait_for(&app, job.id, |j| j.status == JobStatus::Running).await;
     (app, fake, runner, job)
 }
@@ -239,10 +180,7 @@ async fn a_running_job_is_cancelled_on_request(backend: Backend) {
     let asked = jobs::cancel_job(&app.state, job.id).await.unwrap();
     assert!(asked.cancel_requested);
     let job = wait_for(&app, job.id, |j| j.status == JobStatus::Cancelled).await;
-    assert!(
-        fake.reads.load(Ordering::SeqCst) < 6,
-        "stopped before syncing everyone"
-    );
+    assert!(fake.reads() < 6, "stopped before syncing everyone");
     assert!(job.completed_at.is_some());
     runner.stop().await;
 }
@@ -251,7 +189,7 @@ async fn a_killed_workers_job_is_rescued_and_completes_exactly_once(backend: Bac
     let lease = [("TOKENMETER_JOB_LEASE_MS", "400")];
     let (app, fake, first, job) = slow_sync_running(backend, &lease, 2, 250).await;
     first.kill(); // the worker dies mid-job: no more heartbeats
-    fake.delay_ms.store(0, Ordering::SeqCst);
+    fake.script().delay = Duration::from_millis(0);
     // Another instance on the same database takes over once the lease has run out.
     let other = app.another_instance().await;
     let second = Runner::start(&other.state).unwrap();
@@ -281,7 +219,7 @@ async fn a_job_whose_heartbeat_cannot_be_written_is_stopped_within_its_lease(bac
     let (app, fake, runner, job) = slow_sync_running(backend, &one_worker, 1, 60_000).await;
     let (held, release) = hold_row(&app, job.id).await;
     let locked = Instant::now();
-    while fake.dropped.load(Ordering::SeqCst) == 0 {
+    while fake.dropped() == 0 {
         assert!(
             locked.elapsed() < Duration::from_secs(3),
             "the job still runs without a heartbeat"
@@ -295,13 +233,13 @@ async fn a_job_whose_heartbeat_cannot_be_written_is_stopped_within_its_lease(bac
     );
     release.send(()).unwrap();
     held.await.unwrap();
-    fake.delay_ms.store(0, Ordering::SeqCst);
+    fake.script().delay = Duration::from_millis(0);
     let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(
         done.attempts, 2,
         "rescued once, completed by the second attempt"
     );
-    assert_eq!(fake.dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.dropped(), 1);
     runner.stop().await;
 }
 
@@ -351,9 +289,9 @@ async fn a_killed_server_process_s_job_is_rescued_by_another_instance(backend: B
         ("TOKENMETER_JOB_LEASE_MS", "600"),
         ("TOKENMETER_SECRET", "crash-test-secret"),
     ];
-    let (app, fake, litellm) = start_with_litellm(backend, &lease).await;
+    let (app, fake) = start(backend, &lease).await;
     users(&app, 4).await;
-    fake.delay_ms.store(400, Ordering::SeqCst);
+    fake.script().delay = Duration::from_millis(400);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -367,7 +305,7 @@ async fn a_killed_server_process_s_job_is_rescued_by_another_instance(backend: B
         .env("TOKENMETER_ADMIN_EMAIL", common::ADMIN_EMAIL)
         .env("TOKENMETER_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
         .env("TOKENMETER_SECRET", "crash-test-secret")
-        .env("LITELLM_URL", &litellm)
+        .env("LITELLM_URL", &fake.url)
         .env("LITELLM_MASTER_KEY", "sk-master")
         .env("TOKENMETER_JOB_LEASE_MS", "600")
         .env("TOKENMETER_JOB_POLL_MS", "50")
@@ -378,15 +316,15 @@ async fn a_killed_server_process_s_job_is_rescued_by_another_instance(backend: B
         .expect("start tokenmeter serve");
     // Killed however the test ends.
     let mut child = KillOnDrop(child);
-    let job = new_job(&app, JobType::UsageSync, json!({})).await;
+    let job = new_job(&app, sync_input()).await;
     // The other process claims it (this one runs no runner yet).
     let running = wait_for(&app, job.id, |j| j.status == JobStatus::Running).await;
     assert_eq!(running.attempts, 1);
     child.0.kill().expect("SIGKILL");
     child.0.wait().unwrap();
-    let read_before = fake.reads.load(Ordering::SeqCst);
+    let read_before = fake.reads();
     assert!(read_before < 4, "killed mid-job, not after it");
-    fake.delay_ms.store(0, Ordering::SeqCst);
+    fake.script().delay = Duration::from_millis(0);
     let runner = Runner::start(&app.state).unwrap();
     let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(
@@ -412,7 +350,7 @@ async fn a_shutdown_hands_the_job_back(backend: Backend) {
     assert_eq!(back.status, JobStatus::Pending, "{back:?}");
     assert_eq!(back.attempts, 0, "an interrupted attempt does not count");
     assert!(back.error.unwrap().contains("shutdown"));
-    fake.delay_ms.store(0, Ordering::SeqCst);
+    fake.script().delay = Duration::from_millis(0);
     let again = Runner::start(&app.state).unwrap();
     let done = wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert_eq!(done.attempts, 1);
@@ -469,12 +407,7 @@ async fn postgres_an_enqueue_on_one_instance_wakes_another() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let today = chrono::Utc::now().date_naive().to_string();
     let enqueued = Instant::now();
-    let job = new_job(
-        &app,
-        JobType::ReportGeneration,
-        json!({"start_date": today, "end_date": today}),
-    )
-    .await;
+    let job = new_job(&app, report_input(&today, &today)).await;
     wait_for(&app, job.id, |j| j.status == JobStatus::Completed).await;
     assert!(
         enqueued.elapsed() < Duration::from_secs(5),

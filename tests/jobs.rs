@@ -10,7 +10,7 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokenmeter::api::error::ErrorCode;
-use tokenmeter::domain::jobs::{JobStatus, JobType};
+use tokenmeter::domain::jobs::{JobInput, JobStatus, JobType};
 use tokenmeter::server::db::jobs::{self as repo, End, NewJob};
 use tokenmeter::server::db::now;
 use tokenmeter::server::error::Error;
@@ -263,10 +263,24 @@ async fn expired_leases_are_rescued_and_old_jobs_cleaned_up(backend: Backend) {
     );
 }
 
+fn sync_input() -> JobInput {
+    JobInput::UsageSync {
+        requested_by: None,
+        scheduled_for: None,
+    }
+}
+
+fn report_input() -> JobInput {
+    JobInput::Report {
+        start_date: "2026-11-01".into(),
+        end_date: "2026-11-28".into(),
+    }
+}
+
 async fn one_usage_sync_at_a_time_and_no_unsupported_types(backend: Backend) {
     // Without LiteLLM there is nothing to sync from: 409, nothing stored.
     let bare = TestApp::start(backend).await;
-    let err = jobs::create_job(&bare.state, JobType::UsageSync, None, json!({}))
+    let err = jobs::create_job(&bare.state, &sync_input(), None)
         .await
         .err()
         .unwrap();
@@ -279,29 +293,21 @@ async fn one_usage_sync_at_a_time_and_no_unsupported_types(backend: Backend) {
     // With a proxy configured (never called here: no runner runs the jobs).
     let app = TestApp::start_with(backend, &litellm_nowhere()).await;
     let s = &app.state;
-    let first = match jobs::create_job(s, JobType::UsageSync, None, json!({}))
-        .await
-        .unwrap()
-    {
+    let first = match jobs::create_job(s, &sync_input(), None).await.unwrap() {
         Created::New(job) => job,
         Created::Existing(_) => panic!("the first is new"),
     };
-    match jobs::create_job(s, JobType::UsageSync, None, json!({}))
-        .await
-        .unwrap()
-    {
+    match jobs::create_job(s, &sync_input(), None).await.unwrap() {
         Created::Existing(job) => assert_eq!(job.id, first.id),
         Created::New(_) => panic!("two usage syncs at once"),
     }
     // Once it has finished, a new one may start.
     jobs::cancel_job(s, first.id).await.unwrap();
     assert!(matches!(
-        jobs::create_job(s, JobType::UsageSync, None, json!({}))
-            .await
-            .unwrap(),
+        jobs::create_job(s, &sync_input(), None).await.unwrap(),
         Created::New(_)
     ));
-    let err = jobs::create_job(s, JobType::DocumentProcessing, None, json!({}))
+    let err = jobs::create_job(s, &JobInput::DocumentProcessing {}, None)
         .await
         .err()
         .unwrap();
@@ -309,12 +315,12 @@ async fn one_usage_sync_at_a_time_and_no_unsupported_types(backend: Backend) {
     // A dedupe key is used once.
     let key = Some("report:2026-11-28");
     assert!(matches!(
-        jobs::create_job_with(s, JobType::ReportGeneration, None, json!({}), key, 1)
+        jobs::create_job_with(s, &report_input(), None, key, 1)
             .await
             .unwrap(),
         Created::New(_)
     ));
-    let err = jobs::create_job_with(s, JobType::ReportGeneration, None, json!({}), key, 1)
+    let err = jobs::create_job_with(s, &report_input(), None, key, 1)
         .await
         .err()
         .unwrap();

@@ -8,7 +8,7 @@ mod common;
 use common::{assert_error, my_id, Backend, TestApp};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokenmeter::domain::jobs::JobType;
+use tokenmeter::domain::jobs::JobInput;
 use tokenmeter::server::jobs::{self, runner::Runner, Created};
 use uuid::Uuid;
 
@@ -30,14 +30,13 @@ async fn start(backend: Backend, litellm: bool) -> TestApp {
 
 async fn job_of(app: &TestApp, user: Uuid) -> Uuid {
     let today = chrono::Utc::now().date_naive().to_string();
-    match jobs::create_job(
-        &app.state,
-        JobType::ReportGeneration,
-        Some(user),
-        json!({"start_date": today, "end_date": today}),
-    )
-    .await
-    .unwrap()
+    let input = JobInput::Report {
+        start_date: today.clone(),
+        end_date: today,
+    };
+    match jobs::create_job(&app.state, &input, Some(user))
+        .await
+        .unwrap()
     {
         Created::New(job) => job.id,
         Created::Existing(_) => unreachable!(),

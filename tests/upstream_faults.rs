@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use common::fake_litellm::{FakeLiteLlm, MASTER_KEY, USER_KEY};
 use common::{assert_error, my_id, sse_data, sse_text, usage_days, Backend, TestApp};
 use futures_util::stream;
 use serde_json::{json, Value};
@@ -429,90 +430,14 @@ async fn an_unreachable_upstream_is_a_clear_error(backend: Backend) {
     assert!(message.contains("cannot be reached"), "{message}");
 }
 
-/// A fake LiteLLM: `/key/generate` fails until `healthy` is set, then hands out one key, which
-/// `/chat/completions` requires.
-#[derive(Clone, Default)]
-struct FakeLiteLlm {
-    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    keys_made: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-async fn fake_litellm(fake: FakeLiteLlm) -> String {
-    use axum::extract::State;
-    use std::sync::atomic::Ordering;
-    const MASTER: &str = "Bearer sk-master";
-    let master = |headers: &HeaderMap| {
-        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(MASTER)
-    };
-    let app = Router::new()
-        .route(
-            "/models",
-            get(move |headers: HeaderMap| async move {
-                assert!(master(&headers), "models are listed with the master key");
-                Json(json!({"data": [{"id": "ok"}]}))
-            }),
-        )
-        .route(
-            "/user/new",
-            post(move |headers: HeaderMap| async move {
-                assert!(master(&headers));
-                Json(json!({"user_id": "x"}))
-            }),
-        )
-        .route(
-            "/key/generate",
-            post(
-                move |State(fake): State<FakeLiteLlm>,
-                      headers: HeaderMap,
-                      Json(body): Json<Value>| async move {
-                    assert!(master(&headers));
-                    assert!(body["user_id"].is_string());
-                    if !fake.healthy.load(Ordering::SeqCst) {
-                        return (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Json(json!({"error": {"message": "db down"}})),
-                        )
-                            .into_response();
-                    }
-                    fake.keys_made.fetch_add(1, Ordering::SeqCst);
-                    Json(json!({"key": "sk-user-key"})).into_response()
-                },
-            ),
-        )
-        .route(
-            "/chat/completions",
-            post(
-                |headers: HeaderMap, Json(_request): Json<Value>| async move {
-                    if headers.get("authorization").and_then(|v| v.to_str().ok())
-                        != Some("Bearer sk-user-key")
-                    {
-                        return (
-                            StatusCode::UNAUTHORIZED,
-                            Json(json!({"error": {"message": "wrong key"}})),
-                        )
-                            .into_response();
-                    }
-                    body(vec![
-                        (0, chunk("Hi")),
-                        (0, usage(5, 1)),
-                        (0, "data: [DONE]\n\n".into()),
-                    ])
-                },
-            ),
-        )
-        .with_state(fake);
-    format!("http://{}", common::serve_on_loopback(app).await)
-}
-
 async fn litellm_key_failures_are_clear_and_a_key_is_made_once(backend: Backend) {
-    use std::sync::atomic::Ordering;
-    let fake = FakeLiteLlm::default();
-    let base = fake_litellm(fake.clone()).await;
+    let fake = FakeLiteLlm::start().await;
+    fake.script().keys_down = true;
     let app = TestApp::start_with(
         backend,
         &[
-            ("LITELLM_URL", base.as_str()),
-            ("LITELLM_MASTER_KEY", "sk-master"),
+            ("LITELLM_URL", fake.url.as_str()),
+            ("LITELLM_MASTER_KEY", MASTER_KEY),
             ("TOKENMETER_SECRET", "s3cret"),
         ],
     )
@@ -535,19 +460,21 @@ async fn litellm_key_failures_are_clear_and_a_key_is_made_once(backend: Backend)
     );
     assert!(usage_days(&app, alice_id).await.is_empty());
 
-    fake.healthy.store(true, Ordering::SeqCst);
+    fake.script().keys_down = false;
     for _ in 0..3 {
         let (status, body) = common::read(send(&app, &alice, "ok", false).await).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["choices"][0]["message"]["content"], "Hi");
     }
-    assert_eq!(fake.keys_made.load(Ordering::SeqCst), 1, "one key, reused");
+    assert_eq!(fake.script().keys_made, 1, "one key, reused");
     let sealed = tokenmeter::server::db::llm_keys::find_sealed(&app.db, alice_id)
         .await
         .unwrap()
         .unwrap();
     assert!(
-        !sealed.windows(11).any(|w| w == b"sk-user-key"),
+        !sealed
+            .windows(USER_KEY.len())
+            .any(|w| w == USER_KEY.as_bytes()),
         "sealed at rest"
     );
     assert_eq!(usage_days(&app, alice_id).await[0].requests_count, 3);

@@ -7,13 +7,8 @@
 #[macro_use]
 mod common;
 
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{Duration, NaiveDate, Utc};
+use common::fake_litellm::{record, spend_log, FakeLiteLlm, Fault, MASTER_KEY};
 use common::{assert_error, my_id, usage_days, Backend, TestApp};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -22,183 +17,11 @@ use tokenmeter::server::db::usage_history::UsageDayRow;
 use tokenmeter::server::usage_sync;
 use uuid::Uuid;
 
-const MASTER: &str = "Bearer sk-master";
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    Slow,
-    Status(u16),
-    Garbage,
-    PageMissing,
-}
-
-#[derive(Default)]
-struct Fake {
-    /// Daily-activity records per LiteLLM user id (one record = one "row" of a page).
-    records: HashMap<String, Vec<Value>>,
-    /// Spend logs per user id.
-    logs: HashMap<String, Vec<Value>>,
-    rows_per_page: Option<usize>,
-    fault: Option<Fault>,
-    /// Users whose reads fail with a 500.
-    failing: Vec<String>,
-    /// Every usage read: path and query.
-    reads: Vec<(String, HashMap<String, String>)>,
-    keys: usize,
-}
-
-type Shared = Arc<Mutex<Fake>>;
-
-/// A daily-activity record: one model's use on one day.
-fn record(
-    date: NaiveDate,
-    model: &str,
-    prompt: i64,
-    completion: i64,
-    requests: i64,
-    spend: f64,
-) -> Value {
-    let metrics = json!({
-        "spend": spend, "prompt_tokens": prompt, "completion_tokens": completion,
-        "total_tokens": prompt + completion, "successful_requests": requests,
-        "failed_requests": 0, "api_requests": requests,
-    });
-    json!({
-        "date": date.to_string(),
-        "metrics": metrics,
-        "breakdown": {"models": {}, "model_groups": {model: {"metrics": metrics}}},
-    })
-}
-
-fn spend_log(start: &str, model: &str, prompt: i64, completion: i64, spend: f64) -> Value {
-    json!({
-        "request_id": Uuid::new_v4().to_string(), "status": "success", "startTime": start,
-        "model_group": model, "model": format!("provider/{model}"), "spend": spend,
-        "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-    })
-}
-
-fn page_of<T: Clone>(rows: &[T], page: usize, per_page: usize) -> (Vec<T>, usize) {
-    let pages = rows.len().div_ceil(per_page).max(1);
-    let start = (page - 1) * per_page;
-    (
-        rows.iter().skip(start).take(per_page).cloned().collect(),
-        pages,
-    )
-}
-
-async fn usage_read(
-    fake: &Shared,
-    path: &str,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> Result<(Vec<Value>, usize, usize), Response> {
-    assert_eq!(
-        headers.get("authorization").and_then(|v| v.to_str().ok()),
-        Some(MASTER),
-        "usage is read with the master key"
-    );
-    let page: usize = q["page"].parse().unwrap();
-    let (fault, failing) = {
-        let mut f = fake.lock().unwrap();
-        f.reads.push((path.to_string(), q.clone()));
-        (f.fault, f.failing.contains(&q["user_id"]))
-    };
-    let status = |code: u16, message: &str| {
-        (
-            StatusCode::from_u16(code).unwrap(),
-            Json(json!({"error": {"message": message}})),
-        )
-            .into_response()
-    };
-    if failing {
-        return Err(status(500, "boom for this user"));
-    }
-    match fault {
-        Some(Fault::Slow) => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
-        Some(Fault::Status(code)) => return Err(status(code, "the proxy says no")),
-        Some(Fault::Garbage) => {
-            return Err(Response::builder()
-                .header("content-type", "application/json")
-                .body(Body::from("{\"results\": [oops"))
-                .unwrap())
-        }
-        Some(Fault::PageMissing) if page == 2 => return Err(status(404, "no such page")),
-        _ => {}
-    }
-    let f = fake.lock().unwrap();
-    let rows = if path.contains("daily") {
-        &f.records
-    } else {
-        &f.logs
-    };
-    let rows = rows.get(&q["user_id"]).cloned().unwrap_or_default();
-    let per_page = f.rows_per_page.unwrap_or(q["page_size"].parse().unwrap());
-    let (rows, pages) = page_of(&rows, page, per_page);
-    Ok((rows, page, pages))
-}
-
-async fn fake_litellm(fake: Shared) -> String {
-    let app = Router::new()
-        .route("/models", get(|| async { Json(json!({"data": [{"id": "gpt-fake"}]})) }))
-        .route("/user/new", post(|| async { Json(json!({"user_id": "x"})) }))
-        .route(
-            "/key/generate",
-            post(|State(fake): State<Shared>| async move {
-                fake.lock().unwrap().keys += 1;
-                Json(json!({"key": "sk-user-key"}))
-            }),
-        )
-        .route(
-            "/chat/completions",
-            post(|| async {
-                let events = [
-                    json!({"choices": [{"index": 0, "delta": {"content": "Hi"}}]}),
-                    json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "cost": 0.0001}}),
-                ];
-                let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-                text.push_str("data: [DONE]\n\n");
-                Response::builder()
-                    .header("content-type", "text/event-stream")
-                    .body(Body::from(text))
-                    .unwrap()
-            }),
-        )
-        .route(
-            "/user/daily/activity",
-            get(|State(fake): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
-                match usage_read(&fake, "/user/daily/activity", &headers, &q).await {
-                    Err(response) => response,
-                    Ok((results, page, pages)) => Json(json!({
-                        "results": results,
-                        "metadata": {"page": page, "total_pages": pages, "has_more": page < pages},
-                    }))
-                    .into_response(),
-                }
-            }),
-        )
-        .route(
-            "/spend/logs/v2",
-            get(|State(fake): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
-                match usage_read(&fake, "/spend/logs/v2", &headers, &q).await {
-                    Err(response) => response,
-                    Ok((data, page, pages)) => Json(json!({
-                        "data": data, "page": page, "total_pages": pages, "total": 0,
-                    }))
-                    .into_response(),
-                }
-            }),
-        )
-        .with_state(fake);
-    format!("http://{}", common::serve_on_loopback(app).await)
-}
-
-async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Shared) {
-    let fake: Shared = Arc::default();
-    let base = fake_litellm(fake.clone()).await;
+async fn start(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, FakeLiteLlm) {
+    let fake = FakeLiteLlm::start().await;
     let mut vars = vec![
-        ("LITELLM_URL", base.as_str()),
-        ("LITELLM_MASTER_KEY", "sk-master"),
+        ("LITELLM_URL", fake.url.as_str()),
+        ("LITELLM_MASTER_KEY", MASTER_KEY),
         ("TOKENMETER_LLM_TIMEOUT_SECONDS", "1"),
     ];
     vars.extend_from_slice(extra);
@@ -264,7 +87,7 @@ async fn litellm_figures_replace_the_apps_and_a_second_sync_changes_nothing(back
     let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
     let admin = app.admin().await;
     let yesterday = today() - Duration::days(1);
-    fake.lock().unwrap().records.insert(
+    fake.script().records.insert(
         id.to_string(),
         vec![
             // Today: what the app saw, in LiteLLM's words.
@@ -282,7 +105,7 @@ async fn litellm_figures_replace_the_apps_and_a_second_sync_changes_nothing(back
         (today() - Duration::days(89)).to_string()
     );
     {
-        let f = fake.lock().unwrap();
+        let f = fake.script();
         assert_eq!(f.reads.len(), 1, "{:?}", f.reads);
         assert_eq!(f.reads[0].0, "/user/daily/activity");
         assert_eq!(
@@ -361,7 +184,7 @@ async fn when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts(backend:
     assert_eq!(rows[0].litellm_tokens_used, Some(0));
 
     // Now it has, within 1%: LiteLLM's figures, no drift.
-    fake.lock().unwrap().records.insert(
+    fake.script().records.insert(
         id.to_string(),
         vec![record(today(), "gpt-fake", 10, 5, 1, 0.0001)],
     );
@@ -373,7 +196,7 @@ async fn when_litellm_has_less_the_apps_figures_stay_and_the_day_drifts(backend:
     );
 
     // Fewer tokens than the app recorded: the app's figures stay, marked.
-    fake.lock().unwrap().records.insert(
+    fake.script().records.insert(
         id.to_string(),
         vec![record(today(), "gpt-fake", 5, 4, 1, 0.0001)],
     );
@@ -395,7 +218,7 @@ async fn a_day_split_over_pages_adds_up(backend: Backend) {
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
     {
-        let mut f = fake.lock().unwrap();
+        let mut f = fake.script();
         f.rows_per_page = Some(1);
         f.records.insert(
             id.to_string(),
@@ -408,7 +231,7 @@ async fn a_day_split_over_pages_adds_up(backend: Backend) {
     }
     let (status, body) = sync(&app, &admin, id).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(fake.lock().unwrap().reads.len(), 3, "one read per page");
+    assert_eq!(fake.script().reads.len(), 3, "one read per page");
     let rows = usage_days(&app, id).await;
     assert_eq!(rows.len(), 2);
     let t = &rows[1];
@@ -426,7 +249,7 @@ async fn faults_are_clear_errors_and_write_nothing(backend: Backend) {
     let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
     let admin = app.admin().await;
     {
-        let mut f = fake.lock().unwrap();
+        let mut f = fake.script();
         f.rows_per_page = Some(1);
         f.records.insert(
             id.to_string(),
@@ -445,7 +268,7 @@ async fn faults_are_clear_errors_and_write_nothing(backend: Backend) {
         (Fault::Garbage, "unreadable answer"),
         (Fault::PageMissing, "(page 2): HTTP 404"),
     ] {
-        fake.lock().unwrap().fault = Some(fault);
+        fake.script().fault = Some(fault);
         let (status, body) = sync(&app, &admin, id).await;
         let message = assert_error(status, &body, 502, "upstream");
         assert!(message.contains(want), "{fault:?}: {message}");
@@ -497,7 +320,7 @@ async fn faults_are_clear_errors_and_write_nothing(backend: Backend) {
     assert_eq!(history["data"]["sync_available"], false);
 
     // Healthy again: the sync goes through.
-    fake.lock().unwrap().fault = None;
+    fake.script().fault = None;
     let (status, body) = sync(&app, &admin, id).await;
     assert_eq!(status, 200, "{body}");
     let (_, history) = app.get(&admin, &admin_history).await;
@@ -513,7 +336,7 @@ async fn a_sync_of_everyone_goes_on_past_a_failure(backend: Backend) {
         ids.push(my_id(&app, &client).await);
     }
     {
-        let mut f = fake.lock().unwrap();
+        let mut f = fake.script();
         for id in &ids {
             f.records.insert(
                 id.to_string(),
@@ -565,7 +388,7 @@ async fn in_a_non_utc_zone_days_come_from_the_spend_logs(backend: Backend) {
     // 18:29:59 UTC is still the day before in Kolkata; 18:30:00 is the next day's midnight.
     let at = |day: NaiveDate, time: &str| format!("{day}T{time}+00:00");
     {
-        let mut f = fake.lock().unwrap();
+        let mut f = fake.script();
         f.rows_per_page = Some(2);
         f.logs.insert(
             id.to_string(),
@@ -597,7 +420,7 @@ async fn in_a_non_utc_zone_days_come_from_the_spend_logs(backend: Backend) {
     let (status, body) = sync(&app, &admin, id).await;
     assert_eq!(status, 200, "{body}");
     {
-        let f = fake.lock().unwrap();
+        let f = fake.script();
         assert_eq!(f.reads.len(), 2, "two pages");
         let q = &f.reads[0].1;
         assert_eq!(f.reads[0].0, "/spend/logs/v2");
@@ -705,7 +528,7 @@ async fn admin_analytics_add_up_everyone(backend: Backend) {
     let admin = app.admin().await;
     // Bob used another model yesterday, through LiteLLM only.
     let yesterday = today() - Duration::days(1);
-    fake.lock().unwrap().records.insert(
+    fake.script().records.insert(
         bob_id.to_string(),
         vec![
             record(today(), "gpt-fake", 10, 5, 1, 0.0001),
@@ -789,7 +612,7 @@ async fn syncs_during_replies_lose_nothing(backend: Backend) {
     let (app, fake) = start(backend, &[]).await;
     let (alice, id) = user_who_chatted(&app, "alice@example.com").await;
     // LiteLLM is behind: it has the first reply only.
-    fake.lock().unwrap().records.insert(
+    fake.script().records.insert(
         id.to_string(),
         vec![record(today(), "gpt-fake", 10, 5, 1, 0.0001)],
     );

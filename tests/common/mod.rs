@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_litellm;
+
 use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
 use serde_json::Value;
 use std::collections::HashMap;

@@ -13,7 +13,6 @@ use crate::server::db::{self};
 use crate::server::error::Result;
 use crate::server::state::AppState;
 use chrono::{DateTime, Duration, Utc};
-use serde_json::Value;
 use uuid::Uuid;
 
 /// Attempts a job gets unless told otherwise.
@@ -74,26 +73,25 @@ impl Created {
 /// Creates a pending job, due now. A type without a handler is refused (400), so is a usage
 /// sync without a LiteLLM proxy (409); a second usage sync while one is pending or running is
 /// not created: that one is returned instead.
-#[tracing::instrument(skip(state, metadata), err)]
+#[tracing::instrument(skip(state), err)]
 pub async fn create_job(
     state: &AppState,
-    kind: JobType,
+    input: &JobInput,
     user_id: Option<Uuid>,
-    metadata: Value,
 ) -> Result<Created> {
-    create_job_with(state, kind, user_id, metadata, None, DEFAULT_MAX_ATTEMPTS).await
+    create_job_with(state, input, user_id, None, DEFAULT_MAX_ATTEMPTS).await
 }
 
 /// [`create_job`] with a dedupe key (one job per key, ever) and a number of attempts.
-#[tracing::instrument(skip(state, metadata), err)]
+#[tracing::instrument(skip(state), err)]
 pub async fn create_job_with(
     state: &AppState,
-    kind: JobType,
+    input: &JobInput,
     user_id: Option<Uuid>,
-    metadata: Value,
     dedupe_key: Option<&str>,
     max_attempts: i32,
 ) -> Result<Created> {
+    let kind = input.kind();
     if !kind.has_handler() {
         return Err(AppError::validation(format!(
             "unsupported job type: {kind} (no handler exists yet)"
@@ -107,6 +105,7 @@ pub async fn create_job_with(
         .into());
     }
     let now = db::now();
+    let metadata = input.to_metadata();
     let new = NewJob {
         id: Uuid::new_v4(),
         kind,
@@ -311,7 +310,7 @@ pub async fn start_usage_sync(state: &AppState, user: &crate::api::UserDto) -> R
         requested_by: Some(user.email.clone()),
         scheduled_for: None,
     };
-    create_job(state, input.kind(), Some(user.id), input.to_metadata()).await
+    create_job(state, &input, Some(user.id)).await
 }
 
 /// A completed report's file name and CSV; 409 while it is not done (or has none).
@@ -359,5 +358,5 @@ pub async fn request_report(
         start_date: from.to_string(),
         end_date: to.to_string(),
     };
-    create_job(state, input.kind(), Some(requested_by), input.to_metadata()).await
+    create_job(state, &input, Some(requested_by)).await
 }

@@ -6,7 +6,7 @@
 //! claiming, ask their jobs to stop and hand back what did not finish.
 
 use super::handlers::{self, JobContext, JobError};
-use crate::domain::jobs::{retry_delay_secs, JobType};
+use crate::domain::jobs::retry_delay_secs;
 use crate::server::db::jobs::{self as repo, End, JobRow};
 use crate::server::db::{self, Db};
 use crate::server::state::AppState;
@@ -360,20 +360,11 @@ async fn maintenance(state: AppState, mut stopped: watch::Receiver<bool>) {
 /// job's dedupe key). True once the day's job exists.
 async fn schedule_daily(state: &AppState, day: chrono::NaiveDate) -> bool {
     let key = format!("usage_sync:{day}");
-    let metadata = crate::domain::jobs::JobInput::UsageSync {
+    let input = crate::domain::jobs::JobInput::UsageSync {
         requested_by: None,
         scheduled_for: Some(day.to_string()),
-    }
-    .to_metadata();
-    match super::create_job_with(
-        state,
-        JobType::UsageSync,
-        None,
-        metadata,
-        Some(&key),
-        super::DEFAULT_MAX_ATTEMPTS,
-    )
-    .await
+    };
+    match super::create_job_with(state, &input, None, Some(&key), super::DEFAULT_MAX_ATTEMPTS).await
     {
         Ok(super::Created::New(job)) => {
             tracing::info!(job = %job.id, %day, "daily usage sync enqueued");

@@ -5,7 +5,7 @@
 use super::{ok, parse_id, ApiError, ApiJson, ApiOk, ApiQuery, ApiResult, Envelope, IdPath};
 use crate::api::error::AppError;
 use crate::api::jobs::{JobDto, JobFilterDto, JobPageDto};
-use crate::domain::jobs::JobType;
+use crate::domain::jobs::{JobInput, JobType};
 use crate::server::auth::{AdminUser, AuthUser};
 use crate::server::jobs::{self, parse_name, Created};
 use crate::server::state::AppState;
@@ -242,9 +242,14 @@ pub async fn create(
             .await
         }
         // Refused by the service (no handler yet).
-        JobType::DocumentProcessing => {
-            accepted(jobs::create_job(&state, kind, Some(admin.user.id), body.metadata).await?)
-        }
+        JobType::DocumentProcessing => accepted(
+            jobs::create_job(
+                &state,
+                &JobInput::DocumentProcessing {},
+                Some(admin.user.id),
+            )
+            .await?,
+        ),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod jobs;
+pub mod notifications;
 pub mod quota;
 pub mod tokens;
 pub mod usage;

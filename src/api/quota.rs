@@ -129,6 +129,22 @@ pub struct UsageDto {
     pub plan: PlanDto,
     /// Where to ask for more.
     pub upgrade_url: String,
+    pub forecast: ForecastDto,
+}
+
+/// At this pace, the period's total and the local days (`YYYY-MM-DD`) each threshold will be
+/// reached on: null when it is reached already, when the pace does not reach it before the
+/// reset, or when unlimited. The pace is the higher of the period's and the last 7 days'.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ForecastDto {
+    pub projected_tokens: i64,
+    /// Null when unlimited.
+    pub projected_percentage: Option<f64>,
+    pub tokens_per_day: i64,
+    pub warning_on: Option<String>,
+    pub upgrade_on: Option<String>,
+    pub limit_on: Option<String>,
 }
 
 #[server(prefix = "/api/fn", endpoint = "get_usage")]

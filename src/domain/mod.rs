@@ -3,8 +3,10 @@
 
 pub mod account;
 pub mod chat;
+pub mod forecast;
 pub mod jobs;
 pub mod money;
+pub mod notifications;
 pub mod numbers;
 pub mod period;
 pub mod quota;

@@ -150,6 +150,11 @@ pub fn day_label(day: NaiveDate) -> String {
     )
 }
 
+/// `19 Dec`: a day of this period or the next, where the year goes without saying.
+pub fn short_day(day: NaiveDate) -> String {
+    format!("{} {}", day.day(), MONTHS[day.month0() as usize])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

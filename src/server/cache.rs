@@ -80,10 +80,12 @@ pub struct CachedSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A user's plan and the sums of one period (the period's first day says which).
+/// A user's plan and the sums of one period (the period's first day says which) and of the
+/// last 7 days (their first day says which).
 #[derive(Clone, Debug)]
 pub struct CachedUsage {
     pub first_day: NaiveDate,
+    pub recent_from: NaiveDate,
     pub row: UserPlanUsageRow,
 }
 
@@ -193,13 +195,18 @@ impl Caches {
         self.keep(&self.sessions, ticket, id_hash.to_string(), session);
     }
 
-    pub fn usage(&self, user_id: Uuid, first_day: NaiveDate) -> Option<UserPlanUsageRow> {
+    pub fn usage(
+        &self,
+        user_id: Uuid,
+        first_day: NaiveDate,
+        recent_from: NaiveDate,
+    ) -> Option<UserPlanUsageRow> {
         if !self.is_on() {
             return None;
         }
         self.usage
             .get(&user_id)
-            .filter(|u| u.first_day == first_day)
+            .filter(|u| u.first_day == first_day && u.recent_from == recent_from)
             .map(|u| u.row)
     }
 
@@ -293,6 +300,10 @@ impl<T> Changed<T> {
 /// they hear of it (PostgreSQL).
 async fn changed(state: &AppState, change: Change) {
     state.caches.forget(&change);
+    // What a user is told follows their usage, plan and limit.
+    if let Change::Usage(user_id) | Change::User(user_id) = change {
+        state.watch.touch(user_id);
+    }
     tell_others(&state.db, &change).await;
 }
 
@@ -400,6 +411,7 @@ mod tests {
             tokens_used: tokens,
             requests_count: 1,
             cost_nanos: 0,
+            recent_tokens: 0,
         }
     }
 
@@ -410,6 +422,7 @@ mod tests {
     fn cached(tokens: i64) -> CachedUsage {
         CachedUsage {
             first_day: day(1),
+            recent_from: day(1),
             row: usage_row(tokens),
         }
     }
@@ -441,12 +454,12 @@ mod tests {
         let ticket = c.ticket();
         c.forget(&Change::Usage(Uuid::new_v4())); // any change, even another user's
         c.keep_usage(ticket, id, cached(5));
-        assert!(c.usage(id, day(1)).is_none());
+        assert!(c.usage(id, day(1), day(1)).is_none());
         let ticket = c.ticket();
         c.keep_usage(ticket, id, cached(5));
-        assert_eq!(c.usage(id, day(1)).unwrap().tokens_used, 5);
+        assert_eq!(c.usage(id, day(1), day(1)).unwrap().tokens_used, 5);
         // Another period is another value.
-        assert!(c.usage(id, day(2)).is_none());
+        assert!(c.usage(id, day(2), day(1)).is_none());
     }
 
     #[test]
@@ -468,11 +481,11 @@ mod tests {
         assert!(c.session("sa2", now).is_some());
         c.forget(&Change::User(a));
         assert!(c.session("sa2", now).is_none());
-        assert!(c.usage(a, day(1)).is_none());
+        assert!(c.usage(a, day(1), day(1)).is_none());
         assert!(c.session("sb", now).is_some());
-        assert!(c.usage(b, day(1)).is_some());
+        assert!(c.usage(b, day(1), day(1)).is_some());
         c.forget(&Change::Plans);
-        assert!(c.usage(b, day(1)).is_none());
+        assert!(c.usage(b, day(1), day(1)).is_none());
         assert!(c.session("sb", now).is_some());
         fill(&c);
         c.forget_all();

@@ -15,6 +15,7 @@ pub mod input;
 pub mod jobs;
 pub mod llm;
 pub mod markdown;
+pub mod notifications;
 pub mod quota;
 pub mod rest;
 pub mod secret;
@@ -84,8 +85,10 @@ pub async fn init_state(config: Config) -> Result<AppState> {
         caches: Arc::new(caches),
         jobs: Arc::default(),
         replies: Arc::default(),
+        watch: Arc::default(),
     };
     cache::listen(&state);
+    notifications::watch::start(&state);
     if let Some((admin, generated)) = accounts::ensure_admin(&state).await? {
         match generated {
             Some(password) => {

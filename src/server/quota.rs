@@ -2,10 +2,11 @@
 //! never from messages) and the admission of a send, which holds back what it may use.
 
 use crate::api::error::{AppError, ErrorCode};
-use crate::api::quota::{AdminUserDto, PlanDto, QuotaDto, RequestedPlanDto, UsageDto};
+use crate::api::quota::{AdminUserDto, ForecastDto, PlanDto, QuotaDto, RequestedPlanDto, UsageDto};
+use crate::domain::forecast::{self, forecast, Forecast};
 use crate::domain::money::decimal_usd;
 use crate::domain::period::{month_period, Period};
-use crate::domain::quota::{admit, quota_status, Refusal};
+use crate::domain::quota::{admit, quota_status, QuotaStatus, Refusal};
 use crate::server::cache::CachedUsage;
 use crate::server::db::{self, plans, quota};
 use crate::server::error::{Error, Result};
@@ -20,6 +21,25 @@ fn period(state: &AppState) -> Period {
     month_period(db::now(), &state.config.timezone)
 }
 
+/// When the usage is read: now, its period and the first of the last 7 local days (the
+/// forecast's window).
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub period: Period,
+    pub recent_from: chrono::NaiveDate,
+}
+
+pub fn window(state: &AppState) -> Window {
+    let now = db::now();
+    let today = now.with_timezone(&state.config.timezone).date_naive();
+    Window {
+        now,
+        period: month_period(now, &state.config.timezone),
+        recent_from: today - Duration::days(6),
+    }
+}
+
 fn plan_dto(plan: &plans::PlanRow) -> PlanDto {
     PlanDto {
         id: plan.id,
@@ -32,39 +52,99 @@ fn plan_dto(plan: &plans::PlanRow) -> PlanDto {
     }
 }
 
-/// The user's plan, override and sums of `period`: from the cache, else in one query (one
-/// index entry per day read).
+/// The user's plan, override and sums of the window's period and last 7 days: from the cache,
+/// else in one query (one index entry per day read).
 async fn period_usage(
     state: &AppState,
     user_id: Uuid,
-    period: &Period,
+    window: &Window,
 ) -> Result<plans::UserPlanUsageRow> {
-    if let Some(row) = state.caches.usage(user_id, period.first_day) {
+    let period = &window.period;
+    if let Some(row) = state
+        .caches
+        .usage(user_id, period.first_day, window.recent_from)
+    {
         return Ok(row);
     }
     let ticket = state.caches.ticket();
-    let row = plans::for_user_with_usage(&state.db, user_id, period.first_day, period.last_day)
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))?;
+    let row = plans::for_user_with_usage(
+        &state.db,
+        user_id,
+        period.first_day,
+        period.last_day,
+        window.recent_from,
+    )
+    .await?
+    .ok_or_else(|| AppError::not_found("user"))?;
     let cached = CachedUsage {
         first_day: period.first_day,
+        recent_from: window.recent_from,
         row: row.clone(),
     };
     state.caches.keep_usage(ticket, user_id, cached);
     Ok(row)
 }
 
-/// The user's usage in the current period and the flags that go with it.
+/// Where a user stands: the window it was read in, the sums, the quota's flags and the
+/// forecast.
+pub struct Standing {
+    pub window: Window,
+    pub totals: plans::UserPlanUsageRow,
+    pub status: QuotaStatus,
+    pub forecast: Forecast,
+}
+
+/// Where the user stands now (the usage from the cache when it has it).
+pub async fn standing(state: &AppState, user_id: Uuid) -> Result<Standing> {
+    let window = window(state);
+    let totals = period_usage(state, user_id, &window).await?;
+    let limit = totals.plan.limit();
+    let thresholds = state.config.quota_thresholds;
+    let status = quota_status(totals.tokens_used, limit, thresholds);
+    let forecast = forecast(
+        window.now,
+        &window.period,
+        &state.config.timezone,
+        forecast::Usage {
+            period: totals.tokens_used,
+            last_7_days: totals.recent_tokens,
+        },
+        limit,
+        thresholds,
+    );
+    Ok(Standing {
+        window,
+        totals,
+        status,
+        forecast,
+    })
+}
+
+fn forecast_dto(f: &Forecast) -> ForecastDto {
+    let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string());
+    ForecastDto {
+        projected_tokens: f.projected,
+        projected_percentage: f.projected_percentage,
+        tokens_per_day: f.pace.per_day(),
+        warning_on: day(f.warning_on),
+        upgrade_on: day(f.upgrade_on),
+        limit_on: day(f.limit_on),
+    }
+}
+
+/// The user's usage in the current period, the flags that go with it and the forecast.
 #[tracing::instrument(skip(state))]
 pub async fn usage(state: &AppState, user_id: Uuid) -> Result<UsageDto> {
-    let period = period(state);
-    let totals = period_usage(state, user_id, &period).await?;
+    let Standing {
+        window,
+        totals,
+        status,
+        forecast,
+    } = standing(state, user_id).await?;
+    // A change the watcher has not heard of (another process's write) is found here.
+    state.watch.touch(user_id);
+    let period = window.period;
     let plan = &totals.plan;
-    let status = quota_status(
-        totals.tokens_used,
-        plan.limit(),
-        state.config.quota_thresholds,
-    );
     Ok(UsageDto {
         period_start: period.first_day.to_string(),
         period_end: period.last_day.to_string(),
@@ -84,6 +164,7 @@ pub async fn usage(state: &AppState, user_id: Uuid) -> Result<UsageDto> {
         is_blocked: status.is_blocked,
         plan: plan_dto(&plan.plan),
         upgrade_url: UPGRADE_URL.into(),
+        forecast: forecast_dto(&forecast),
     })
 }
 
@@ -141,10 +222,14 @@ pub async fn admit_send(
 /// cached usage when there is one, before the send path does any other work. (The admission,
 /// which reads the database under the user's lock, decides for everyone else.)
 pub async fn refuse_if_blocked(state: &AppState, user_id: Uuid) -> Result<()> {
-    let period = period(state);
+    let Window {
+        period,
+        recent_from,
+        ..
+    } = window(state);
     // Not read from the database when not cached: every send changes the usage, so the cache
     // is empty for a user who keeps sending, and the admission reads it anyway.
-    let Some(usage) = state.caches.usage(user_id, period.first_day) else {
+    let Some(usage) = state.caches.usage(user_id, period.first_day, recent_from) else {
         return Ok(());
     };
     let status = quota_status(
@@ -357,7 +442,7 @@ async fn check_user_quota(
 
 /// A user asks for another plan; admins see it on the users page.
 pub async fn request_plan(state: &AppState, user_id: Uuid, plan_id: Uuid) -> Result<()> {
-    let current = period_usage(state, user_id, &period(state)).await?.plan;
+    let current = period_usage(state, user_id, &window(state)).await?.plan;
     if plans::find(&state.db, plan_id).await?.is_none() {
         return Err(AppError::validation(format!("plan_id: no plan has the id {plan_id}")).into());
     }

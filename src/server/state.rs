@@ -21,4 +21,6 @@ pub struct AppState {
     pub jobs: Arc<crate::server::jobs::runner::JobQueue>,
     /// Replies streaming on this instance (a shutdown cuts and records them).
     pub replies: Arc<crate::server::chat::Replies>,
+    /// The users to check for notifications (see `server::notifications::watch`).
+    pub watch: Arc<crate::server::notifications::watch::Watch>,
 }

@@ -17,6 +17,7 @@ pub mod exchanges;
 pub mod jobs;
 pub mod llm_keys;
 pub mod login_failures;
+pub mod notifications;
 pub mod plans;
 pub mod quota;
 pub mod sessions;

@@ -126,13 +126,18 @@ pub struct UserPlanUsageRow {
     pub tokens_used: i64,
     pub requests_count: i64,
     pub cost_nanos: i64,
+    /// Tokens of the days from `recent_from` on (the forecast's last 7 days).
+    pub recent_tokens: i64,
 }
 
+/// The user's plan, with the sums of the days `from..=to` and the tokens of the days from
+/// `recent_from` on (which may start in the period before), in one read.
 pub async fn for_user_with_usage(
     db: &Db,
     user_id: Uuid,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
+    recent_from: chrono::NaiveDate,
 ) -> Result<Option<UserPlanUsageRow>, sqlx::Error> {
     with_db_read!(db, |pool| {
         sqlx::query_as(
@@ -141,18 +146,25 @@ pub async fn for_user_with_usage(
                     u.token_limit_override,
                     cast(coalesce(t.tokens_used, 0) as bigint) as tokens_used,
                     cast(coalesce(t.requests_count, 0) as bigint) as requests_count,
-                    cast(coalesce(t.cost_nanos, 0) as bigint) as cost_nanos
+                    cast(coalesce(t.cost_nanos, 0) as bigint) as cost_nanos,
+                    cast(coalesce(t.recent_tokens, 0) as bigint) as recent_tokens
              from users u
              join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
-             left join (select user_id, sum(tokens_used) as tokens_used,
-                               sum(requests_count) as requests_count, sum(cost_nanos) as cost_nanos
-                        from usage_history where user_id = $1 and date >= $2 and date <= $3
+             left join (select user_id,
+                               sum(case when date >= $2 then tokens_used else 0 end) as tokens_used,
+                               sum(case when date >= $2 then requests_count else 0 end) as requests_count,
+                               sum(case when date >= $2 then cost_nanos else 0 end) as cost_nanos,
+                               sum(case when date >= $4 then tokens_used else 0 end) as recent_tokens
+                        from usage_history
+                        where user_id = $1 and date >= $5 and date <= $3
                         group by user_id) t on t.user_id = u.id
              where u.id = $1",
         )
         .bind(user_id)
         .bind(from)
         .bind(to)
+        .bind(recent_from)
+        .bind(from.min(recent_from))
         .fetch_optional(pool)
         .await
     })

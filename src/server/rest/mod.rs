@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod chat;
 mod jobs;
+mod notifications;
 pub mod openapi;
 mod profile;
 mod usage;
@@ -179,6 +180,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/profile/usage/history", get(usage::own_history))
         .route("/api/profile/plan-request", post(profile::request_plan))
         .route("/api/plans", get(profile::plans))
+        .route("/api/notifications", get(notifications::list))
+        .route(
+            "/api/notifications/read-all",
+            post(notifications::mark_all_read),
+        )
+        .route(
+            "/api/notifications/{id}/read",
+            post(notifications::mark_read),
+        )
         .route(
             "/api/admin/plans",
             get(admin::list_plans).post(admin::create_plan),

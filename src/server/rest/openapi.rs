@@ -3,7 +3,7 @@
 //! from 400 up is the error envelope: it is every operation's `default` response. A test
 //! (`tests/openapi.rs`) fails when a route of [`super::routes`] is missing here.
 
-use super::{admin, auth, chat, jobs, profile, usage, ErrorEnvelope};
+use super::{admin, auth, chat, jobs, notifications, profile, usage, ErrorEnvelope};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         auth::healthz, auth::readyz, auth::signup, auth::login, auth::logout, auth::me,
         profile::list_tokens, profile::create_token, profile::revoke_token,
         profile::change_password, profile::usage, profile::request_plan, profile::plans,
+        notifications::list, notifications::mark_read, notifications::mark_all_read,
         usage::own_history, usage::user_history, usage::sync_user, usage::analytics,
         admin::list_users, admin::create_user, admin::update_user, admin::approve_user,
         admin::reject_user, admin::list_plans, admin::create_plan, admin::update_plan,
@@ -46,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         (name = "profile", description = "The caller's own tokens, password, quota and plan"),
         (name = "chat", description = "OpenAI-compatible chat and the stored conversations"),
         (name = "usage", description = "Usage per day, synced from LiteLLM"),
+        (name = "notifications", description = "The caller's notifications (the bell)"),
         (name = "jobs", description = "Background jobs"),
         (name = "admin", description = "Users and plans (admins only)"),
         (name = "health", description = "Liveness and readiness"),

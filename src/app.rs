@@ -8,6 +8,7 @@ use crate::ui::auth::{LoginPage, SignupPage, SignupPendingPage};
 use crate::ui::chat::ChatPage;
 use crate::ui::common::Guarded;
 use crate::ui::layout::{Footer, TopBar};
+use crate::ui::notifications::NotificationsPage;
 use crate::ui::pages::{HomePage, NotFoundPage};
 use crate::ui::profile::{AccountTab, ProfilePage, TokensTab, UsageTab};
 use crate::ui::quota::{provide_usage, PricingPage, UsageBanner};
@@ -97,6 +98,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("chat") view={Lazy::<ChatRoute>::new()}/>
                         <Route path=path!("chat/:id") view={Lazy::<ChatRoute>::new()}/>
                         <Route path=path!("pricing") view={Lazy::<PricingRoute>::new()}/>
+                        <Route path=path!("notifications") view={Lazy::<NotificationsRoute>::new()}/>
                         <ParentRoute path=path!("profile") view={Lazy::<ProfileRoute>::new()}>
                             <Route path=path!("") view={Lazy::<ProfileAccountRoute>::new()}/>
                             <Route path=path!("usage") view={Lazy::<ProfileUsageRoute>::new()}/>
@@ -147,6 +149,7 @@ lazy_pages! {
     SignupPendingRoute => SignupPendingPage,
     ChatRoute => ChatPage,
     PricingRoute => PricingPage,
+    NotificationsRoute => NotificationsPage,
     ProfileRoute => ProfilePage,
     ProfileAccountRoute => AccountTab,
     ProfileUsageRoute => UsageTab,

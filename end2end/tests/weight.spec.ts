@@ -23,8 +23,10 @@ const VISITOR_ROUTES: Route[] = [
 const SIGNED_IN_ROUTES: Route[] = [
   { path: '/chat', budget: 401_000, pages: ['chat'] },
   { path: '/profile', budget: 268_000, pages: ['profile', 'profile_account'] },
-  { path: '/profile/usage', budget: 338_000, pages: ['profile', 'profile_usage'] },
-  { path: '/profile/tokens', budget: 300_000, pages: ['profile', 'profile_tokens'] },
+  { path: '/profile/usage', budget: 349_000, pages: ['profile', 'profile_usage'] },
+  // Over 300 KB since the bell and the forecast joined the main module (issue 16).
+  { path: '/profile/tokens', budget: 307_000, pages: ['profile', 'profile_tokens'] },
+  { path: '/notifications', budget: 289_000, pages: ['notifications'] },
   { path: '/admin', budget: 253_000, pages: ['admin', 'admin_overview'] },
   { path: '/admin/users', budget: 355_000, pages: ['admin', 'admin_users'] },
   { path: '/admin/usage', budget: 354_000, pages: ['admin', 'admin_usage'] },

@@ -12,10 +12,13 @@ create table notifications (
     title       text not null,
     body        text not null,
     data        jsonb not null default '{}',           -- the figures it was made from
+    -- A lower threshold passed in the same step as a higher one: kept so it is never told, not
+    -- listed.
+    superseded  boolean not null default false,
     read_at     timestamptz,
     created_at  timestamptz not null
 );
 create unique index notifications_once on notifications (user_id, kind, once_key);
 -- The bell: a user's newest first, and the unread count.
-create index notifications_by_user on notifications (user_id, created_at);
+create index notifications_by_user on notifications (user_id, created_at) where not superseded;
 create index notifications_unread on notifications (user_id) where read_at is null;

@@ -35,7 +35,7 @@ impl Access {
 }
 
 /// Every page's route (as written in the route table) and who may see it.
-pub const PAGES: [(&str, Access); 16] = [
+pub const PAGES: [(&str, Access); 17] = [
     ("/", Access::Public),
     ("/login", Access::Public),
     ("/signup", Access::Public),
@@ -43,6 +43,7 @@ pub const PAGES: [(&str, Access); 16] = [
     ("/pricing", Access::Public),
     ("/chat", Access::User),
     ("/chat/:id", Access::User),
+    ("/notifications", Access::User),
     ("/profile", Access::User),
     ("/profile/usage", Access::User),
     ("/profile/tokens", Access::User),

@@ -130,6 +130,8 @@ pub struct UsageDto {
     /// Where to ask for more.
     pub upgrade_url: String,
     pub forecast: ForecastDto,
+    /// The user's unread notifications (the bell's count).
+    pub unread_notifications: i64,
 }
 
 /// At this pace, the period's total and the local days (`YYYY-MM-DD`) each threshold will be
@@ -142,7 +144,11 @@ pub struct ForecastDto {
     /// Null when unlimited.
     pub projected_percentage: Option<f64>,
     pub tokens_per_day: i64,
+    // The pages show only the limit's day: the browser does not read the other two (their
+    // reader would be in the main module, which every page loads).
+    #[cfg_attr(not(feature = "ssr"), serde(skip_deserializing))]
     pub warning_on: Option<String>,
+    #[cfg_attr(not(feature = "ssr"), serde(skip_deserializing))]
     pub upgrade_on: Option<String>,
     pub limit_on: Option<String>,
 }

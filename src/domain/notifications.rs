@@ -2,7 +2,7 @@
 //! thresholds each give one (warning, upgrade, blocked), and so does the forecast the first time
 //! it says the limit will be reached before the reset. When a check finds several crossed at
 //! once (a user jumping from 79 % to 100 % in one reply), only the highest is told; the lower
-//! ones are kept as already read, so they are not told later either.
+//! ones are stored as superseded (read, not listed), so they are not told later either.
 
 use super::forecast::Forecast;
 use super::quota::QuotaStatus;

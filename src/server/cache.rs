@@ -45,7 +45,8 @@ pub enum Change {
     /// A user's account changed (role, disabled, password: their sessions) and with it
     /// possibly their plan or limit.
     User(Uuid),
-    /// A user's usage, plan or personal limit changed.
+    /// A user's usage, plan or personal limit changed (or their notifications: the usage
+    /// answer carries the unread count).
     Usage(Uuid),
     /// A plan changed: every user's plan details.
     Plans,
@@ -412,6 +413,7 @@ mod tests {
             requests_count: 1,
             cost_nanos: 0,
             recent_tokens: 0,
+            unread_notifications: 0,
         }
     }
 

@@ -135,14 +135,14 @@ fn forecast_dto(f: &Forecast) -> ForecastDto {
 /// The user's usage in the current period, the flags that go with it and the forecast.
 #[tracing::instrument(skip(state))]
 pub async fn usage(state: &AppState, user_id: Uuid) -> Result<UsageDto> {
+    // A notification the change just made shows in this answer's unread count.
+    crate::server::notifications::watch::check_if_touched(state, user_id).await;
     let Standing {
         window,
         totals,
         status,
         forecast,
     } = standing(state, user_id).await?;
-    // A change the watcher has not heard of (another process's write) is found here.
-    state.watch.touch(user_id);
     let period = window.period;
     let plan = &totals.plan;
     Ok(UsageDto {
@@ -165,6 +165,7 @@ pub async fn usage(state: &AppState, user_id: Uuid) -> Result<UsageDto> {
         plan: plan_dto(&plan.plan),
         upgrade_url: UPGRADE_URL.into(),
         forecast: forecast_dto(&forecast),
+        unread_notifications: totals.unread_notifications,
     })
 }
 

@@ -28,7 +28,10 @@ pub fn TopBar() -> impl IntoView {
                 </nav>
                 <div class="ml-auto flex items-center gap-2">
                     {match user {
-                        Some(user) => view! { <UserMenu email=user.email.clone() role=user.role.to_string()/> }.into_any(),
+                        Some(user) => view! {
+                            <crate::ui::notifications::Bell/>
+                            <UserMenu email=user.email.clone() role=user.role.to_string()/>
+                        }.into_any(),
                         None => view! {
                             <A href="/login" attr:class="rounded-md px-3 py-2 text-sm font-semibold text-slate-700 hover:bg-slate-100">"Log in"</A>
                             <A href="/signup" attr:class=BTN_PRIMARY>"Sign up"</A>

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chat;
 pub mod common;
 pub mod layout;
+pub mod notifications;
 pub mod pages;
 pub mod profile;
 pub mod quota;

@@ -3,6 +3,7 @@
 
 use super::{with_db, with_db_read, Db};
 use crate::domain::notifications::NotificationKind;
+use crate::server::cache::{Change, Changed};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -35,21 +36,22 @@ pub struct NewNotification<'a> {
     pub title: &'a str,
     pub body: &'a str,
     pub data: &'a Value,
-    /// Stored as read already (a lower threshold passed in the same step as a higher one).
-    pub read: bool,
+    /// A lower threshold passed in the same step as a higher one: stored (so it is never told)
+    /// as read, and not listed.
+    pub superseded: bool,
     pub now: DateTime<Utc>,
 }
 
 /// Inserts the notification unless the user has one of this kind and key already: the row when
-/// this call made it, `None` when it existed.
+/// this call made it, `None` when it existed. (The unread count is cached with the usage.)
 pub async fn insert_once(
     db: &Db,
     new: &NewNotification<'_>,
-) -> Result<Option<NotificationRow>, sqlx::Error> {
+) -> Result<Changed<Option<NotificationRow>>, sqlx::Error> {
     let sql = concat!(
-        "insert into notifications (id, user_id, kind, once_key, title, body, data, read_at,
-             created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "insert into notifications (id, user_id, kind, once_key, title, body, data, superseded,
+             read_at, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          on conflict do nothing
          returning ",
         columns!()
@@ -63,10 +65,14 @@ pub async fn insert_once(
             .bind(new.title)
             .bind(new.body)
             .bind(Json(new.data))
-            .bind(new.read.then_some(new.now))
+            .bind(new.superseded)
+            .bind(new.superseded.then_some(new.now))
             .bind(new.now)
             .fetch_optional(pool)
             .await
+    })
+    .map(|row: Option<NotificationRow>| {
+        Changed::when(row.is_some(), row, Change::Usage(new.user_id))
     })
 }
 
@@ -86,14 +92,13 @@ pub async fn kinds_for(
     Ok(kinds.into_iter().filter_map(|k| k.parse().ok()).collect())
 }
 
-/// The user's newest `limit` notifications, newest first (of those made together, the one told
-/// before those it superseded).
+/// The user's newest `limit` notifications, newest first (not those superseded).
 pub async fn list(db: &Db, user_id: Uuid, limit: i64) -> Result<Vec<NotificationRow>, sqlx::Error> {
     let sql = concat!(
         "select ",
         columns!(),
-        " from notifications where user_id = $1
-         order by created_at desc, (read_at is null) desc, id desc limit $2"
+        " from notifications where user_id = $1 and not superseded
+         order by created_at desc, id desc limit $2"
     );
     with_db_read!(db, |pool| {
         sqlx::query_as(sql)
@@ -122,7 +127,7 @@ pub async fn mark_read(
     user_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Option<NotificationRow>, sqlx::Error> {
+) -> Result<Changed<Option<NotificationRow>>, sqlx::Error> {
     let sql = concat!(
         "update notifications set read_at = coalesce(read_at, $3)
          where id = $1 and user_id = $2
@@ -137,18 +142,24 @@ pub async fn mark_read(
             .fetch_optional(pool)
             .await
     })
+    .map(|row: Option<NotificationRow>| Changed::when(row.is_some(), row, Change::Usage(user_id)))
 }
 
 /// Marks all the user's notifications read; how many were unread.
-pub async fn mark_all_read(db: &Db, user_id: Uuid, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    with_db!(db, |pool| {
+pub async fn mark_all_read(
+    db: &Db,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Changed<u64>, sqlx::Error> {
+    let marked = with_db!(db, |pool| {
         sqlx::query("update notifications set read_at = $2 where user_id = $1 and read_at is null")
             .bind(user_id)
             .bind(now)
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
-    })
+    })?;
+    Ok(Changed::when(marked > 0, marked, Change::Usage(user_id)))
 }
 
 /// How many notifications of `kind` and key the user has (tests count them).

@@ -128,10 +128,13 @@ pub struct UserPlanUsageRow {
     pub cost_nanos: i64,
     /// Tokens of the days from `recent_from` on (the forecast's last 7 days).
     pub recent_tokens: i64,
+    /// The user's unread notifications (the bell's count).
+    pub unread_notifications: i64,
 }
 
-/// The user's plan, with the sums of the days `from..=to` and the tokens of the days from
-/// `recent_from` on (which may start in the period before), in one read.
+/// The user's plan, with the sums of the days `from..=to`, the tokens of the days from
+/// `recent_from` on (which may start in the period before) and the unread notifications, in one
+/// read.
 pub async fn for_user_with_usage(
     db: &Db,
     user_id: Uuid,
@@ -147,7 +150,9 @@ pub async fn for_user_with_usage(
                     cast(coalesce(t.tokens_used, 0) as bigint) as tokens_used,
                     cast(coalesce(t.requests_count, 0) as bigint) as requests_count,
                     cast(coalesce(t.cost_nanos, 0) as bigint) as cost_nanos,
-                    cast(coalesce(t.recent_tokens, 0) as bigint) as recent_tokens
+                    cast(coalesce(t.recent_tokens, 0) as bigint) as recent_tokens,
+                    (select count(*) from notifications n
+                     where n.user_id = u.id and n.read_at is null) as unread_notifications
              from users u
              join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
              left join (select user_id,

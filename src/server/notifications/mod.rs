@@ -36,6 +36,8 @@ pub async fn list(state: &AppState, user_id: Uuid) -> Result<NotificationListDto
 pub async fn mark_read(state: &AppState, user_id: Uuid, id: Uuid) -> Result<NotificationDto> {
     repo::mark_read(&state.db, user_id, id, db::now())
         .await?
+        .announce(state)
+        .await
         .map(dto)
         .ok_or_else(|| AppError::not_found("notification").into())
 }
@@ -43,6 +45,9 @@ pub async fn mark_read(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Noti
 /// Marks all the user's notifications read; how many were unread.
 #[tracing::instrument(skip(state))]
 pub async fn mark_all_read(state: &AppState, user_id: Uuid) -> Result<i64> {
-    let marked = repo::mark_all_read(&state.db, user_id, db::now()).await?;
+    let marked = repo::mark_all_read(&state.db, user_id, db::now())
+        .await?
+        .announce(state)
+        .await;
     Ok(i64::try_from(marked).unwrap_or(i64::MAX))
 }

@@ -1,7 +1,8 @@
 //! The watcher: finds the users whose standing now calls for a notification and makes it, once.
 //!
 //! Every announced change of a user's usage, plan or limit (`cache::Changed`, so no write can
-//! forget it) and every read of their usage touches the user. A task per instance takes the
+//! forget it) touches the user. (A usage sync run from the command line is another process:
+//! its users are checked at their next change here.) A task per instance takes the
 //! touched users in batches (a burst of sends is one check), reads where each stands (the
 //! cached usage when there is one) and inserts what is due. The database's unique index makes
 //! each notification exactly once, whatever the number of sends crossing a threshold together
@@ -20,8 +21,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How long a touch waits for others to join its batch.
-const BATCH_WAIT: Duration = Duration::from_millis(50);
+/// How long a touch waits for others to join its batch. The sender's page reads its usage
+/// right after a reply, and that read checks a touched user itself (see
+/// [`check_if_touched`]), so the bell is right at once; the watcher is for everybody else.
+const BATCH_WAIT: Duration = Duration::from_millis(500);
 /// Remembered users past this are forgotten (and read from the database again).
 const MAX_KNOWN: usize = 100_000;
 
@@ -42,6 +45,11 @@ impl Watch {
 
     fn take(&self) -> Vec<Uuid> {
         self.touched.lock().unwrap().drain().collect()
+    }
+
+    /// Takes one user out of the batch; whether they were in it.
+    fn untouch(&self, user_id: Uuid) -> bool {
+        self.touched.lock().unwrap().remove(&user_id)
     }
 
     fn known(&self, user_id: Uuid, first_day: NaiveDate) -> Option<Kinds> {
@@ -76,6 +84,18 @@ pub fn start(state: &AppState) {
             }
         }
     });
+}
+
+/// Checks the user now if a change touched them and the watcher has not got to them yet (their
+/// usage is about to be read, and should count what the change made).
+pub async fn check_if_touched(state: &AppState, user_id: Uuid) {
+    if !state.watch.untouch(user_id) {
+        return;
+    }
+    if let Err(err) = check(state, user_id).await {
+        tracing::warn!(error = %err, %user_id, "could not check a user's notifications");
+        state.watch.touch(user_id);
+    }
 }
 
 /// Makes the notifications the user's standing calls for and that do not exist yet; the ones
@@ -131,10 +151,14 @@ pub async fn check(state: &AppState, user_id: Uuid) -> Result<Vec<repo::Notifica
             title: &words.title,
             body: &words.body,
             data: &data,
-            read: kind != tell,
+            superseded: kind != tell,
             now,
         };
-        if let Some(row) = repo::insert_once(&state.db, &new).await? {
+        let made_now = repo::insert_once(&state.db, &new)
+            .await?
+            .announce(state)
+            .await;
+        if let Some(row) = made_now {
             if kind == tell {
                 tracing::info!(%user_id, kind = %kind, "notification made");
                 made.push(row);

@@ -14,7 +14,7 @@ pub fn UsageTab() -> impl IntoView {
     let usage = use_usage().usage;
     view! {
         <div class="space-y-6">
-            {move || usage.get().map(|usage| view! { <QuotaCard usage/> })}
+            {move || usage.get().map(|usage| view! { <QuotaCard usage projection=true/> })}
             <UsagePanel load=get_usage_history csv_href/>
         </div>
     }

@@ -36,6 +36,13 @@ pub fn provide_usage() {
     };
     provide_context(state);
     let signed_in = use_session().user().is_some();
+    // Read again every 30 s: the bell's count stays live without a reload (the usage answer
+    // is cached on the server; browsers slow down the timers of hidden tabs).
+    Effect::new(move |_| {
+        if signed_in {
+            set_interval(move || state.refresh(), std::time::Duration::from_secs(30));
+        }
+    });
     // Effects run only in the browser: the server renders pages without waiting for this.
     Effect::new(move |_| {
         state.version.track();
@@ -101,14 +108,21 @@ pub fn resets_label(usage: &UsageDto) -> String {
         .unwrap_or_else(|| usage.resets_at.clone())
 }
 
-/// The banner above the page whenever a flag is up; dismissed until the next page load.
+/// The banner above the page whenever a flag is up, or the forecast reaches the limit before
+/// the reset; dismissed until the next page load.
 #[component]
 pub fn UsageBanner() -> impl IntoView {
     let state = use_usage();
     let dismissed = RwSignal::new(false);
     move || {
         let usage = state.usage.get()?;
-        if dismissed.get() || !usage.is_warning {
+        let limit_on = usage
+            .forecast
+            .limit_on
+            .as_deref()
+            .and_then(crate::domain::time::parse_day)
+            .map(crate::domain::time::short_day);
+        if dismissed.get() || !(usage.is_warning || limit_on.is_some()) {
             return None;
         }
         Some(view! {
@@ -118,6 +132,7 @@ pub fn UsageBanner() -> impl IntoView {
                 is_upgrade_suggested=usage.is_upgrade_suggested
                 is_blocked=usage.is_blocked
                 resets=resets_label(&usage)
+                limit_on
                 on_dismiss=Callback::new(move |_| dismissed.set(true))
             />
         })

@@ -2,8 +2,10 @@
 //! the per-model breakdown, the CSV download) shared by the profile's Usage tab and the admin
 //! user page.
 
+mod projection;
 mod usage_history_chart;
 
+pub use projection::MonthProjection;
 pub use usage_history_chart::UsageHistoryChart;
 
 use crate::api::error::AppError;
@@ -157,9 +159,14 @@ fn HistoryView(history: UsageHistoryDto) -> impl IntoView {
     }
 }
 
-/// The month's quota: plan, tokens used of the limit, a bar, and when it resets.
+/// The month's quota: plan, tokens used of the limit, a bar, and when it resets; with
+/// `projection`, the signed-in user's month at the forecast's pace.
 #[component]
-pub fn QuotaCard(usage: crate::api::quota::UsageDto) -> impl IntoView {
+pub fn QuotaCard(
+    usage: crate::api::quota::UsageDto,
+    #[prop(optional)] projection: bool,
+) -> impl IntoView {
+    let projection = projection.then(|| view! { <MonthProjection usage=usage.clone()/> });
     use crate::ui::quota::{percent_label, resets_label};
     let fill = crate::ui::quota::bar(usage.quota.percentage);
     let q = &usage.quota;
@@ -196,6 +203,7 @@ pub fn QuotaCard(usage: crate::api::quota::UsageDto) -> impl IntoView {
             >
                 <div class=format!("h-2 rounded-full {bar}") style=fill.style></div>
             </div>
+            {projection}
         </div>
     }
 }

@@ -328,6 +328,20 @@ async fn the_usage_answer_carries_the_forecast(backend: Backend) {
             "the limit is reached before the reset: {f}"
         );
     }
+    // The admin's list projects the same month, with its cost and the day it runs out.
+    let admin = app.admin().await;
+    let (status, list) = app.get(&admin, "/api/admin/users").await;
+    assert_eq!(status, 200, "{list}");
+    let row = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == id.to_string())
+        .unwrap_or_else(|| panic!("alice listed: {list}"))
+        .clone();
+    assert_eq!(row["projected_tokens"], f["projected_tokens"], "{row}");
+    assert_eq!(row["runs_out_on"], f["limit_on"], "{row}");
+    assert_eq!(row["projected_cost"], "0.00", "no cost recorded: {row}");
 }
 
 /// A client of `app` that sends `cookie` (and `app`'s `Origin`).

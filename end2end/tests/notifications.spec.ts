@@ -1,5 +1,5 @@
 import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, open, signUp, snap, uniqueEmail } from './helpers';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, signUp, snap, uniqueEmail } from './helpers';
 
 /** An API client signed in as the admin. */
 async function adminApi(baseURL: string): Promise<APIRequestContext> {
@@ -90,4 +90,25 @@ test('the usage tab projects the month with the limit; the banner names the day'
     await expect(chart.getByTestId('projection-ahead')).toBeAttached();
   }
   await snap(page, 'usage-projection');
+});
+
+test("admins see each user's month at this pace and order the list by who runs out first", async ({ page, browser, baseURL }) => {
+  const { id, used } = await userWithUsage(page, baseURL!);
+  const api = await adminApi(baseURL!);
+  await setLimit(api, id, Math.floor((used * 100) / 40));
+  const users = (await (await api.get('/api/admin/users')).json()).data;
+  const me = users.find((u: { id: string }) => u.id === id);
+  expect(me.projected_tokens).toBeGreaterThanOrEqual(used);
+  const adminPage = await browser.newPage();
+  await logIn(adminPage, ADMIN_EMAIL, ADMIN_PASSWORD);
+  await open(adminPage, '/admin/users');
+  const rows = adminPage.getByTestId('users-table').locator('tbody tr');
+  await expect(rows.first().getByTestId('user-projection')).toContainText('at this pace');
+  await adminPage.getByTestId('users-order').selectOption('runs_out');
+  // Blocked users first, then by the day they run out: the first row is blocked or runs out.
+  const first = rows.first();
+  const blocked = await first.getByTestId('user-flag').filter({ hasText: 'blocked' }).count();
+  if (blocked === 0) await expect(first.getByTestId('user-projection')).toContainText('runs out');
+  await snap(adminPage, 'admin-users-projection');
+  await adminPage.close();
 });

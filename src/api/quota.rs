@@ -41,6 +41,13 @@ pub struct AdminUserDto {
     pub is_blocked: bool,
     /// A plan the user asked for, not yet acted on.
     pub requested_plan: Option<RequestedPlanDto>,
+    /// The period's tokens at the reset at the forecast's pace.
+    pub projected_tokens: i64,
+    /// The period's cost at the reset (exact USD, decimal): the cost so far at its average
+    /// price per token, carried to the projected tokens.
+    pub projected_cost: String,
+    /// The local day (`YYYY-MM-DD`) the forecast reaches the limit, if before the reset.
+    pub runs_out_on: Option<String>,
 }
 
 /// [`AdminUserDto`] as it is written: [`super::UserDto`]'s fields, then the rest.
@@ -63,6 +70,9 @@ struct AdminUserWire {
     is_upgrade_suggested: bool,
     is_blocked: bool,
     requested_plan: Option<RequestedPlanDto>,
+    projected_tokens: i64,
+    projected_cost: String,
+    runs_out_on: Option<String>,
 }
 
 impl From<AdminUserWire> for AdminUserDto {
@@ -86,6 +96,9 @@ impl From<AdminUserWire> for AdminUserDto {
             is_upgrade_suggested: w.is_upgrade_suggested,
             is_blocked: w.is_blocked,
             requested_plan: w.requested_plan,
+            projected_tokens: w.projected_tokens,
+            projected_cost: w.projected_cost,
+            runs_out_on: w.runs_out_on,
         }
     }
 }
@@ -206,11 +219,15 @@ mod tests {
                 name: "Team".into(),
                 requested_at: created_at,
             }),
+            projected_tokens: 12_300,
+            projected_cost: "0.0123".into(),
+            runs_out_on: Some("2026-11-19".into()),
         };
         let json = serde_json::to_value(&row).unwrap();
         assert_eq!(json["email"], "ada@example.com");
         assert_eq!(json["role"], "admin");
         assert!(json.get("user").is_none());
+        assert_eq!(json["runs_out_on"], "2026-11-19");
         assert_eq!(serde_json::from_value::<AdminUserDto>(json).unwrap(), row);
         let without_request = AdminUserDto {
             requested_plan: None,

@@ -459,20 +459,34 @@ pub async fn admin_users(state: &AppState, limit: i64, offset: i64) -> Result<Ve
     if !(1..=1000).contains(&limit) || offset < 0 {
         return Err(AppError::validation("limit must be 1..=1000 and offset >= 0").into());
     }
-    let period = period(state);
+    let window = window(state);
+    let period = window.period;
     let rows = crate::server::db::users::list_with_usage(
         &state.db,
         limit,
         offset,
         period.first_day,
         period.last_day,
+        window.recent_from,
     )
     .await?;
+    let thresholds = state.config.quota_thresholds;
     Ok(rows
         .into_iter()
         .map(|r| {
             let limit = r.token_limit_override.or(r.plan_limit);
-            let status = quota_status(r.tokens_used, limit, state.config.quota_thresholds);
+            let status = quota_status(r.tokens_used, limit, thresholds);
+            let f = forecast(
+                window.now,
+                &period,
+                &state.config.timezone,
+                forecast::Usage {
+                    period: r.tokens_used,
+                    last_7_days: r.recent_tokens,
+                },
+                limit,
+                thresholds,
+            );
             AdminUserDto {
                 requested_plan: match (
                     r.requested_plan_id,
@@ -496,7 +510,37 @@ pub async fn admin_users(state: &AppState, limit: i64, offset: i64) -> Result<Ve
                 is_warning: status.is_warning,
                 is_upgrade_suggested: status.is_upgrade_suggested,
                 is_blocked: status.is_blocked,
+                projected_tokens: f.projected,
+                projected_cost: decimal_usd(projected_cost(
+                    r.cost_nanos,
+                    r.tokens_used,
+                    f.projected,
+                )),
+                runs_out_on: f.limit_on.map(|d| d.to_string()),
             }
         })
         .collect())
+}
+
+/// The period's cost at the reset: the cost so far at its average price per token, carried
+/// to the projected tokens (rounded down; what was used so far when nothing is projected).
+fn projected_cost(cost_nanos: i64, tokens_used: i64, projected_tokens: i64) -> i64 {
+    if tokens_used <= 0 || projected_tokens <= tokens_used {
+        return cost_nanos;
+    }
+    let cost = i128::from(cost_nanos) * i128::from(projected_tokens) / i128::from(tokens_used);
+    cost.min(i128::from(i64::MAX)) as i64
+}
+
+#[cfg(test)]
+mod projected_cost_tests {
+    use super::projected_cost;
+
+    #[test]
+    fn the_cost_follows_the_tokens_at_their_average_price() {
+        assert_eq!(projected_cost(1_000, 100, 300), 3_000);
+        assert_eq!(projected_cost(1_000, 0, 300), 1_000);
+        assert_eq!(projected_cost(1_000, 300, 300), 1_000);
+        assert_eq!(projected_cost(10, 3, 4), 13);
+    }
 }

@@ -330,15 +330,20 @@ pub struct UserQuotaRow {
     pub requested_plan_name: Option<String>,
     pub plan_requested_at: Option<DateTime<Utc>>,
     pub tokens_used: i64,
+    pub cost_nanos: i64,
+    /// Tokens of the days from `recent_from` on (the forecast's last 7 days).
+    pub recent_tokens: i64,
 }
 
-/// Users (oldest first) with their plan and their usage from `from` to `to` (the period).
+/// Users (oldest first) with their plan and their usage from `from` to `to` (the period) and
+/// from `recent_from` on (the last 7 days, for the forecast).
 pub async fn list_with_usage(
     db: &Db,
     limit: i64,
     offset: i64,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
+    recent_from: chrono::NaiveDate,
 ) -> Result<Vec<UserQuotaRow>, sqlx::Error> {
     with_db_read!(db, |pool| {
         sqlx::query_as(
@@ -346,10 +351,17 @@ pub async fn list_with_usage(
                     p.id as plan_id, p.name as plan_name, p.monthly_token_limit as plan_limit,
                     u.token_limit_override, u.requested_plan_id, r.name as requested_plan_name,
                     u.plan_requested_at,
-                    cast(coalesce((select sum(h.tokens_used) from usage_history h
-                                   where h.user_id = u.id and h.date >= $3 and h.date <= $4), 0)
-                         as bigint) as tokens_used
+                    cast(coalesce(t.tokens_used, 0) as bigint) as tokens_used,
+                    cast(coalesce(t.cost_nanos, 0) as bigint) as cost_nanos,
+                    cast(coalesce(t.recent_tokens, 0) as bigint) as recent_tokens
              from users u
+             left join (select h.user_id,
+                               sum(case when h.date >= $3 then h.tokens_used else 0 end) as tokens_used,
+                               sum(case when h.date >= $3 then h.cost_nanos else 0 end) as cost_nanos,
+                               sum(case when h.date >= $5 then h.tokens_used else 0 end) as recent_tokens
+                        from usage_history h
+                        where h.date >= $6 and h.date <= $4
+                        group by h.user_id) t on t.user_id = u.id
              join plans p on p.id = coalesce(u.plan_id, (select d.id from plans d where d.is_default))
              left join plans r on r.id = u.requested_plan_id
              order by case when u.approval = 'pending' then 0 else 1 end, u.created_at, u.id
@@ -359,6 +371,8 @@ pub async fn list_with_usage(
         .bind(offset)
         .bind(from)
         .bind(to)
+        .bind(recent_from)
+        .bind(from.min(recent_from))
         .fetch_all(pool)
         .await
     })

@@ -52,6 +52,7 @@ pub fn AdminUsersPage() -> impl IntoView {
     let role_error = action_error(set_role);
     let disable_error = action_error(set_disabled);
     let decide_error = action_error(decide);
+    let by_run_out = RwSignal::new(false);
 
     view! {
         <h1 class="text-2xl font-bold tracking-tight">"Users"</h1>
@@ -86,7 +87,20 @@ pub fn AdminUsersPage() -> impl IntoView {
                 .map(|message| view! { <ErrorNotice message/> })}
         </div>
 
-        <div class="relative mt-4 overflow-x-auto rounded-2xl bg-white shadow-sm ring-1 ring-slate-200">
+        <div class="mt-4 flex items-center justify-end gap-2">
+            <label for="users-order" class="text-sm text-slate-600">"Order"</label>
+            <select
+                id="users-order"
+                class="rounded-lg border-0 bg-white py-1.5 pl-3 pr-8 text-sm ring-1 ring-inset ring-slate-300"
+                data-testid="users-order"
+                on:change=move |ev| by_run_out.set(event_target_value(&ev) == "runs_out")
+            >
+                <option value="joined">"Pending first, then by sign-up"</option>
+                <option value="runs_out">"Runs out first"</option>
+            </select>
+        </div>
+
+        <div class="relative mt-2 overflow-x-auto rounded-2xl bg-white shadow-sm ring-1 ring-slate-200">
             <Transition fallback=|| view! { <div class="px-6"><Loading/></div> }>
                 {move || users.get().map(|r| match r {
                     Err(e) => view! { <div class="p-6"><ErrorNotice message=e.message/></div> }.into_any(),
@@ -105,7 +119,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                                     </tr>
                                 </thead>
                                 <tbody class="divide-y divide-slate-100">
-                                    {page.users.into_iter().map(|u| {
+                                    {ordered(page.users, by_run_out.get()).into_iter().map(|u| {
                                         let is_me = me == Some(u.user.id);
                                         view! { <UserRow row=u plans=plans.clone() is_me actions/> }
                                     }).collect_view()}
@@ -117,6 +131,20 @@ pub fn AdminUsersPage() -> impl IntoView {
             </Transition>
         </div>
     }
+}
+
+/// The users as the server lists them, or (`by_run_out`) blocked first, then by the day the
+/// forecast reaches their limit, soonest first, then the rest.
+pub fn ordered(mut users: Vec<AdminUserDto>, by_run_out: bool) -> Vec<AdminUserDto> {
+    if by_run_out {
+        // `YYYY-MM-DD` sorts as text; the order is stable within each group.
+        users.sort_by_key(|u| match (&u.runs_out_on, u.is_blocked) {
+            (_, true) => (0, String::new()),
+            (Some(day), false) => (1, day.clone()),
+            (None, false) => (2, String::new()),
+        });
+    }
+    users
 }
 
 #[derive(Clone, Copy)]
@@ -261,8 +289,27 @@ fn UsageCell(row: AdminUserDto) -> impl IntoView {
     } else {
         None
     };
+    let projection = {
+        let mut text = format!(
+            "at this pace {} tokens, ${}",
+            grouped(row.projected_tokens),
+            row.projected_cost
+        );
+        if let Some(day) = row
+            .runs_out_on
+            .as_deref()
+            .and_then(crate::domain::time::parse_day)
+        {
+            text.push_str(&format!(
+                " · runs out {}",
+                crate::domain::time::short_day(day)
+            ));
+        }
+        text
+    };
     view! {
         <p class="whitespace-nowrap text-xs text-slate-600" data-testid="user-usage">{text}</p>
+        <p class="whitespace-nowrap text-xs text-slate-400" data-testid="user-projection">{projection}</p>
         <div class="mt-1 h-1.5 w-full rounded-full bg-slate-100">
             <div class=format!("h-1.5 rounded-full {bar}") style=fill.style></div>
         </div>
@@ -311,5 +358,52 @@ fn LimitForm(
             <button type="submit" class="rounded-md px-2 py-1 text-xs font-semibold text-indigo-700 ring-1 ring-inset ring-indigo-200 hover:bg-indigo-50">"Save"</button>
         </form>
         {move || problem.get().map(|p| view! { <p class="mt-1 text-xs text-red-700" role="alert">{p}</p> })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::UserDto;
+
+    fn user(n: u128, runs_out_on: Option<&str>, is_blocked: bool) -> AdminUserDto {
+        AdminUserDto {
+            user: UserDto {
+                id: uuid::Uuid::from_u128(n),
+                email: format!("u{n}@example.com"),
+                role: Role::User,
+                disabled: false,
+                approval: Approval::Approved,
+                created_at: chrono::Utc::now(),
+            },
+            plan_id: uuid::Uuid::nil(),
+            plan_name: "Free".into(),
+            token_limit_override: None,
+            limit: Some(100),
+            tokens_used: 0,
+            percentage: 0.0,
+            is_warning: is_blocked,
+            is_upgrade_suggested: is_blocked,
+            is_blocked,
+            requested_plan: None,
+            projected_tokens: 0,
+            projected_cost: "0.00".into(),
+            runs_out_on: runs_out_on.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn runs_out_first_puts_the_blocked_then_the_soonest() {
+        let users = vec![
+            user(1, None, false),
+            user(2, Some("2026-12-19"), false),
+            user(3, None, true),
+            user(4, Some("2026-12-05"), false),
+        ];
+        let ids = |list: Vec<AdminUserDto>| -> Vec<u128> {
+            list.iter().map(|u| u.user.id.as_u128()).collect()
+        };
+        assert_eq!(ids(ordered(users.clone(), false)), [1, 2, 3, 4]);
+        assert_eq!(ids(ordered(users, true)), [3, 4, 2, 1]);
     }
 }

@@ -11,32 +11,6 @@ use std::time::{Duration, Instant};
 
 const FREE: &str = "aa71171b-2000-58dd-a322-95baf1fc6a6a";
 
-/// Logs in and returns the raw session cookie, to send by hand (so it can be used again after
-/// the session has ended, as a stolen copy would be).
-async fn session_cookie(app: &TestApp, email: &str, password: &str) -> String {
-    let res = app
-        .client()
-        .post(app.url("/api/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let set = res.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
-/// A client that always sends `cookie` (and the `Origin` of `app`).
-fn with_cookie(app: &TestApp, cookie: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("cookie", cookie.parse().unwrap());
-    headers.insert("origin", app.base.parse().unwrap());
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
 async fn status(app: &TestApp, client: &reqwest::Client, path: &str) -> u16 {
     app.get(client, path).await.0
 }
@@ -79,8 +53,10 @@ async fn one_instance_sees_every_change_at_once(backend: Backend) {
     eventually("caching on", || async { app.state.caches.is_on() }).await;
     let admin = app.admin().await;
     app.signed_up("cached@example.com").await;
-    let cookie = session_cookie(&app, "cached@example.com", "password-123").await;
-    let user = with_cookie(&app, &cookie);
+    let cookie = app
+        .session_cookie("cached@example.com", "password-123")
+        .await;
+    let user = app.with_cookie(&cookie);
     let id = my_id(&app, &user).await;
 
     // Read twice (the second from the cache, if any), then change and read again.
@@ -126,9 +102,9 @@ async fn one_instance_sees_every_change_at_once(backend: Backend) {
     assert_eq!(now["plan"]["monthly_token_limit"], 77_000);
 
     // A second session of the user ends with a password change made in the first.
-    let other = with_cookie(
-        &app,
-        &session_cookie(&app, "cached@example.com", "password-123").await,
+    let other = app.with_cookie(
+        &app.session_cookie("cached@example.com", "password-123")
+            .await,
     );
     assert_eq!(status(&app, &other, "/api/auth/me").await, 200);
     let (s, body) = app
@@ -157,14 +133,16 @@ async fn one_instance_sees_every_change_at_once(backend: Backend) {
     )
     .await;
     assert_eq!(status(&app, &user, "/api/auth/me").await, 401);
-    let cookie = session_cookie(&app, "cached@example.com", "password-456").await;
-    let user = with_cookie(&app, &cookie);
+    let cookie = app
+        .session_cookie("cached@example.com", "password-456")
+        .await;
+    let user = app.with_cookie(&cookie);
     assert_eq!(status(&app, &user, "/api/auth/me").await, 200);
 
     // A role change is seen at once (a demoted admin loses the admin API).
     let admin2 = app.admin().await;
-    let admin_cookie = session_cookie(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let admin_again = with_cookie(&app, &admin_cookie);
+    let admin_cookie = app.session_cookie(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin_again = app.with_cookie(&admin_cookie);
     assert_eq!(status(&app, &admin_again, "/api/admin/users").await, 200);
     app.patch(
         &admin2,
@@ -221,8 +199,8 @@ async fn postgres_instances_tell_each_other() {
     let a = TestApp::start(Backend::Postgres).await;
     let b = a.another_instance().await;
     a.signed_up("shared@example.com").await;
-    let cookie = session_cookie(&a, "shared@example.com", "password-123").await;
-    let (on_a, on_b) = (with_cookie(&a, &cookie), with_cookie(&b, &cookie));
+    let cookie = a.session_cookie("shared@example.com", "password-123").await;
+    let (on_a, on_b) = (a.with_cookie(&cookie), b.with_cookie(&cookie));
     let id = my_id(&a, &on_a).await;
     let admin_a = a.admin().await;
 
@@ -266,8 +244,8 @@ async fn postgres_instances_tell_each_other() {
     .await;
 
     // A new session, used on B; then the user is disabled on A: refused on B.
-    let cookie = session_cookie(&a, "shared@example.com", "password-123").await;
-    let on_b = with_cookie(&b, &cookie);
+    let cookie = a.session_cookie("shared@example.com", "password-123").await;
+    let on_b = b.with_cookie(&cookie);
     assert_eq!(status(&b, &on_b, "/api/auth/me").await, 200);
     assert_eq!(b.state.caches.entries().0, 1, "B holds the new session");
     a.patch(

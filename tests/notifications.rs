@@ -22,18 +22,6 @@ on_both_backends!(
     the_usage_answer_carries_the_forecast,
 );
 
-async fn set_limit(app: &TestApp, user: Uuid, limit: i64) {
-    let admin = app.admin().await;
-    let (status, body) = app
-        .patch(
-            &admin,
-            &format!("/api/admin/users/{user}"),
-            json!({"token_limit_override": limit}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// Sets the user's usage today to `tokens`, as earlier chats would have, and says so.
 async fn set_usage(app: &TestApp, user: Uuid, tokens: i64) {
     let today = chrono::Utc::now().date_naive();
@@ -108,7 +96,7 @@ async fn a_send_past_80_percent_lights_the_bell_once(backend: Backend) {
     let app = TestApp::start(backend).await;
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
-    set_limit(&app, id, 10_000).await;
+    app.set_limit(id, 10_000).await;
     // 79.9 %: no threshold yet. (The forecast may already see the limit before the reset.)
     set_usage(&app, id, 7_990).await;
     // The watcher's batch (0.5 s) has passed.
@@ -188,7 +176,7 @@ async fn twenty_checks_of_one_crossing_make_one_notification(backend: Backend) {
     let app = TestApp::start(backend).await;
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
-    set_limit(&app, id, 10_000).await;
+    app.set_limit(id, 10_000).await;
     // Written without telling the watcher, so the 20 checks below are the first to see it.
     let today = chrono::Utc::now().date_naive();
     with_pool!(&app.db, |p| sqlx::query(
@@ -231,7 +219,7 @@ async fn users_read_and_mark_only_their_own(backend: Backend) {
     let alice = app.signed_up("alice@example.com").await;
     let bob = app.signed_up("bob@example.com").await;
     let id = my_id(&app, &alice).await;
-    set_limit(&app, id, 1_000).await;
+    app.set_limit(id, 1_000).await;
     set_usage(&app, id, 850).await;
     let list = wait_for_kind(&app, &alice, "quota_warning").await;
     let unread = list["unread"].as_i64().unwrap();
@@ -298,7 +286,7 @@ async fn the_usage_answer_carries_the_forecast(backend: Backend) {
     let app = TestApp::start(backend).await;
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
-    set_limit(&app, id, 1_000_000).await;
+    app.set_limit(id, 1_000_000).await;
     set_usage(&app, id, 100_000).await;
     let (status, body) = app.get(&alice, "/api/profile/usage").await;
     assert_eq!(status, 200, "{body}");
@@ -344,17 +332,6 @@ async fn the_usage_answer_carries_the_forecast(backend: Backend) {
     assert_eq!(row["projected_cost"], "0.00", "no cost recorded: {row}");
 }
 
-/// A client of `app` that sends `cookie` (and `app`'s `Origin`).
-fn with_cookie(app: &TestApp, cookie: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("cookie", cookie.parse().unwrap());
-    headers.insert("origin", app.base.parse().unwrap());
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
 /// Two instances on one PostgreSQL database, 20 sends crossing 80 % at once spread over both:
 /// both watchers check, one warning exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,19 +339,10 @@ async fn postgres_two_instances_notify_once() {
     let a = TestApp::start(Backend::Postgres).await;
     let b = a.another_instance().await;
     a.signed_up("shared@example.com").await;
-    let res = a
-        .client()
-        .post(a.url("/api/auth/login"))
-        .json(&json!({"email": "shared@example.com", "password": "password-123"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let (on_a, on_b) = (with_cookie(&a, &cookie), with_cookie(&b, &cookie));
+    let cookie = a.session_cookie("shared@example.com", "password-123").await;
+    let (on_a, on_b) = (a.with_cookie(&cookie), b.with_cookie(&cookie));
     let id = my_id(&a, &on_a).await;
-    set_limit(&a, id, 10_000).await;
+    a.set_limit(id, 10_000).await;
     set_usage(&a, id, 7_990).await;
     let sends = (0..20).map(|i| {
         let (app, client) = if i % 2 == 0 { (&a, &on_a) } else { (&b, &on_b) };

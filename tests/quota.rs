@@ -11,16 +11,6 @@ use uuid::Uuid;
 
 const PRO: &str = "afdcac68-a1ab-52f6-b371-b4a3489815e1";
 
-/// Sets a user's personal limit, as an admin does.
-async fn set_limit(app: &TestApp, user: Uuid, limit: i64) {
-    let admin = app.admin().await;
-    let path = format!("/api/admin/users/{user}");
-    let (status, body) = app
-        .patch(&admin, &path, json!({"token_limit_override": limit}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// Records `tokens` of today's usage for the user, as earlier chats would have.
 async fn use_tokens(app: &TestApp, user: Uuid, tokens: i64) {
     let today = chrono::Utc::now().date_naive();
@@ -103,7 +93,7 @@ async fn flags_go_up_at_each_boundary(backend: Backend) {
     let app = TestApp::start(backend).await;
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
-    set_limit(&app, id, 10_000).await;
+    app.set_limit(id, 10_000).await;
     // (total used, percentage, warning, upgrade, blocked)
     for (total, pct, w, u, b) in [
         (7_999, 79.99, false, false, false),
@@ -135,7 +125,7 @@ async fn a_blocked_send_is_429_with_when_and_where_and_writes_nothing(backend: B
     let app = TestApp::start(backend).await;
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
-    set_limit(&app, id, 1_000).await;
+    app.set_limit(id, 1_000).await;
     use_tokens(&app, id, 1_000).await;
     for stream in [false, true] {
         let mut body = send_body("over the limit");
@@ -158,7 +148,7 @@ async fn concurrent_sends_at_90_percent_never_pass_the_limit(backend: Backend) {
     let alice = app.signed_up("alice@example.com").await;
     let id = my_id(&app, &alice).await;
     let limit = 10_000;
-    set_limit(&app, id, limit).await;
+    app.set_limit(id, limit).await;
     use_tokens(&app, id, 9_000).await;
     let sends = (0..20).map(|i| {
         let (app, alice) = (&app, &alice);

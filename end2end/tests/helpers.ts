@@ -1,4 +1,4 @@
-import { expect, Page } from '@playwright/test';
+import { APIRequestContext, expect, Page, request } from '@playwright/test';
 
 export const ADMIN_EMAIL = 'admin@example.com';
 export const ADMIN_PASSWORD = 'admin-password-1';
@@ -39,4 +39,32 @@ export async function logIn(page: Page, email: string, password = PASSWORD) {
 export async function snap(page: Page, name: string) {
   const dir = process.env.SCREENSHOT_DIR;
   if (dir) await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+}
+
+/** An API client signed in as the admin. */
+export async function adminApi(baseURL: string): Promise<APIRequestContext> {
+  const api = await request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL } });
+  const res = await api.post('/api/auth/login', { data: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+  expect(res.status()).toBe(200);
+  return api;
+}
+
+/** Signs up (the address tagged `tag`), chats once with the demo model, and returns the
+ *  user's id and tokens used. */
+export async function userWithUsage(page: Page, baseURL: string, tag: string): Promise<{ id: string; used: number }> {
+  await signUp(page, uniqueEmail(tag));
+  const sent = await page.request.post('/api/chat/completions', {
+    headers: { Origin: baseURL },
+    data: { model: 'demo', messages: [{ role: 'user', content: 'count these tokens' }] },
+  });
+  expect(sent.status()).toBe(200);
+  const me = await (await page.request.get('/api/auth/me')).json();
+  const usage = await (await page.request.get('/api/profile/usage')).json();
+  return { id: me.data.id, used: usage.data.tokens_used };
+}
+
+/** Sets a user's personal monthly limit. */
+export async function setLimit(api: APIRequestContext, id: string, limit: number) {
+  const res = await api.patch(`/api/admin/users/${id}`, { data: { token_limit_override: limit } });
+  expect(res.status()).toBe(200);
 }

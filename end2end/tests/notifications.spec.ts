@@ -1,34 +1,8 @@
-import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, signUp, snap, uniqueEmail } from './helpers';
-
-/** An API client signed in as the admin. */
-async function adminApi(baseURL: string): Promise<APIRequestContext> {
-  const api = await request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL } });
-  const res = await api.post('/api/auth/login', { data: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-  expect(res.status()).toBe(200);
-  return api;
-}
-
-/** Signs up, chats once with the demo model, and returns the user's id and tokens used. */
-async function userWithUsage(page: Page, baseURL: string): Promise<{ id: string; used: number }> {
-  await signUp(page, uniqueEmail('bell'));
-  const sent = await page.request.post('/api/chat/completions', {
-    headers: { Origin: baseURL },
-    data: { model: 'demo', messages: [{ role: 'user', content: 'count these tokens' }] },
-  });
-  expect(sent.status()).toBe(200);
-  const me = await (await page.request.get('/api/auth/me')).json();
-  const usage = await (await page.request.get('/api/profile/usage')).json();
-  return { id: me.data.id, used: usage.data.tokens_used };
-}
-
-async function setLimit(api: APIRequestContext, id: string, limit: number) {
-  const res = await api.patch(`/api/admin/users/${id}`, { data: { token_limit_override: limit } });
-  expect(res.status()).toBe(200);
-}
+import { expect, test } from '@playwright/test';
+import { adminApi, ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, setLimit, signUp, snap, uniqueEmail, userWithUsage } from './helpers';
 
 test('at 79% one more message lights the bell without a reload; the list marks one and all read', async ({ page, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'bell');
   const api = await adminApi(baseURL!);
   // 79 %: under the warning (the forecast may already have said something).
   await setLimit(api, id, Math.floor((used * 100) / 79));
@@ -70,7 +44,7 @@ test('a new user has an empty list', async ({ page }) => {
 });
 
 test('the usage tab projects the month with the limit; the banner names the day', async ({ page, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'bell');
   const api = await adminApi(baseURL!);
   // 40 % on the month's first days (or later): at this pace the limit comes before the reset,
   // unless the month is nearly over.
@@ -93,7 +67,7 @@ test('the usage tab projects the month with the limit; the banner names the day'
 });
 
 test("admins see each user's month at this pace and order the list by who runs out first", async ({ page, browser, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'bell');
   const api = await adminApi(baseURL!);
   await setLimit(api, id, Math.floor((used * 100) / 40));
   const users = (await (await api.get('/api/admin/users')).json()).data;

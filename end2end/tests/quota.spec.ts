@@ -1,34 +1,8 @@
-import { APIRequestContext, expect, Page, request, test } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, signUp, snap, uniqueEmail } from './helpers';
-
-/** An API client signed in as the admin. */
-async function adminApi(baseURL: string): Promise<APIRequestContext> {
-  const api = await request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL } });
-  const res = await api.post('/api/auth/login', { data: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-  expect(res.status()).toBe(200);
-  return api;
-}
-
-/** Signs up, chats once with the demo model, and returns the user's id and tokens used. */
-async function userWithUsage(page: Page, baseURL: string): Promise<{ id: string; used: number }> {
-  await signUp(page, uniqueEmail('quota'));
-  const sent = await page.request.post('/api/chat/completions', {
-    headers: { Origin: baseURL },
-    data: { model: 'demo', messages: [{ role: 'user', content: 'count these tokens' }] },
-  });
-  expect(sent.status()).toBe(200);
-  const me = await (await page.request.get('/api/auth/me')).json();
-  const usage = await (await page.request.get('/api/profile/usage')).json();
-  return { id: me.data.id, used: usage.data.tokens_used };
-}
-
-async function setLimit(api: APIRequestContext, id: string, limit: number) {
-  const res = await api.patch(`/api/admin/users/${id}`, { data: { token_limit_override: limit } });
-  expect(res.status()).toBe(200);
-}
+import { expect, test } from '@playwright/test';
+import { adminApi, ADMIN_EMAIL, ADMIN_PASSWORD, logIn, open, setLimit, signUp, snap, uniqueEmail, userWithUsage } from './helpers';
 
 test('at 85% an amber banner; dismissed it stays away until a reload', async ({ page, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'quota');
   const api = await adminApi(baseURL!);
   await setLimit(api, id, Math.floor((used * 100) / 85));
   await open(page, '/chat');
@@ -47,7 +21,7 @@ test('at 85% an amber banner; dismissed it stays away until a reload', async ({ 
 });
 
 test('at 96% the banner suggests upgrading', async ({ page, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'quota');
   const api = await adminApi(baseURL!);
   await setLimit(api, id, Math.floor((used * 100) / 96));
   await open(page, '/profile');
@@ -57,7 +31,7 @@ test('at 96% the banner suggests upgrading', async ({ page, baseURL }) => {
 });
 
 test('at 100% Send opens the dialog, nothing is sent, and the text is kept', async ({ page, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'quota');
   const api = await adminApi(baseURL!);
   await setLimit(api, id, used);
   await open(page, '/chat');
@@ -92,7 +66,7 @@ test('at 100% Send opens the dialog, nothing is sent, and the text is kept', asy
 });
 
 test('a 429 from the server opens the dialog too', async ({ page, baseURL }) => {
-  const { id, used } = await userWithUsage(page, baseURL!);
+  const { id, used } = await userWithUsage(page, baseURL!, 'quota');
   await open(page, '/chat');
   await expect(page.getByTestId('model-picker')).toHaveValue('demo');
   // Blocked after the page loaded its usage: only the server knows.

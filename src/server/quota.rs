@@ -94,23 +94,40 @@ pub struct Standing {
     pub forecast: Forecast,
 }
 
+/// The forecast in `window` of a user who used `period` tokens this period and `last_7_days`
+/// in the last 7 days, against `limit`.
+fn forecast_in(
+    state: &AppState,
+    window: &Window,
+    period: i64,
+    last_7_days: i64,
+    limit: Option<i64>,
+) -> Forecast {
+    forecast(
+        window.now,
+        &window.period,
+        &state.config.timezone,
+        forecast::Usage {
+            period,
+            last_7_days,
+        },
+        limit,
+        state.config.quota_thresholds,
+    )
+}
+
 /// Where the user stands now (the usage from the cache when it has it).
 pub async fn standing(state: &AppState, user_id: Uuid) -> Result<Standing> {
     let window = window(state);
     let totals = period_usage(state, user_id, &window).await?;
     let limit = totals.plan.limit();
-    let thresholds = state.config.quota_thresholds;
-    let status = quota_status(totals.tokens_used, limit, thresholds);
-    let forecast = forecast(
-        window.now,
-        &window.period,
-        &state.config.timezone,
-        forecast::Usage {
-            period: totals.tokens_used,
-            last_7_days: totals.recent_tokens,
-        },
+    let status = quota_status(totals.tokens_used, limit, state.config.quota_thresholds);
+    let forecast = forecast_in(
+        state,
+        &window,
+        totals.tokens_used,
+        totals.recent_tokens,
         limit,
-        thresholds,
     );
     Ok(Standing {
         window,
@@ -476,17 +493,7 @@ pub async fn admin_users(state: &AppState, limit: i64, offset: i64) -> Result<Ve
         .map(|r| {
             let limit = r.token_limit_override.or(r.plan_limit);
             let status = quota_status(r.tokens_used, limit, thresholds);
-            let f = forecast(
-                window.now,
-                &period,
-                &state.config.timezone,
-                forecast::Usage {
-                    period: r.tokens_used,
-                    last_7_days: r.recent_tokens,
-                },
-                limit,
-                thresholds,
-            );
+            let f = forecast_in(state, &window, r.tokens_used, r.recent_tokens, limit);
             AdminUserDto {
                 requested_plan: match (
                     r.requested_plan_id,

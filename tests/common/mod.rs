@@ -204,6 +204,45 @@ impl TestApp {
     pub async fn admin(&self) -> reqwest::Client {
         admin_client(&self.base).await
     }
+
+    /// Sets a user's personal monthly limit, as an admin does.
+    pub async fn set_limit(&self, user: uuid::Uuid, limit: i64) {
+        let admin = self.admin().await;
+        let (status, body) = self
+            .patch(
+                &admin,
+                &format!("/api/admin/users/{user}"),
+                serde_json::json!({"token_limit_override": limit}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Logs in and returns the raw session cookie, to send by hand (to another instance, or
+    /// after the session has ended, as a stolen copy would be).
+    pub async fn session_cookie(&self, email: &str, password: &str) -> String {
+        let res = self
+            .client()
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let set = res.headers()["set-cookie"].to_str().unwrap();
+        set.split(';').next().unwrap().to_string()
+    }
+
+    /// A client of this instance that always sends `cookie` (and this instance's `Origin`).
+    pub fn with_cookie(&self, cookie: &str) -> reqwest::Client {
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", cookie.parse().unwrap());
+        headers.insert(ORIGIN, HeaderValue::from_str(&self.base).unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
 }
 
 impl TestApp {
